@@ -1,0 +1,40 @@
+//! The gateway's settings (filled from flags and `SNAKEPIT_*` variables by
+//! `main`, from literals by tests).
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Seats of a room created by this gateway (the game's max players).
+    pub room_capacity: u16,
+    /// Frames queued for one connection before it counts as too slow.
+    pub send_queue: usize,
+    /// Client messages per second, and the burst allowed above it.
+    pub rate_per_sec: f64,
+    pub rate_burst: f64,
+    /// Messages dropped by the rate limit before the connection is closed.
+    pub flood_limit: u32,
+    /// How long a session (resume token) lives after its connection ends.
+    pub session_ttl: Duration,
+    /// Time for one write to a client before it counts as dead.
+    pub write_timeout: Duration,
+    /// How often `enter` is repeated until the room answers, and for how long.
+    pub enter_retry: Duration,
+    pub enter_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            room_capacity: 10,
+            send_queue: 64,
+            rate_per_sec: 30.0,
+            rate_burst: 60.0,
+            flood_limit: 200,
+            session_ttl: Duration::from_secs(600),
+            write_timeout: Duration::from_secs(5),
+            enter_retry: Duration::from_millis(250),
+            enter_timeout: Duration::from_secs(10),
+        }
+    }
+}

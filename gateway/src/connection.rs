@@ -1,0 +1,465 @@
+//! One client connection: a struct whose `run` selects over the socket, the
+//! connection's outgoing queue, the room's answer timer, a kick (too slow)
+//! and the gateway's shutdown.
+//!
+//! The connection owns the player's identity (player id, name, resume
+//! token) and tags every input with it: a client can only steer its own
+//! snake. It never runs game rules.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use snakepit_shared::encode::{FrameWriter, error_frame};
+use snakepit_shared::protocol::{ClientMessage, ProtocolError};
+use snakepit_shared::{Backend, ConnId, InputKind, Notice, PlayerId, RoomId, RoomInput, Seat, Session};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::fanout::{Member, Outgoing};
+use crate::rate_limit::TokenBucket;
+use crate::state::AppState;
+
+/// Close codes (see docs/protocol.md).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+
+/// Rooms listed in one `rooms` reply.
+const ROOMS_LISTED: usize = 100;
+
+struct Identity {
+    id: PlayerId,
+    name: String,
+    token: String,
+}
+
+/// The room this connection is a member of.
+struct Place {
+    room: RoomId,
+    member: PlayerId,
+    as_player: bool,
+}
+
+/// An `enter` the room has not answered yet.
+struct PendingEnter {
+    input: RoomInput,
+    room: RoomId,
+    next: Instant,
+    deadline: Instant,
+    warned: bool,
+}
+
+enum Flow {
+    Continue,
+    End,
+    Close(u16, &'static str),
+}
+
+/// A refusal the client hears about: its own fault, or ours.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("{0}")]
+    State(String),
+    #[error("Server busy, try again")]
+    Backend(#[from] snakepit_shared::BusError),
+}
+
+pub struct Connection<B> {
+    state: AppState<B>,
+    conn: ConnId,
+    /// Member id while spectating without an identity.
+    spectator_id: PlayerId,
+    identity: Option<Identity>,
+    place: Option<Place>,
+    pending: Option<PendingEnter>,
+    out_tx: mpsc::Sender<Outgoing>,
+    out_rx: mpsc::Receiver<Outgoing>,
+    kick: CancellationToken,
+    limiter: TokenBucket,
+    throttled: bool,
+    dropped: u32,
+}
+
+impl<B: Backend> Connection<B> {
+    pub fn new(state: AppState<B>) -> Self {
+        let (out_tx, out_rx) = mpsc::channel(state.config.send_queue);
+        let limiter = TokenBucket::new(state.config.rate_per_sec, state.config.rate_burst);
+        Self {
+            conn: ConnId::random(),
+            spectator_id: PlayerId::random(),
+            identity: None,
+            place: None,
+            pending: None,
+            out_tx,
+            out_rx,
+            kick: CancellationToken::new(),
+            limiter,
+            throttled: false,
+            dropped: 0,
+            state,
+        }
+    }
+
+    pub async fn run(mut self, socket: WebSocket) {
+        self.state.metrics.connections.inc();
+        let (mut sink, mut stream) = socket.split();
+        let shutdown = self.state.shutdown.clone();
+        let kick = self.kick.clone();
+        let close = loop {
+            let retry_at = self.pending.as_ref().map(|p| p.next);
+            tokio::select! {
+                _ = shutdown.cancelled() => break Some((CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")),
+                _ = kick.cancelled() => break Some((CLOSE_TOO_SLOW, "too slow; reconnect and resume")),
+                msg = stream.next() => match msg {
+                    None => break None,
+                    Some(Err(e)) => break too_big(&e).then_some((CLOSE_TOO_BIG, "message too big")),
+                    Some(Ok(msg)) => match self.on_message(msg).await {
+                        Flow::Continue => {}
+                        Flow::End => break None,
+                        Flow::Close(code, reason) => break Some((code, reason)),
+                    },
+                },
+                Some(out) = self.out_rx.recv() => {
+                    if !self.write(&mut sink, out).await {
+                        break None;
+                    }
+                }
+                _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => self.retry_enter().await,
+            }
+        };
+        if let Some((code, reason)) = close {
+            if code == CLOSE_TOO_SLOW {
+                self.state.metrics.slow_clients.inc();
+            }
+            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+            let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+        }
+        self.leave(InputKind::Disconnect).await;
+        if let Some(id) = &self.identity {
+            self.save_session(id.id).await;
+        }
+        self.state.metrics.connections.dec();
+    }
+
+    /// Writes `first` and whatever else is queued, then flushes; false if
+    /// the client is gone or did not take the data in time.
+    async fn write(&mut self, sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, first: Outgoing) -> bool {
+        let write_timeout = self.state.config.write_timeout;
+        let mut next = Some(first);
+        let mut batch = 0;
+        while let Some(out) = next.take() {
+            let text = match out {
+                Outgoing::Frame(t) => t,
+                Outgoing::Welcome(t) => {
+                    self.pending = None;
+                    t
+                }
+            };
+            match timeout(write_timeout, sink.feed(Message::Text(text))).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+            batch += 1;
+            if batch < 32 {
+                next = self.out_rx.try_recv().ok();
+            }
+        }
+        matches!(timeout(write_timeout, sink.flush()).await, Ok(Ok(())))
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Flow {
+        let text = match msg {
+            Message::Text(t) => Some(t),
+            Message::Binary(_) => None,
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+            Message::Close(_) => return Flow::End,
+        };
+        if !self.limiter.try_take() {
+            self.dropped += 1;
+            self.state.metrics.client_errors.with_label_values(&["rate"]).inc();
+            if self.dropped > self.state.config.flood_limit {
+                return Flow::Close(CLOSE_POLICY, "too many messages");
+            }
+            if !self.throttled {
+                self.throttled = true;
+                self.send_error("Too many messages");
+            }
+            return Flow::Continue;
+        }
+        self.throttled = false;
+        let Some(text) = text else {
+            self.state.metrics.client_errors.with_label_values(&["binary"]).inc();
+            self.send_error("Binary frames are not supported");
+            return Flow::Continue;
+        };
+        let result = match ClientMessage::parse(&text) {
+            Ok(msg) => self.dispatch(msg).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(refusal) = result {
+            let reason = match &refusal {
+                Refusal::Protocol(_) => "protocol",
+                Refusal::State(_) => "state",
+                Refusal::Backend(e) => {
+                    warn!(error = %e, "backend error while serving a client");
+                    "backend"
+                }
+            };
+            self.state.metrics.client_errors.with_label_values(&[reason]).inc();
+            self.send_error(&refusal.to_string());
+        }
+        Flow::Continue
+    }
+
+    async fn dispatch(&mut self, msg: ClientMessage) -> Result<(), Refusal> {
+        match msg {
+            ClientMessage::NewPlayer { name, room } => self.new_player(name, room).await,
+            ClientMessage::Resume(token) => self.resume(token).await,
+            ClientMessage::Join => {
+                let place = self.playing_place()?;
+                let input = self.input(place.member, InputKind::Join);
+                let room = place.room.clone();
+                self.publish(&room, input).await
+            }
+            ClientMessage::Key(dir) => {
+                let place = self.playing_place()?;
+                let input = self.input(place.member, InputKind::Turn(dir));
+                let room = place.room.clone();
+                self.publish(&room, input).await
+            }
+            ClientMessage::Rooms => {
+                let mut rooms = self.state.backend.rooms().await?;
+                rooms.truncate(ROOMS_LISTED);
+                let mut w = FrameWriter::default();
+                w.rooms(&rooms);
+                self.send(w.finish());
+                Ok(())
+            }
+            ClientMessage::Spectate(room) => self.spectate(room).await,
+            ClientMessage::Enter(room) => self.enter_as_player(room).await,
+            ClientMessage::Ping => {
+                let mut w = FrameWriter::default();
+                w.pong();
+                self.send(w.finish());
+                Ok(())
+            }
+        }
+    }
+
+    /// The place where this connection plays, or why it cannot steer.
+    fn playing_place(&self) -> Result<&Place, Refusal> {
+        let Some(identity) = &self.identity else {
+            return Err(match &self.place {
+                Some(_) => state("Spectators cannot join; send new_player"),
+                None => state("Send new_player first"),
+            });
+        };
+        match &self.place {
+            Some(p) if p.as_player && p.member == identity.id => Ok(p),
+            _ => Err(state("Spectators cannot join; send enter")),
+        }
+    }
+
+    async fn new_player(&mut self, name: String, room: Option<RoomId>) -> Result<(), Refusal> {
+        if let Some(id) = &self.identity {
+            return Err(state(format!("Already playing as {}", id.name)));
+        }
+        let room = self.take_seat(room.as_ref()).await?;
+        let identity = Identity { id: PlayerId::random(), name, token: uuid::Uuid::new_v4().simple().to_string() };
+        self.identity = Some(identity);
+        self.move_in(room, true).await
+    }
+
+    async fn resume(&mut self, token: String) -> Result<(), Refusal> {
+        if let Some(id) = &self.identity {
+            return Err(state(format!("Already playing as {}", id.name)));
+        }
+        let session = self.state.backend.session(&token).await?.ok_or(ProtocolError::BadToken)?;
+        let room = match self.state.backend.take_seat(Some(&session.room), self.state.config.room_capacity).await? {
+            Seat::Taken { room, created } => {
+                self.announce(&room, created).await;
+                room
+            }
+            // The room filled up meanwhile: play elsewhere.
+            Seat::Full => self.take_seat(None).await?,
+        };
+        self.identity = Some(Identity { id: session.player, name: session.name, token });
+        self.move_in(room, true).await
+    }
+
+    async fn enter_as_player(&mut self, room: RoomId) -> Result<(), Refusal> {
+        if self.identity.is_none() {
+            return Err(state("Send new_player first"));
+        }
+        if self.place.as_ref().is_some_and(|p| p.room == room && p.as_player) {
+            self.send_handshake(&room);
+            return Ok(());
+        }
+        let room = self.take_seat(Some(&room)).await?;
+        self.move_in(room, true).await
+    }
+
+    async fn spectate(&mut self, room: RoomId) -> Result<(), Refusal> {
+        if self.state.backend.room(&room).await?.is_none() {
+            return Err(state("No such room"));
+        }
+        self.move_in(room, false).await
+    }
+
+    /// A seat in `room` (or by matchmaking): the room is announced if new.
+    async fn take_seat(&self, room: Option<&RoomId>) -> Result<RoomId, Refusal> {
+        match self.state.backend.take_seat(room, self.state.config.room_capacity).await? {
+            Seat::Taken { room, created } => {
+                self.announce(&room, created).await;
+                Ok(room)
+            }
+            Seat::Full => Err(state("Room is full")),
+        }
+    }
+
+    async fn announce(&self, room: &RoomId, created: bool) {
+        if created {
+            if let Err(e) = self.state.backend.publish_notice(Notice::RoomCreated(room.clone())).await {
+                warn!(%room, error = %e, "could not announce a new room");
+            }
+        }
+    }
+
+    /// Leaves the current room (on purpose) and enters `room`; a player's
+    /// seat there is already taken.
+    async fn move_in(&mut self, room: RoomId, as_player: bool) -> Result<(), Refusal> {
+        self.leave(InputKind::Leave).await;
+        let (member, name) = match (&self.identity, as_player) {
+            (Some(id), true) => (id.id, Some(id.name.clone())),
+            (Some(id), false) => (id.id, None),
+            (None, _) => (self.spectator_id, None),
+        };
+        if as_player {
+            self.send_handshake(&room);
+            self.save_session(member).await;
+        } else {
+            let mut w = FrameWriter::default();
+            w.spectating(&room);
+            self.send(w.finish());
+        }
+        let attached = self
+            .state
+            .fanout
+            .attach(&room, member, Member::new(self.conn, self.out_tx.clone(), self.kick.clone()))
+            .await;
+        if let Err(e) = attached {
+            if as_player {
+                let _ = self.state.backend.release_seat(&room).await;
+            }
+            return Err(e.into());
+        }
+        self.place = Some(Place { room: room.clone(), member, as_player });
+        let input = self.input(member, InputKind::Enter { name });
+        self.publish(&room, input.clone()).await?;
+        let now = Instant::now();
+        self.pending = Some(PendingEnter {
+            input,
+            room,
+            next: now + self.state.config.enter_retry,
+            deadline: now + self.state.config.enter_timeout,
+            warned: false,
+        });
+        Ok(())
+    }
+
+    /// The room did not answer yet: ask again (rooms treat `enter` as
+    /// idempotent). Past the deadline the client is told, once.
+    async fn retry_enter(&mut self) {
+        let Some(p) = &mut self.pending else { return };
+        let now = Instant::now();
+        let late = now >= p.deadline;
+        p.next = now + if late { Duration::from_secs(1) } else { self.state.config.enter_retry };
+        let (room, input) = (p.room.clone(), p.input.clone());
+        if late && !p.warned {
+            p.warned = true;
+            self.send_error("Room unavailable, try again");
+        }
+        let _ = self.publish(&room, input).await;
+    }
+
+    /// Leaves the current room, if any: `Leave` on purpose, `Disconnect`
+    /// when the connection ended (the snake gets the grace period).
+    async fn leave(&mut self, kind: InputKind) {
+        self.pending = None;
+        let Some(place) = self.place.take() else { return };
+        let input = self.input(place.member, kind);
+        if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
+            debug!(room = %place.room, error = %e, "could not tell the room");
+        }
+        self.state.fanout.detach(&place.room, place.member, self.conn).await;
+        if place.as_player {
+            if let Err(e) = self.state.backend.release_seat(&place.room).await {
+                warn!(room = %place.room, error = %e, "could not release a seat");
+            }
+        }
+    }
+
+    async fn save_session(&self, player: PlayerId) {
+        let (Some(id), Some(place)) = (&self.identity, &self.place) else {
+            return;
+        };
+        let session = Session { player, name: id.name.clone(), room: place.room.clone() };
+        if let Err(e) = self.state.backend.put_session(&id.token, &session, self.state.config.session_ttl).await {
+            warn!(error = %e, "could not save a session");
+        }
+    }
+
+    fn input(&self, player: PlayerId, kind: InputKind) -> RoomInput {
+        RoomInput { player, conn: self.conn, kind }
+    }
+
+    async fn publish(&self, room: &RoomId, input: RoomInput) -> Result<(), Refusal> {
+        self.state.backend.publish_input(room, input).await?;
+        Ok(())
+    }
+
+    fn send_handshake(&self, room: &RoomId) {
+        if let Some(id) = &self.identity {
+            let mut w = FrameWriter::default();
+            w.handshake(&id.name, id.id, room, &id.token);
+            self.send(w.finish());
+        }
+    }
+
+    fn send_error(&self, text: &str) {
+        self.send(error_frame(text));
+    }
+
+    /// Queues one of the connection's own frames; a full queue means the
+    /// client is not reading, and the kick follows from the fan-out.
+    fn send(&self, frame: bytes::Bytes) {
+        if let Ok(text) = Utf8Bytes::try_from(frame) {
+            if self.out_tx.try_send(Outgoing::Frame(text)).is_err() {
+                self.state.metrics.frames_dropped.inc();
+            }
+        }
+    }
+}
+
+fn state(text: impl Into<String>) -> Refusal {
+    Refusal::State(text.into())
+}
+
+/// Whether a read error is a frame over the size limit.
+fn too_big(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(WsError::Capacity(_)) = err.downcast_ref::<WsError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}

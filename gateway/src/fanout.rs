@@ -1,0 +1,167 @@
+//! Fan-out of room frames to this gateway's members.
+//!
+//! One subscription per room that has local members. Its pump forwards each
+//! frame, as the same bytes, to every member through the member's bounded
+//! queue with `try_send`: a slow member never delays the others. A member
+//! whose queue is full is kicked (its connection closes with 4008 and the
+//! client resumes, getting a fresh world).
+//!
+//! Frames are sequenced per member: a member gets nothing until its welcome
+//! (the world at tick T), then every tick frame after T, once, in order.
+//! Frames of an older ownership epoch are ignored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use snakepit_shared::{Bus, BusError, ConnId, FrameKind, OutFrame, PlayerId, RoomId, Subscription};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::metrics::GatewayMetrics;
+
+/// What a connection's writer receives.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Frame(Utf8Bytes),
+    /// The room's welcome: from now on the member gets every tick.
+    Welcome(Utf8Bytes),
+}
+
+/// A local member of a room, as the fan-out sees it.
+pub struct Member {
+    pub conn: ConnId,
+    pub tx: mpsc::Sender<Outgoing>,
+    pub kick: CancellationToken,
+    /// Tick of the last frame delivered; `None` until the welcome.
+    after: Option<u64>,
+}
+
+impl Member {
+    pub fn new(conn: ConnId, tx: mpsc::Sender<Outgoing>, kick: CancellationToken) -> Self {
+        Self { conn, tx, kick, after: None }
+    }
+}
+
+struct Feed {
+    members: Mutex<HashMap<PlayerId, Member>>,
+    stop: CancellationToken,
+}
+
+impl Feed {
+    fn members(&self) -> MutexGuard<'_, HashMap<PlayerId, Member>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Fanout<B> {
+    bus: B,
+    feeds: tokio::sync::Mutex<HashMap<RoomId, Arc<Feed>>>,
+    metrics: GatewayMetrics,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl<B: Bus> Fanout<B> {
+    pub fn new(bus: B, metrics: GatewayMetrics, tracker: TaskTracker, shutdown: CancellationToken) -> Self {
+        Self { bus, feeds: Default::default(), metrics, tracker, shutdown }
+    }
+
+    /// Adds a member to `room`, subscribing to the room first if needed;
+    /// once this returns, no frame of the room is missed.
+    pub async fn attach(&self, room: &RoomId, player: PlayerId, member: Member) -> Result<(), BusError> {
+        let mut feeds = self.feeds.lock().await;
+        if let Some(feed) = feeds.get(room) {
+            feed.members().insert(player, member);
+            return Ok(());
+        }
+        let sub = self.bus.subscribe_output(room).await?;
+        let feed = Arc::new(Feed {
+            members: Mutex::new(HashMap::from([(player, member)])),
+            stop: self.shutdown.child_token(),
+        });
+        feeds.insert(room.clone(), feed.clone());
+        self.metrics.room_feeds.inc();
+        let metrics = self.metrics.clone();
+        self.tracker.spawn(pump(sub, feed, metrics));
+        Ok(())
+    }
+
+    /// Removes a member if it is still the one of connection `conn`; the
+    /// last member out ends the room's subscription.
+    pub async fn detach(&self, room: &RoomId, player: PlayerId, conn: ConnId) {
+        let mut feeds = self.feeds.lock().await;
+        let Some(feed) = feeds.get(room) else { return };
+        let empty = {
+            let mut members = feed.members();
+            if members.get(&player).is_some_and(|m| m.conn == conn) {
+                members.remove(&player);
+            }
+            members.is_empty()
+        };
+        if empty {
+            feed.stop.cancel();
+            feeds.remove(room);
+            self.metrics.room_feeds.dec();
+        }
+    }
+}
+
+async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: GatewayMetrics) {
+    let mut epoch = 0;
+    loop {
+        let frame = tokio::select! {
+            _ = feed.stop.cancelled() => break,
+            frame = sub.recv() => frame,
+        };
+        let Some(frame) = frame else { break };
+        if frame.epoch < epoch {
+            metrics.stale_frames.inc();
+            continue;
+        }
+        epoch = frame.epoch;
+        let Ok(text) = Utf8Bytes::try_from(frame.payload) else {
+            metrics.stale_frames.inc();
+            continue;
+        };
+        let mut members = feed.members();
+        match frame.kind {
+            FrameKind::Tick => {
+                for member in members.values_mut() {
+                    if member.after.is_some_and(|after| frame.tick > after) {
+                        deliver(member, Outgoing::Frame(text.clone()), &metrics);
+                        member.after = Some(frame.tick);
+                    }
+                }
+            }
+            FrameKind::Welcome(player) => {
+                if let Some(member) = members.get_mut(&player) {
+                    deliver(member, Outgoing::Welcome(text), &metrics);
+                    member.after = Some(frame.tick);
+                }
+            }
+            FrameKind::Direct(player) => {
+                if let Some(member) = members.get_mut(&player) {
+                    deliver(member, Outgoing::Frame(text), &metrics);
+                }
+            }
+        }
+    }
+    debug!("room feed ended");
+}
+
+fn deliver(member: &mut Member, out: Outgoing, metrics: &GatewayMetrics) {
+    match member.tx.try_send(out) {
+        Ok(()) => metrics.frames_sent.inc(),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics.frames_dropped.inc();
+            if !member.kick.is_cancelled() {
+                metrics.slow_clients.inc();
+                member.kick.cancel();
+            }
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}

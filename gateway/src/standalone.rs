@@ -1,0 +1,55 @@
+//! The embedded default: rooms run in this process over the in-memory
+//! backend, behind the same gateway code as in a cluster.
+
+use std::time::Duration;
+
+use prometheus::Registry;
+use snakepit_room_worker::room::RoomConfig;
+use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
+use snakepit_shared::MemoryBackend;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GatewayConfig;
+use crate::state::AppState;
+
+#[derive(Clone, Debug)]
+pub struct StandaloneConfig {
+    pub gateway: GatewayConfig,
+    pub room: RoomConfig,
+    /// How long connections and rooms get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the whole game on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    config: StandaloneConfig,
+    shutdown: CancellationToken,
+) -> Result<(), StandaloneError> {
+    let registry = Registry::new();
+    let backend = MemoryBackend::new();
+    let worker_metrics = WorkerMetrics::register(&registry, "standalone")?;
+    let mut gateway = config.gateway.clone();
+    gateway.room_capacity = config.room.settings.max_players;
+    let state = AppState::new(backend.clone(), gateway, registry)?;
+    let host = Host::new(
+        backend,
+        HostConfig { room: config.room.clone(), reconcile_every: Duration::from_secs(1) },
+        worker_metrics,
+    );
+    let rooms_stop = CancellationToken::new();
+    let rooms = tokio::spawn(host.run(rooms_stop.clone()));
+    let served = crate::run(listener, state, shutdown, config.shutdown_grace).await;
+    rooms_stop.cancel();
+    let _ = tokio::time::timeout(config.shutdown_grace, rooms).await;
+    Ok(served?)
+}

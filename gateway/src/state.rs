@@ -1,0 +1,41 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use prometheus::Registry;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::GatewayConfig;
+use crate::fanout::Fanout;
+use crate::metrics::GatewayMetrics;
+
+#[derive(Clone)]
+pub struct AppState<B> {
+    pub backend: B,
+    pub config: Arc<GatewayConfig>,
+    pub fanout: Arc<Fanout<B>>,
+    pub metrics: GatewayMetrics,
+    pub registry: Registry,
+    /// Cancelled when the gateway stops: connections close with 1001.
+    pub shutdown: CancellationToken,
+    /// Connections and room feeds, awaited on shutdown.
+    pub tracker: TaskTracker,
+}
+
+impl<B: snakepit_shared::Backend> AppState<B> {
+    pub fn new(backend: B, config: GatewayConfig, registry: Registry) -> Result<Self, prometheus::Error> {
+        let metrics = GatewayMetrics::register(&registry)?;
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        Ok(Self {
+            fanout: Arc::new(Fanout::new(backend.clone(), metrics.clone(), tracker.clone(), shutdown.clone())),
+            backend,
+            config: Arc::new(config),
+            metrics,
+            registry,
+            shutdown,
+            tracker,
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! Game settings. The original game's values are one named preset; the
+//! default differs only in its faster tick (10/s).
+
+use serde::{Deserialize, Serialize};
+
+/// Colours 1..=6 are players' and digits'; 0 is text, stones and the dead.
+pub const COLOURS: u8 = 6;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GameSettings {
+    /// World steps per second.
+    pub tick_rate: f64,
+    pub width: u16,
+    pub height: u16,
+    /// Snakes alive at once, and seats of a room.
+    pub max_players: u16,
+    pub initial_length: u16,
+    /// Chance per moving snake per tick.
+    pub digit_spawn_rate: f64,
+    /// Chance per tick.
+    pub stone_spawn_rate: f64,
+    pub digit_min: u8,
+    pub digit_max: u8,
+    pub stones: bool,
+    /// Points for the snake whose body another snake ran into.
+    pub kill_points: u64,
+    /// Length of the top scores list.
+    pub top_scores: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("tick rate must be between 0.1 and 100 per second")]
+    TickRate,
+    #[error("field must be between 10x10 and 200x200 cells")]
+    Field,
+    #[error("max players must be between 1 and 100")]
+    MaxPlayers,
+    #[error("initial length must be at least 1 and fit the field")]
+    InitialLength,
+    #[error("spawn rates must be between 0 and 1")]
+    SpawnRate,
+    #[error("digits must satisfy 1 <= min <= max <= 9")]
+    Digits,
+    #[error("top scores must keep between 1 and 100 entries")]
+    TopScores,
+}
+
+impl GameSettings {
+    /// The original game, as the article shipped it.
+    pub fn original() -> Self {
+        Self {
+            tick_rate: 2.3,
+            width: 50,
+            height: 25,
+            max_players: 10,
+            initial_length: 3,
+            digit_spawn_rate: 0.06,
+            stone_spawn_rate: 0.06,
+            digit_min: 1,
+            digit_max: 9,
+            stones: true,
+            kill_points: 0,
+            top_scores: 15,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(0.1..=100.0).contains(&self.tick_rate) {
+            return Err(SettingsError::TickRate);
+        }
+        if !(10..=200).contains(&self.width) || !(10..=200).contains(&self.height) {
+            return Err(SettingsError::Field);
+        }
+        if !(1..=100).contains(&self.max_players) {
+            return Err(SettingsError::MaxPlayers);
+        }
+        if self.initial_length == 0 || self.initial_length >= self.width.min(self.height) / 2 {
+            return Err(SettingsError::InitialLength);
+        }
+        let rate = 0.0..=1.0;
+        if !rate.contains(&self.digit_spawn_rate) || !rate.contains(&self.stone_spawn_rate) {
+            return Err(SettingsError::SpawnRate);
+        }
+        if self.digit_min == 0 || self.digit_min > self.digit_max || self.digit_max > 9 {
+            return Err(SettingsError::Digits);
+        }
+        if !(1..=100).contains(&self.top_scores) {
+            return Err(SettingsError::TopScores);
+        }
+        Ok(())
+    }
+
+    pub fn tick_period(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(1.0 / self.tick_rate)
+    }
+}
+
+impl Default for GameSettings {
+    fn default() -> Self {
+        Self { tick_rate: 10.0, ..Self::original() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_differ_only_in_tick_rate() {
+        let o = GameSettings::original();
+        let d = GameSettings::default();
+        assert_eq!(o.validate(), Ok(()));
+        assert_eq!(d.validate(), Ok(()));
+        assert_eq!(o.tick_rate, 2.3);
+        assert_eq!(d.tick_rate, 10.0);
+        assert_eq!(GameSettings { tick_rate: 2.3, ..d }, o);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let d = GameSettings::default();
+        assert_eq!(GameSettings { tick_rate: 0.0, ..d.clone() }.validate(), Err(SettingsError::TickRate));
+        assert_eq!(GameSettings { width: 5, ..d.clone() }.validate(), Err(SettingsError::Field));
+        assert_eq!(GameSettings { max_players: 0, ..d.clone() }.validate(), Err(SettingsError::MaxPlayers));
+        assert_eq!(GameSettings { initial_length: 0, ..d.clone() }.validate(), Err(SettingsError::InitialLength));
+        assert_eq!(GameSettings { digit_spawn_rate: 1.5, ..d.clone() }.validate(), Err(SettingsError::SpawnRate));
+        assert_eq!(GameSettings { digit_min: 5, digit_max: 4, ..d.clone() }.validate(), Err(SettingsError::Digits));
+    }
+}

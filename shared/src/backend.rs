@@ -1,0 +1,126 @@
+//! The bus and store interface between gateways and room workers.
+//!
+//! Two implementations give the same semantics: [`crate::MemoryBackend`] for
+//! the standalone mode and the Redis one for a cluster. Pub/sub is
+//! fire-and-forget as in Redis: a message published while nobody subscribes
+//! is gone, and a subscriber that falls behind loses messages rather than
+//! slowing the publisher. Keys expire by TTL.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::envelope::{Notice, OutFrame, RoomInput};
+use crate::ids::{PlayerId, RoomId};
+
+/// Failures of the backend itself: never the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("malformed message on the bus: {0}")]
+    Codec(String),
+}
+
+/// A room as listed in the directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub id: RoomId,
+    /// Seats taken by players (spectators take none).
+    pub players: u16,
+    pub capacity: u16,
+}
+
+/// The outcome of asking the directory for a seat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seat {
+    /// A seat is held in this room; `created` if the room is new.
+    Taken { room: RoomId, created: bool },
+    /// The named room has no free seat.
+    Full,
+}
+
+/// What a resume token stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub player: PlayerId,
+    pub name: String,
+    pub room: RoomId,
+}
+
+/// A name's best score.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreEntry {
+    pub name: String,
+    pub score: u64,
+    pub colour: u8,
+}
+
+/// Messages of one subscription. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription<T> {
+    rx: mpsc::Receiver<T>,
+}
+
+impl<T> Subscription<T> {
+    pub fn new(rx: mpsc::Receiver<T>) -> Self {
+        Self { rx }
+    }
+
+    /// The next message; `None` once the backend has dropped the subscription.
+    pub async fn recv(&mut self) -> Option<T> {
+        self.rx.recv().await
+    }
+
+    /// A message if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Pub/sub between gateways and rooms.
+pub trait Bus: Clone + Send + Sync + 'static {
+    /// Returns how many subscribers received the input.
+    fn publish_input(&self, room: &RoomId, input: RoomInput) -> impl Future<Output = Result<usize, BusError>> + Send;
+    fn subscribe_input(&self, room: &RoomId) -> impl Future<Output = Result<Subscription<RoomInput>, BusError>> + Send;
+    fn publish_output(&self, room: &RoomId, frame: OutFrame) -> impl Future<Output = Result<usize, BusError>> + Send;
+    fn subscribe_output(&self, room: &RoomId) -> impl Future<Output = Result<Subscription<OutFrame>, BusError>> + Send;
+    fn publish_notice(&self, notice: Notice) -> impl Future<Output = Result<usize, BusError>> + Send;
+    fn subscribe_notices(&self) -> impl Future<Output = Result<Subscription<Notice>, BusError>> + Send;
+}
+
+/// Shared state: the room directory, sessions and top scores.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Takes a seat: in `room` (created with `capacity` if it does not
+    /// exist), or else in the fullest room with a free seat, or else in a new
+    /// room. Atomic: two callers never over-book a room.
+    fn take_seat(&self, room: Option<&RoomId>, capacity: u16) -> impl Future<Output = Result<Seat, BusError>> + Send;
+    fn release_seat(&self, room: &RoomId) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// Every room in the directory, fullest first.
+    fn rooms(&self) -> impl Future<Output = Result<Vec<RoomInfo>, BusError>> + Send;
+    fn room(&self, room: &RoomId) -> impl Future<Output = Result<Option<RoomInfo>, BusError>> + Send;
+    /// Removes the room if no seat is taken; true if it was removed.
+    fn retire_room_if_empty(&self, room: &RoomId) -> impl Future<Output = Result<bool, BusError>> + Send;
+
+    fn put_session(
+        &self,
+        token: &str,
+        session: &Session,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), BusError>> + Send;
+    fn session(&self, token: &str) -> impl Future<Output = Result<Option<Session>, BusError>> + Send;
+
+    /// Records a score if it is the best for that name.
+    fn submit_score(&self, entry: ScoreEntry) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// The best `n` scores, best first (ties by name).
+    fn top_scores(&self, n: usize) -> impl Future<Output = Result<Vec<ScoreEntry>, BusError>> + Send;
+
+    /// Whether the backend answers (readiness).
+    fn ping(&self) -> impl Future<Output = Result<(), BusError>> + Send;
+}
+
+/// What a gateway or a worker needs: both halves.
+pub trait Backend: Bus + Store {}
+impl<T: Bus + Store> Backend for T {}

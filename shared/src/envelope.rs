@@ -1,0 +1,74 @@
+//! Messages on the bus between gateways and room workers. On Redis they are
+//! MessagePack; in memory they are passed as they are. The client frame
+//! inside an [`OutFrame`] is encoded once, by the room.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{PlayerId, RoomId};
+use crate::protocol::Direction;
+use uuid::Uuid;
+
+/// One connection of a player: a player who reconnects gets a new one, and
+/// the room ignores what an older connection of the same player still sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnId(pub Uuid);
+
+impl ConnId {
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+/// Gateway -> room. Tagged with the player id by the gateway, never by the
+/// client, so a client can only steer its own snake.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomInput {
+    pub player: PlayerId,
+    pub conn: ConnId,
+    pub kind: InputKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum InputKind {
+    /// The connection enters the room; `name` is `None` for a spectator.
+    /// Idempotent: the gateway repeats it until the welcome arrives. A player
+    /// who is still in the room (within the grace period) gets its snake back.
+    Enter {
+        name: Option<String>,
+    },
+    Join,
+    Turn(Direction),
+    /// The connection dropped: an alive snake keeps going for the grace
+    /// period, then dies, unless the player enters again.
+    Disconnect,
+    /// The player left the room on purpose: an alive snake dies now.
+    Leave,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameKind {
+    /// One tick's changes, for every member.
+    Tick,
+    /// The world as of `tick`, for one member; its later frames follow.
+    Welcome(PlayerId),
+    /// Anything else for one member (an error).
+    Direct(PlayerId),
+}
+
+/// Room -> gateways: one client frame (a JSON array of commands).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutFrame {
+    /// Ownership epoch of the room: frames from an older epoch are stale.
+    pub epoch: u64,
+    pub tick: u64,
+    pub kind: FrameKind,
+    pub payload: Bytes,
+}
+
+/// Cluster-wide notices.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Notice {
+    /// A room entered the directory and wants an owner.
+    RoomCreated(RoomId),
+}

@@ -1,0 +1,20 @@
+//! Everything the gateway and the room workers agree on: the client protocol,
+//! the messages they exchange over the bus, and the bus + store interface
+//! with its in-memory implementation (standalone mode).
+//!
+//! The Redis implementation of the same interface lives beside it, so a
+//! process picks its backend at start-up and the rest of the code is generic.
+
+pub mod backend;
+pub mod encode;
+pub mod envelope;
+pub mod ids;
+pub mod keys;
+pub mod memory;
+pub mod protocol;
+pub mod telemetry;
+
+pub use backend::{Backend, Bus, BusError, RoomInfo, ScoreEntry, Seat, Session, Store, Subscription};
+pub use envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
+pub use ids::{PlayerId, RoomId};
+pub use memory::MemoryBackend;

@@ -1,0 +1,219 @@
+//! The in-memory backend of the standalone mode: the same semantics as the
+//! Redis one (fire-and-forget pub/sub with bounded subscriber queues, keys
+//! with TTL, an atomic directory), inside one process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::backend::{BusError, RoomInfo, ScoreEntry, Seat, Session, Subscription};
+use crate::envelope::{Notice, OutFrame, RoomInput};
+use crate::ids::RoomId;
+use crate::keys::Keys;
+use crate::{Bus, Store};
+
+/// Queue length of one subscription; a subscriber further behind loses
+/// messages, as a Redis client over its output buffer would be cut off.
+const SUBSCRIBER_QUEUE: usize = 1024;
+
+#[derive(Clone, Default)]
+pub struct MemoryBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: Keys,
+    inputs: Topics<RoomInput>,
+    outputs: Topics<OutFrame>,
+    notices: Topics<Notice>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    rooms: HashMap<RoomId, RoomInfo>,
+    sessions: HashMap<String, (Session, Instant)>,
+    scores: HashMap<String, ScoreEntry>,
+}
+
+struct Topics<T> {
+    channels: Mutex<HashMap<String, Vec<mpsc::Sender<T>>>>,
+}
+
+impl<T> Default for Topics<T> {
+    fn default() -> Self {
+        Self { channels: Mutex::new(HashMap::new()) }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the maps in a
+    // state worse than a lost message, so poisoning is ignored.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T: Clone> Topics<T> {
+    fn publish(&self, channel: &str, msg: T) -> usize {
+        let mut channels = lock(&self.channels);
+        let Some(subs) = channels.get_mut(channel) else {
+            return 0;
+        };
+        subs.retain(|s| !s.is_closed());
+        let mut delivered = 0;
+        for s in subs.iter() {
+            if s.try_send(msg.clone()).is_ok() {
+                delivered += 1;
+            }
+        }
+        if subs.is_empty() {
+            channels.remove(channel);
+        }
+        delivered
+    }
+
+    fn subscribe(&self, channel: String) -> Subscription<T> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        lock(&self.channels).entry(channel).or_default().push(tx);
+        Subscription::new(rx)
+    }
+}
+
+impl MemoryBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.inner.state)
+    }
+}
+
+impl Bus for MemoryBackend {
+    async fn publish_input(&self, room: &RoomId, input: RoomInput) -> Result<usize, BusError> {
+        Ok(self.inner.inputs.publish(&self.inner.keys.room_in(room), input))
+    }
+
+    async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
+        Ok(self.inner.inputs.subscribe(self.inner.keys.room_in(room)))
+    }
+
+    async fn publish_output(&self, room: &RoomId, frame: OutFrame) -> Result<usize, BusError> {
+        Ok(self.inner.outputs.publish(&self.inner.keys.room_out(room), frame))
+    }
+
+    async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
+        Ok(self.inner.outputs.subscribe(self.inner.keys.room_out(room)))
+    }
+
+    async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {
+        Ok(self.inner.notices.publish(&self.inner.keys.notices(), notice))
+    }
+
+    async fn subscribe_notices(&self) -> Result<Subscription<Notice>, BusError> {
+        Ok(self.inner.notices.subscribe(self.inner.keys.notices()))
+    }
+}
+
+impl Store for MemoryBackend {
+    async fn take_seat(&self, room: Option<&RoomId>, capacity: u16) -> Result<Seat, BusError> {
+        let mut state = self.state();
+        if let Some(id) = room {
+            return Ok(match state.rooms.get_mut(id) {
+                Some(r) if r.players >= r.capacity => Seat::Full,
+                Some(r) => {
+                    r.players += 1;
+                    Seat::Taken { room: id.clone(), created: false }
+                }
+                None => {
+                    state.rooms.insert(id.clone(), RoomInfo { id: id.clone(), players: 1, capacity });
+                    Seat::Taken { room: id.clone(), created: true }
+                }
+            });
+        }
+        let fullest = state
+            .rooms
+            .values_mut()
+            .filter(|r| r.players < r.capacity)
+            .max_by(|a, b| a.players.cmp(&b.players).then_with(|| b.id.cmp(&a.id)));
+        if let Some(r) = fullest {
+            r.players += 1;
+            return Ok(Seat::Taken { room: r.id.clone(), created: false });
+        }
+        let id = loop {
+            let id = RoomId::random();
+            if !state.rooms.contains_key(&id) {
+                break id;
+            }
+        };
+        state.rooms.insert(id.clone(), RoomInfo { id: id.clone(), players: 1, capacity });
+        Ok(Seat::Taken { room: id, created: true })
+    }
+
+    async fn release_seat(&self, room: &RoomId) -> Result<(), BusError> {
+        if let Some(r) = self.state().rooms.get_mut(room) {
+            r.players = r.players.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, BusError> {
+        let mut rooms: Vec<RoomInfo> = self.state().rooms.values().cloned().collect();
+        rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.id.cmp(&b.id)));
+        Ok(rooms)
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, BusError> {
+        Ok(self.state().rooms.get(room).cloned())
+    }
+
+    async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
+        let mut state = self.state();
+        match state.rooms.get(room) {
+            Some(r) if r.players == 0 => {
+                state.rooms.remove(room);
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Ok(true),
+        }
+    }
+
+    async fn put_session(&self, token: &str, session: &Session, ttl: Duration) -> Result<(), BusError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        state.sessions.retain(|_, (_, expiry)| *expiry > now);
+        state.sessions.insert(token.to_owned(), (session.clone(), now + ttl));
+        Ok(())
+    }
+
+    async fn session(&self, token: &str) -> Result<Option<Session>, BusError> {
+        let state = self.state();
+        Ok(state.sessions.get(token).filter(|(_, expiry)| *expiry > Instant::now()).map(|(s, _)| s.clone()))
+    }
+
+    async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
+        let mut state = self.state();
+        match state.scores.get(&entry.name) {
+            Some(best) if best.score >= entry.score => {}
+            _ => {
+                state.scores.insert(entry.name.clone(), entry);
+            }
+        }
+        Ok(())
+    }
+
+    async fn top_scores(&self, n: usize) -> Result<Vec<ScoreEntry>, BusError> {
+        let mut all: Vec<ScoreEntry> = self.state().scores.values().cloned().collect();
+        all.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+        all.truncate(n);
+        Ok(all)
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
