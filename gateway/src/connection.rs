@@ -134,22 +134,36 @@ impl<B: Backend> Connection<B> {
             }
         };
         if let Some((code, reason)) = close {
-            if code == CLOSE_TOO_SLOW {
-                self.state.metrics.slow_clients.inc();
-            }
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
             let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
         }
-        self.leave(InputKind::Disconnect).await;
-        if let Some(id) = &self.identity {
-            self.save_session(id.id).await;
+        // The session lives on from now, for a resume.
+        if let Some(place) = self.place.as_ref().filter(|p| p.as_player) {
+            let room = place.room.clone();
+            self.save_session(&room).await;
         }
+        self.leave(InputKind::Disconnect).await;
         self.state.metrics.connections.dec();
     }
 
     /// Writes `first` and whatever else is queued, then flushes; false if
     /// the client is gone or did not take the data in time.
     async fn write(&mut self, sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, first: Outgoing) -> bool {
+        let kick = self.kick.clone();
+        let shutdown = self.state.shutdown.clone();
+        tokio::select! {
+            ok = self.write_batch(sink, first) => ok,
+            // A kicked connection stops waiting on its socket at once.
+            _ = kick.cancelled() => false,
+            _ = shutdown.cancelled() => false,
+        }
+    }
+
+    async fn write_batch(
+        &mut self,
+        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+        first: Outgoing,
+    ) -> bool {
         let write_timeout = self.state.config.write_timeout;
         let mut next = Some(first);
         let mut batch = 0;
@@ -342,7 +356,7 @@ impl<B: Backend> Connection<B> {
         };
         if as_player {
             self.send_handshake(&room);
-            self.save_session(member).await;
+            self.save_session(&room).await;
         } else {
             let mut w = FrameWriter::default();
             w.spectating(&room);
@@ -405,11 +419,9 @@ impl<B: Backend> Connection<B> {
         }
     }
 
-    async fn save_session(&self, player: PlayerId) {
-        let (Some(id), Some(place)) = (&self.identity, &self.place) else {
-            return;
-        };
-        let session = Session { player, name: id.name.clone(), room: place.room.clone() };
+    async fn save_session(&self, room: &RoomId) {
+        let Some(id) = &self.identity else { return };
+        let session = Session { player: id.id, name: id.name.clone(), room: room.clone() };
         if let Err(e) = self.state.backend.put_session(&id.token, &session, self.state.config.session_ttl).await {
             warn!(error = %e, "could not save a session");
         }

@@ -1,0 +1,349 @@
+//! Test support: a standalone gateway on a free port, and a WebSocket client
+//! that keeps its own copy of the world from the frames it receives.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use snakepit_gateway::GatewayConfig;
+use snakepit_gateway::standalone::{StandaloneConfig, serve};
+use snakepit_room_worker::GameSettings;
+use snakepit_room_worker::room::RoomConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Test settings: a fast tick and no random stones or digits (a digit is
+/// still spawned at each birth), so steered snakes live long.
+pub fn settings() -> GameSettings {
+    GameSettings { tick_rate: 20.0, stone_spawn_rate: 0.0, digit_spawn_rate: 0.0, ..GameSettings::default() }
+}
+
+pub fn config(settings: GameSettings) -> StandaloneConfig {
+    StandaloneConfig {
+        gateway: GatewayConfig::default(),
+        room: RoomConfig { settings, grace: Duration::from_secs(3), empty_ttl: Duration::from_secs(30) },
+        shutdown_grace: Duration::from_secs(2),
+    }
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(config(settings())).await
+    }
+
+    pub async fn start_with(config: StandaloneConfig) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            serve(listener, config, token).await.unwrap();
+        });
+        Self { addr, shutdown, task }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// GET `path` over a plain socket; status line and body.
+    pub async fn get(&self, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(self.addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let status = text.lines().next().unwrap_or_default().to_string();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+}
+
+/// A frame from the server, as received.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub raw: String,
+    pub commands: Vec<Value>,
+}
+
+impl Frame {
+    pub fn tick(&self) -> Option<u64> {
+        self.find("tick").and_then(|c| c[1].as_u64())
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Value> {
+        self.commands.iter().find(|c| c[0] == name)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+}
+
+pub enum Event {
+    Frame(Frame),
+    Closed(Option<u16>),
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub view: View,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = connect_async(format!("ws://{addr}/connect")).await.unwrap();
+        Self { ws, view: View::default() }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.ws.send(m).await.unwrap();
+    }
+
+    /// The next frame or the close, within `WAIT`; frames update the view.
+    pub async fn next(&mut self) -> Event {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("server sent invalid JSON");
+                    let commands = match v {
+                        Value::Array(items) if items.first().is_some_and(Value::is_array) => items,
+                        Value::Array(items) if items.is_empty() => vec![],
+                        other => vec![other],
+                    };
+                    let frame = Frame { raw: t.to_string(), commands };
+                    self.view.apply(&frame);
+                    return Event::Frame(frame);
+                }
+                Some(Ok(Message::Close(c))) => return Event::Closed(c.map(|c: CloseFrame| c.code.into())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Event::Closed(None),
+            }
+        }
+    }
+
+    pub async fn frame(&mut self) -> Frame {
+        match self.next().await {
+            Event::Frame(f) => f,
+            Event::Closed(code) => panic!("connection closed ({code:?}) while waiting for a frame"),
+        }
+    }
+
+    /// Reads frames until one holds `name`; returns that command.
+    pub async fn until(&mut self, name: &str) -> Value {
+        for _ in 0..500 {
+            let f = self.frame().await;
+            if let Some(c) = f.find(name) {
+                return c.clone();
+            }
+        }
+        panic!("no {name} command");
+    }
+
+    /// Reads frames until the close; its code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        for _ in 0..2000 {
+            if let Event::Closed(code) = self.next().await {
+                return code;
+            }
+        }
+        panic!("not closed");
+    }
+
+    /// The text of the next `error` command.
+    pub async fn error(&mut self) -> String {
+        self.until("error").await[1].as_str().unwrap().to_string()
+    }
+
+    /// `new_player` (in `room` if given); returns (player id, room, token),
+    /// after the welcome (world) has arrived.
+    pub async fn new_player(&mut self, name: &str, room: Option<&str>) -> (String, String, String) {
+        match room {
+            Some(r) => self.send(json!(["new_player", name, r])).await,
+            None => self.send(json!(["new_player", name])).await,
+        }
+        let hs = self.until("handshake").await;
+        assert_eq!(hs[1], name);
+        let ids = (hs[2].as_str().unwrap().into(), hs[3].as_str().unwrap().into(), hs[4].as_str().unwrap().into());
+        self.until("world").await;
+        ids
+    }
+
+    /// Joins and waits until the snake is born; returns its head.
+    pub async fn join(&mut self, id: &str) -> (usize, usize) {
+        self.send(json!(["join"])).await;
+        for _ in 0..200 {
+            self.frame().await;
+            if let Some(h) = self.view.head(id) {
+                return h;
+            }
+        }
+        panic!("snake not born");
+    }
+
+    /// Reads one tick frame and steers `id` away from walls and bodies.
+    pub async fn steer_tick(&mut self, id: &str) -> Frame {
+        let f = self.frame().await;
+        if let Some(dir) = self.view.safe_turn(id) {
+            self.send(json!(dir)).await;
+        }
+        f
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// The world as a client sees it.
+#[derive(Default, Clone, Debug, PartialEq)]
+pub struct View {
+    pub grid: Vec<Vec<(String, u64)>>,
+    pub tick: u64,
+    pub colours: HashMap<String, u64>,
+    pub alive: HashMap<String, bool>,
+    pub scores: HashMap<String, u64>,
+}
+
+impl View {
+    pub fn apply(&mut self, f: &Frame) {
+        for c in &f.commands {
+            match c[0].as_str().unwrap_or_default() {
+                "tick" => self.tick = c[1].as_u64().unwrap(),
+                "world" => {
+                    self.grid = c[1]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|row| {
+                            row.as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|cell| (cell[0].as_str().unwrap().to_string(), cell[1].as_u64().unwrap()))
+                                .collect()
+                        })
+                        .collect();
+                }
+                "reset_world" => {
+                    for row in &mut self.grid {
+                        for cell in row {
+                            *cell = (" ".into(), 0);
+                        }
+                    }
+                }
+                "render" => {
+                    let (x, y) = (c[1].as_u64().unwrap() as usize, c[2].as_u64().unwrap() as usize);
+                    self.grid[y][x] = (c[3].as_str().unwrap().to_string(), c[4].as_u64().unwrap());
+                }
+                "p_joined" => {
+                    let id = c[1].as_str().unwrap().to_string();
+                    self.colours.insert(id.clone(), c[3].as_u64().unwrap());
+                    self.alive.insert(id.clone(), true);
+                    self.scores.insert(id, c[4].as_u64().unwrap());
+                }
+                "p_gameover" => {
+                    self.alive.insert(c[1].as_str().unwrap().to_string(), false);
+                }
+                "p_score" => {
+                    self.scores.insert(c[1].as_str().unwrap().to_string(), c[2].as_u64().unwrap());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The head (`%` in the player's colour) of an alive snake.
+    pub fn head(&self, id: &str) -> Option<(usize, usize)> {
+        if !self.alive.get(id).copied().unwrap_or(false) {
+            return None;
+        }
+        let colour = *self.colours.get(id)?;
+        for (y, row) in self.grid.iter().enumerate() {
+            for (x, (ch, c)) in row.iter().enumerate() {
+                if ch == "%" && *c == colour {
+                    return Some((x, y));
+                }
+            }
+        }
+        None
+    }
+
+    /// Direction as (dx, dy): from the neck (the body cell next to the head).
+    pub fn direction(&self, id: &str) -> Option<(i64, i64)> {
+        let (x, y) = self.head(id)?;
+        let colour = *self.colours.get(id)?;
+        for (dx, dy) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
+            let (nx, ny) = (x as i64 - dx, y as i64 - dy);
+            if nx < 0 || ny < 0 || ny as usize >= self.grid.len() || nx as usize >= self.grid[0].len() {
+                continue;
+            }
+            let (ch, c) = &self.grid[ny as usize][nx as usize];
+            if (ch == "@" || ch == "*") && *c == colour {
+                return Some((dx, dy));
+            }
+        }
+        None
+    }
+
+    /// Free cells straight ahead of `id`.
+    pub fn run_ahead(&self, id: &str) -> usize {
+        let (Some((x, y)), Some((dx, dy))) = (self.head(id), self.direction(id)) else { return 0 };
+        (1..).take_while(|i| self.free(x as i64 + dx * i, y as i64 + dy * i)).count()
+    }
+
+    fn free(&self, x: i64, y: i64) -> bool {
+        y >= 0 && x >= 0 && (y as usize) < self.grid.len() && (x as usize) < self.grid[0].len() && {
+            let ch = &self.grid[y as usize][x as usize].0;
+            ch == " " || ch.chars().all(|c| c.is_ascii_digit())
+        }
+    }
+
+    /// The perpendicular turn with the longest free run ahead: (key, (dx, dy)).
+    pub fn perpendicular_turn(&self, id: &str) -> (u8, (i64, i64)) {
+        let (x, y) = self.head(id).expect("alive");
+        let (dx, _) = self.direction(id).expect("moving");
+        let options: [(u8, (i64, i64)); 2] =
+            if dx != 0 { [(38, (0, -1)), (40, (0, 1))] } else { [(37, (-1, 0)), (39, (1, 0))] };
+        let run = |(ex, ey): (i64, i64)| (1..).take_while(|i| self.free(x as i64 + ex * i, y as i64 + ey * i)).count();
+        *options.iter().max_by_key(|(_, d)| run(*d)).expect("two options")
+    }
+
+    /// A key code that keeps `id` alive, if the way ahead is blocked.
+    pub fn safe_turn(&self, id: &str) -> Option<u8> {
+        let (x, y) = self.head(id)?;
+        let (dx, dy) = self.direction(id)?;
+        let (x, y) = (x as i64, y as i64);
+        if self.free(x + dx, y + dy) && self.free(x + 2 * dx, y + 2 * dy) {
+            return None;
+        }
+        let options: [(u8, (i64, i64)); 4] = [(37, (-1, 0)), (38, (0, -1)), (39, (1, 0)), (40, (0, 1))];
+        options
+            .iter()
+            .filter(|(_, d)| *d != (-dx, -dy) && *d != (dx, dy))
+            .find(|(_, (ex, ey))| self.free(x + ex, y + ey))
+            .map(|(k, _)| *k)
+    }
+}
