@@ -6,6 +6,8 @@
 //! process picks its backend at start-up and the rest of the code is generic.
 
 pub mod backend;
+#[doc(hidden)]
+pub mod contract;
 pub mod encode;
 pub mod envelope;
 pub mod ids;

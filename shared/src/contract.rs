@@ -1,0 +1,157 @@
+//! The behaviour every backend must show, as async checks that a test runs
+//! against a fresh backend: the in-memory one here, Redis in its own tests.
+//! One suite, so the Redis backend is a drop-in for the in-memory one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::backend::{Backend, ScoreEntry, Seat, Session};
+use crate::envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
+use crate::ids::{PlayerId, RoomId};
+use crate::protocol::Direction;
+
+const WAIT: Duration = Duration::from_secs(2);
+
+fn room(s: &str) -> RoomId {
+    RoomId::parse(s).unwrap()
+}
+
+async fn recv<T>(sub: &mut crate::Subscription<T>) -> T {
+    tokio::time::timeout(WAIT, sub.recv()).await.expect("message in time").expect("subscription open")
+}
+
+/// Inputs and frames reach every subscriber of their room, in order, and
+/// only theirs; a publish with no subscriber is lost.
+pub async fn pubsub_delivers_in_order_per_room<B: Backend>(b: B) {
+    let (r1, r2) = (room("c-pub-1"), room("c-pub-2"));
+    let lost = RoomInput { player: PlayerId::random(), conn: ConnId::random(), kind: InputKind::Join };
+    assert_eq!(b.publish_input(&r1, lost).await.unwrap(), 0);
+
+    let mut in1 = b.subscribe_input(&r1).await.unwrap();
+    let mut out1a = b.subscribe_output(&r1).await.unwrap();
+    let mut out1b = b.subscribe_output(&r1).await.unwrap();
+    let mut out2 = b.subscribe_output(&r2).await.unwrap();
+
+    let player = PlayerId::random();
+    let conn = ConnId::random();
+    let inputs = [
+        InputKind::Enter { name: Some("ann".into()) },
+        InputKind::Turn(Direction::Up),
+        InputKind::Join,
+        InputKind::Disconnect,
+        InputKind::Leave,
+    ];
+    for kind in inputs.clone() {
+        assert_eq!(b.publish_input(&r1, RoomInput { player, conn, kind }).await.unwrap(), 1);
+    }
+    for kind in inputs {
+        assert_eq!(recv(&mut in1).await, RoomInput { player, conn, kind });
+    }
+
+    for tick in 1..=50u64 {
+        let kind = if tick == 3 { FrameKind::Welcome(player) } else { FrameKind::Tick };
+        let frame = OutFrame { epoch: 7, tick, kind, payload: Bytes::from(format!("[[\"tick\",{tick}]]")) };
+        assert_eq!(b.publish_output(&r1, frame).await.unwrap(), 2);
+    }
+    for sub in [&mut out1a, &mut out1b] {
+        for tick in 1..=50u64 {
+            let f = recv(sub).await;
+            assert_eq!((f.epoch, f.tick), (7, tick));
+            assert_eq!(f.payload, Bytes::from(format!("[[\"tick\",{tick}]]")));
+            assert_eq!(f.kind == FrameKind::Welcome(player), tick == 3);
+        }
+    }
+    let other = tokio::time::timeout(Duration::from_millis(200), out2.recv()).await;
+    assert!(other.is_err(), "a frame leaked into another room");
+}
+
+/// Dropping a subscription unsubscribes.
+pub async fn dropped_subscriptions_receive_nothing<B: Backend>(b: B) {
+    let r = room("c-drop");
+    let sub = b.subscribe_output(&r).await.unwrap();
+    drop(sub);
+    let frame = OutFrame { epoch: 1, tick: 1, kind: FrameKind::Tick, payload: Bytes::from_static(b"[]") };
+    // Unsubscribing may take a moment on a remote backend.
+    for _ in 0..50 {
+        if b.publish_output(&r, frame.clone()).await.unwrap() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("still subscribed after drop");
+}
+
+pub async fn notices_reach_subscribers<B: Backend>(b: B) {
+    let mut sub = b.subscribe_notices().await.unwrap();
+    b.publish_notice(Notice::RoomCreated(room("c-notice"))).await.unwrap();
+    assert_eq!(recv(&mut sub).await, Notice::RoomCreated(room("c-notice")));
+}
+
+/// Seats: the fullest room with a free seat, a new room when all are full,
+/// named rooms created on demand and refused when full, release and retire.
+pub async fn directory_matchmakes_without_overbooking<B: Backend>(b: B) {
+    let Seat::Taken { room: a, created: true } = b.take_seat(None, 2).await.unwrap() else { panic!() };
+    assert_eq!(b.take_seat(None, 2).await.unwrap(), Seat::Taken { room: a.clone(), created: false });
+    let Seat::Taken { room: c, created: true } = b.take_seat(None, 2).await.unwrap() else { panic!() };
+    assert_ne!(a, c);
+    assert_eq!(b.take_seat(Some(&a), 2).await.unwrap(), Seat::Full);
+    let named = room("c-named");
+    assert_eq!(b.take_seat(Some(&named), 3).await.unwrap(), Seat::Taken { room: named.clone(), created: true });
+    let info = b.room(&named).await.unwrap().unwrap();
+    assert_eq!((info.players, info.capacity), (1, 3));
+    // Fullest first: a (2/2) is full, so c (1/2) and named (1/3) remain;
+    // the listing is by seats taken, fullest first.
+    let rooms = b.rooms().await.unwrap();
+    assert_eq!(rooms.first().map(|r| r.id.clone()), Some(a.clone()));
+    assert_eq!(rooms.len(), 3);
+
+    assert!(!b.retire_room_if_empty(&named).await.unwrap());
+    b.release_seat(&named).await.unwrap();
+    assert!(b.retire_room_if_empty(&named).await.unwrap());
+    assert_eq!(b.room(&named).await.unwrap(), None);
+    // Releasing never goes below zero.
+    b.release_seat(&c).await.unwrap();
+    b.release_seat(&c).await.unwrap();
+    assert_eq!(b.room(&c).await.unwrap().unwrap().players, 0);
+}
+
+/// Many concurrent seat requests never exceed a room's capacity.
+pub async fn concurrent_seats_never_overbook<B: Backend>(b: B) {
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move { b.take_seat(None, 10).await.unwrap() }));
+    }
+    let mut per_room = std::collections::HashMap::new();
+    for t in tasks {
+        let Seat::Taken { room, .. } = t.await.unwrap() else { panic!("matchmaking never says full") };
+        *per_room.entry(room).or_insert(0) += 1;
+    }
+    assert_eq!(per_room.len(), 4, "40 players fill exactly 4 rooms of 10: {per_room:?}");
+    assert!(per_room.values().all(|n| *n == 10));
+    for info in b.rooms().await.unwrap() {
+        assert!(info.players <= info.capacity);
+    }
+}
+
+pub async fn sessions_expire<B: Backend>(b: B) {
+    let s = Session { player: PlayerId::random(), name: "ann".into(), room: room("c-s") };
+    b.put_session("0123456789abcdef0123456789abcdef", &s, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(b.session("0123456789abcdef0123456789abcdef").await.unwrap(), Some(s.clone()));
+    assert_eq!(b.session("ffffffffffffffffffffffffffffffff").await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(b.session("0123456789abcdef0123456789abcdef").await.unwrap(), None);
+}
+
+pub async fn top_scores_keep_the_best_per_name<B: Backend>(b: B) {
+    let e = |name: &str, score, colour| ScoreEntry { name: name.into(), score, colour };
+    for entry in [e("ann", 5, 1), e("bob", 9, 2), e("ann", 12, 3), e("ann", 7, 4), e("cy", 9, 5)] {
+        b.submit_score(entry).await.unwrap();
+    }
+    assert_eq!(b.top_scores(10).await.unwrap(), vec![e("ann", 12, 3), e("bob", 9, 2), e("cy", 9, 5)]);
+    assert_eq!(b.top_scores(1).await.unwrap(), vec![e("ann", 12, 3)]);
+    b.ping().await.unwrap();
+}
