@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -82,10 +83,13 @@ impl<T> Subscription<T> {
 
 /// Pub/sub between gateways and rooms.
 pub trait Bus: Clone + Send + Sync + 'static {
-    /// Returns how many subscribers received the input.
+    /// Returns how many subscribers took the message: 0 means nobody
+    /// listened (a process with several local subscribers may count once).
     fn publish_input(&self, room: &RoomId, input: RoomInput) -> impl Future<Output = Result<usize, BusError>> + Send;
     fn subscribe_input(&self, room: &RoomId) -> impl Future<Output = Result<Subscription<RoomInput>, BusError>> + Send;
     fn publish_output(&self, room: &RoomId, frame: OutFrame) -> impl Future<Output = Result<usize, BusError>> + Send;
+    /// Publishes many rooms' frames at once (one round trip on Redis).
+    fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> impl Future<Output = Result<(), BusError>> + Send;
     fn subscribe_output(&self, room: &RoomId) -> impl Future<Output = Result<Subscription<OutFrame>, BusError>> + Send;
     fn publish_notice(&self, notice: Notice) -> impl Future<Output = Result<usize, BusError>> + Send;
     fn subscribe_notices(&self) -> impl Future<Output = Result<Subscription<Notice>, BusError>> + Send;
@@ -121,6 +125,43 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<(), BusError>> + Send;
 }
 
-/// What a gateway or a worker needs: both halves.
-pub trait Backend: Bus + Store {}
-impl<T: Bus + Store> Backend for T {}
+/// A room's ownership, held by a worker under a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub room: RoomId,
+    pub worker: String,
+    /// From a counter per room: every new lease has a higher epoch.
+    pub epoch: u64,
+}
+
+/// Which worker runs which room: heartbeats, leases with epochs, and
+/// snapshots fenced by the epoch.
+pub trait Ownership: Clone + Send + Sync + 'static {
+    /// Announces (or keeps announcing) a live worker.
+    fn heartbeat(&self, worker: &str, ttl: Duration) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// Withdraws a worker (it is stopping).
+    fn withdraw(&self, worker: &str) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// Workers whose heartbeat has not expired, sorted.
+    fn live_workers(&self) -> impl Future<Output = Result<Vec<String>, BusError>> + Send;
+    /// Takes the room's lease if nobody holds it (`SET NX PX`).
+    fn acquire_lease(
+        &self,
+        room: &RoomId,
+        worker: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Lease>, BusError>> + Send;
+    /// Renews leases still held; for each, whether it is still ours.
+    fn renew_leases(&self, leases: &[Lease], ttl: Duration)
+    -> impl Future<Output = Result<Vec<bool>, BusError>> + Send;
+    fn release_lease(&self, lease: &Lease) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// Stores a snapshot if `lease` is still the room's lease; false (and
+    /// nothing written) if another worker holds the room now.
+    fn save_snapshot(&self, lease: &Lease, data: Bytes) -> impl Future<Output = Result<bool, BusError>> + Send;
+    /// The room's last snapshot and the epoch that wrote it.
+    fn load_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<Option<(u64, Bytes)>, BusError>> + Send;
+    fn delete_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<(), BusError>> + Send;
+}
+
+/// What a gateway or a worker needs: all of it.
+pub trait Backend: Bus + Store + Ownership {}
+impl<T: Bus + Store + Ownership> Backend for T {}

@@ -54,7 +54,7 @@ pub async fn pubsub_delivers_in_order_per_room<B: Backend>(b: B) {
     for tick in 1..=50u64 {
         let kind = if tick == 3 { FrameKind::Welcome(player) } else { FrameKind::Tick };
         let frame = OutFrame { epoch: 7, tick, kind, payload: Bytes::from(format!("[[\"tick\",{tick}]]")) };
-        assert_eq!(b.publish_output(&r1, frame).await.unwrap(), 2);
+        assert!(b.publish_output(&r1, frame).await.unwrap() >= 1);
     }
     for sub in [&mut out1a, &mut out1b] {
         for tick in 1..=50u64 {
@@ -153,5 +153,80 @@ pub async fn top_scores_keep_the_best_per_name<B: Backend>(b: B) {
     }
     assert_eq!(b.top_scores(10).await.unwrap(), vec![e("ann", 12, 3), e("bob", 9, 2), e("cy", 9, 5)]);
     assert_eq!(b.top_scores(1).await.unwrap(), vec![e("ann", 12, 3)]);
+    b.ping().await.unwrap();
+}
+
+/// Leases: one holder at a time, epochs that only grow, renewal only by
+/// the holder, expiry, and snapshots fenced by the lease.
+pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
+    let r = room("c-lease");
+    let ttl = Duration::from_millis(400);
+    let l1 = b.acquire_lease(&r, "w1", ttl).await.unwrap().expect("free lease");
+    assert_eq!(l1.worker, "w1");
+    assert!(b.acquire_lease(&r, "w2", ttl).await.unwrap().is_none(), "held lease taken twice");
+    assert!(b.save_snapshot(&l1, Bytes::from_static(b"one")).await.unwrap());
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![true]);
+
+    // The lease expires; another worker takes it with a higher epoch.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let l2 = b.acquire_lease(&r, "w2", ttl).await.unwrap().expect("expired lease is free");
+    assert!(l2.epoch > l1.epoch);
+    // The old holder can neither renew nor write: fencing.
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![false]);
+    assert!(!b.save_snapshot(&l1, Bytes::from_static(b"stale")).await.unwrap());
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
+    assert!(b.save_snapshot(&l2, Bytes::from_static(b"two")).await.unwrap());
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l2.epoch, Bytes::from_static(b"two"))));
+    // Releasing someone else's lease does nothing; releasing ours frees it.
+    b.release_lease(&l1).await.unwrap();
+    assert!(b.acquire_lease(&r, "w3", ttl).await.unwrap().is_none());
+    b.release_lease(&l2).await.unwrap();
+    let l3 = b.acquire_lease(&r, "w3", ttl).await.unwrap().expect("released lease is free");
+    assert!(l3.epoch > l2.epoch);
+    b.delete_snapshot(&r).await.unwrap();
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), None);
+
+    // Heartbeats: live until they expire or withdraw.
+    b.heartbeat("w1", Duration::from_millis(300)).await.unwrap();
+    b.heartbeat("w2", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.live_workers().await.unwrap(), vec!["w1".to_string(), "w2".to_string()]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.live_workers().await.unwrap(), vec!["w2".to_string()]);
+    b.withdraw("w2").await.unwrap();
+    assert!(b.live_workers().await.unwrap().is_empty());
+}
+
+/// Two clusters with different prefixes on one server see nothing of each
+/// other.
+pub async fn prefixes_isolate_clusters<B: Backend>(a: B, b: B) {
+    let r = room("c-shared");
+    let mut sub_b = b.subscribe_output(&r).await.unwrap();
+    let frame = OutFrame { epoch: 1, tick: 1, kind: FrameKind::Tick, payload: Bytes::from_static(b"[]") };
+    assert_eq!(a.publish_output(&r, frame).await.unwrap(), 0);
+    assert!(tokio::time::timeout(Duration::from_millis(200), sub_b.recv()).await.is_err());
+    a.take_seat(Some(&r), 10).await.unwrap();
+    assert_eq!(b.room(&r).await.unwrap(), None);
+    assert!(b.rooms().await.unwrap().is_empty());
+}
+
+/// After the server restarts (empty), commands work again and existing
+/// subscriptions receive new messages, with no new subscribe call.
+pub async fn survives_a_restart<B: Backend>(b: B, restart: impl FnOnce()) {
+    let r = room("c-restart");
+    let mut sub = b.subscribe_input(&r).await.unwrap();
+    restart();
+    let input = RoomInput { player: PlayerId::random(), conn: ConnId::random(), kind: InputKind::Join };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no delivery after the restart");
+        if let Ok(n) = b.publish_input(&r, input.clone()).await {
+            if n > 0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recv(&mut sub).await, input);
     b.ping().await.unwrap();
 }

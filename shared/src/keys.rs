@@ -58,6 +58,26 @@ impl Keys {
         format!("{}:top_scores", self.prefix)
     }
 
+    /// Sorted set: live workers, scored by heartbeat expiry (ms, Redis time).
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
+    /// String with TTL: `worker:epoch` of the room's owner.
+    pub fn lease(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:lease", self.prefix, room)
+    }
+
+    /// Counter: the room's last epoch.
+    pub fn epoch(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:epoch", self.prefix, room)
+    }
+
+    /// Hash: `epoch` and `data` of the room's last snapshot.
+    pub fn snapshot(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:snapshot", self.prefix, room)
+    }
+
     /// Hash: name -> colour of the best score.
     pub fn top_colours(&self) -> String {
         format!("{}:top_scores:colour", self.prefix)

@@ -14,9 +14,13 @@ pub mod ids;
 pub mod keys;
 pub mod memory;
 pub mod protocol;
+pub mod redis_backend;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod test_redis;
 
-pub use backend::{Backend, Bus, BusError, RoomInfo, ScoreEntry, Seat, Session, Store, Subscription};
+pub use backend::{Backend, Bus, BusError, Lease, Ownership, RoomInfo, ScoreEntry, Seat, Session, Store, Subscription};
 pub use envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 pub use ids::{PlayerId, RoomId};
 pub use memory::MemoryBackend;
+pub use redis_backend::RedisBackend;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::backend::{BusError, RoomInfo, ScoreEntry, Seat, Session, Subscription};
+use bytes::Bytes;
+
+use crate::backend::{BusError, Lease, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::ids::RoomId;
 use crate::keys::Keys;
@@ -38,6 +40,10 @@ struct State {
     rooms: HashMap<RoomId, RoomInfo>,
     sessions: HashMap<String, (Session, Instant)>,
     scores: HashMap<String, ScoreEntry>,
+    workers: HashMap<String, Instant>,
+    leases: HashMap<RoomId, (Lease, Instant)>,
+    epochs: HashMap<RoomId, u64>,
+    snapshots: HashMap<RoomId, (u64, Bytes)>,
 }
 
 struct Topics<T> {
@@ -107,6 +113,13 @@ impl Bus for MemoryBackend {
 
     async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
         Ok(self.inner.outputs.subscribe(self.inner.keys.room_out(room)))
+    }
+
+    async fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> Result<(), BusError> {
+        for (room, frame) in frames {
+            self.inner.outputs.publish(&self.inner.keys.room_out(&room), frame);
+        }
+        Ok(())
     }
 
     async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {
@@ -214,6 +227,82 @@ impl Store for MemoryBackend {
     }
 
     async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+impl Ownership for MemoryBackend {
+    async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<(), BusError> {
+        self.state().workers.insert(worker.to_owned(), Instant::now() + ttl);
+        Ok(())
+    }
+
+    async fn withdraw(&self, worker: &str) -> Result<(), BusError> {
+        self.state().workers.remove(worker);
+        Ok(())
+    }
+
+    async fn live_workers(&self) -> Result<Vec<String>, BusError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        state.workers.retain(|_, expiry| *expiry > now);
+        let mut live: Vec<String> = state.workers.keys().cloned().collect();
+        live.sort();
+        Ok(live)
+    }
+
+    async fn acquire_lease(&self, room: &RoomId, worker: &str, ttl: Duration) -> Result<Option<Lease>, BusError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        if state.leases.get(room).is_some_and(|(_, expiry)| *expiry > now) {
+            return Ok(None);
+        }
+        let epoch = state.epochs.entry(room.clone()).or_default();
+        *epoch += 1;
+        let lease = Lease { room: room.clone(), worker: worker.to_owned(), epoch: *epoch };
+        state.leases.insert(room.clone(), (lease.clone(), now + ttl));
+        Ok(Some(lease))
+    }
+
+    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<bool>, BusError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        Ok(leases
+            .iter()
+            .map(|lease| match state.leases.get_mut(&lease.room) {
+                Some((held, expiry)) if held == lease && *expiry > now => {
+                    *expiry = now + ttl;
+                    true
+                }
+                _ => false,
+            })
+            .collect())
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
+        let mut state = self.state();
+        if state.leases.get(&lease.room).is_some_and(|(held, _)| held == lease) {
+            state.leases.remove(&lease.room);
+        }
+        Ok(())
+    }
+
+    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<bool, BusError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        let held = state.leases.get(&lease.room).is_some_and(|(held, expiry)| held == lease && *expiry > now);
+        if held {
+            state.snapshots.insert(lease.room.clone(), (lease.epoch, data));
+        }
+        Ok(held)
+    }
+
+    async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
+        Ok(self.state().snapshots.get(room).cloned())
+    }
+
+    async fn delete_snapshot(&self, room: &RoomId) -> Result<(), BusError> {
+        self.state().snapshots.remove(room);
         Ok(())
     }
 }

@@ -37,3 +37,8 @@ async fn sessions() {
 async fn top_scores() {
     top_scores_keep_the_best_per_name(MemoryBackend::new()).await;
 }
+
+#[tokio::test]
+async fn ownership() {
+    leases_fence_snapshots_and_expire(MemoryBackend::new()).await;
+}

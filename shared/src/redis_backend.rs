@@ -1,0 +1,613 @@
+//! The Redis backend: pub/sub for room inputs, frames and notices; keys with
+//! TTL for sessions, leases and worker liveness; sorted sets for the room
+//! directory and top scores. Multi-key decisions (a seat, a lease, a fenced
+//! snapshot) are Lua scripts, so they are atomic.
+//!
+//! Commands go through a `ConnectionManager`, which reconnects. Subscriptions
+//! use a second manager speaking RESP3 with automatic resubscription; a
+//! router task hands each message to the local subscribers of its channel,
+//! and a ping every second makes the manager notice a lost connection (and
+//! so reconnect and resubscribe) even when nothing is being sent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::{debug, info, warn};
+
+use crate::backend::{BusError, Lease, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
+use crate::envelope::{Notice, OutFrame, RoomInput};
+use crate::ids::RoomId;
+use crate::keys::Keys;
+use crate::{Bus, Store};
+
+const SUBSCRIBER_QUEUE: usize = 1024;
+/// Best scores kept in Redis; the lists shown are much shorter.
+const SCORES_KEPT: usize = 1000;
+/// How long a snapshot outlives its room's last write.
+const SNAPSHOT_TTL_MS: u64 = 24 * 3600 * 1000;
+
+impl From<redis::RedisError> for BusError {
+    fn from(e: redis::RedisError) -> Self {
+        BusError::Unavailable(e.to_string())
+    }
+}
+
+/// Takes a seat: KEYS directory, capacities; ARGV room ('' to matchmake),
+/// capacity, id for a new room. Returns {room, created} ({'', 0}: full).
+static TAKE_SEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cap = tonumber(ARGV[2])
+if ARGV[1] ~= '' then
+  local room = ARGV[1]
+  local seats = redis.call('ZSCORE', KEYS[1], room)
+  if not seats then
+    redis.call('ZADD', KEYS[1], 1, room)
+    redis.call('HSET', KEYS[2], room, cap)
+    return {room, 1}
+  end
+  local c = tonumber(redis.call('HGET', KEYS[2], room)) or cap
+  if tonumber(seats) >= c then return {'', 0} end
+  redis.call('ZINCRBY', KEYS[1], 1, room)
+  return {room, 0}
+end
+local found = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. cap, '-inf', 'LIMIT', 0, 1)
+if #found > 0 then
+  redis.call('ZINCRBY', KEYS[1], 1, found[1])
+  return {found[1], 0}
+end
+redis.call('ZADD', KEYS[1], 1, ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[3], cap)
+return {ARGV[3], 1}
+",
+    )
+});
+
+static RELEASE_SEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > 0 then redis.call('ZINCRBY', KEYS[1], -1, ARGV[1]) end
+return 0
+",
+    )
+});
+
+static RETIRE_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s then return 1 end
+if tonumber(s) > 0 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+",
+    )
+});
+
+/// KEYS scores, colours; ARGV name, score, colour, kept.
+static SUBMIT_SCORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if old and tonumber(old) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local keep = tonumber(ARGV[4])
+local out = redis.call('ZRANGE', KEYS[1], 0, -keep - 1)
+for _, name in ipairs(out) do redis.call('HDEL', KEYS[2], name) end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -keep - 1)
+return 1
+",
+    )
+});
+
+/// KEYS workers; ARGV worker, ttl ms. Uses the server's clock.
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return now
+",
+    )
+});
+
+static LIVE_WORKERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+",
+    )
+});
+
+/// KEYS lease, epoch counter; ARGV worker, ttl ms. Returns the new epoch,
+/// or 0 if the lease is held.
+static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local e = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. e, 'NX', 'PX', ARGV[2])
+return e
+",
+    )
+});
+
+/// KEYS leases; ARGV ttl ms, then one expected value per lease.
+static RENEW_LEASES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then
+    redis.call('PEXPIRE', key, ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+",
+    )
+});
+
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+/// KEYS lease, snapshot; ARGV lease value, epoch, data, ttl ms. Refused
+/// (0) unless the lease is still ours and no newer epoch has written.
+static SAVE_SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local cur = redis.call('HGET', KEYS[2], 'epoch')
+if cur and tonumber(cur) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'data', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+",
+    )
+});
+
+type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
+
+struct Router {
+    routes: Mutex<HashMap<String, Vec<Route>>>,
+}
+
+impl Router {
+    fn routes(&self) -> MutexGuard<'_, HashMap<String, Vec<Route>>> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a message to the channel's subscribers; drops closed ones.
+    /// Returns true if the channel has no subscriber left.
+    fn dispatch(&self, channel: &str, payload: &[u8]) -> bool {
+        let mut routes = self.routes();
+        let Some(subs) = routes.get_mut(channel) else { return false };
+        subs.retain(|deliver| deliver(payload));
+        if subs.is_empty() {
+            routes.remove(channel);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Channels whose subscribers have all gone.
+    fn sweep(&self) -> Vec<String> {
+        let mut routes = self.routes();
+        let gone: Vec<String> = routes
+            .iter_mut()
+            .filter_map(|(ch, subs)| {
+                // An empty payload is never delivered: it only probes.
+                subs.retain(|deliver| deliver(&[]));
+                subs.is_empty().then(|| ch.clone())
+            })
+            .collect();
+        for ch in &gone {
+            routes.remove(ch);
+        }
+        gone
+    }
+}
+
+#[derive(Clone)]
+pub struct RedisBackend {
+    keys: Keys,
+    cmd: ConnectionManager,
+    sub: ConnectionManager,
+    router: Arc<Router>,
+    _stop: Arc<DropGuard>,
+}
+
+impl RedisBackend {
+    /// Connects (both connections) to `url`, keys under `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let info = url.into_connection_info()?;
+        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(resp3))?;
+        let config = || {
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(2)))
+                .set_max_delay(Duration::from_millis(500))
+                .set_number_of_retries(2)
+        };
+        let cmd = client.get_connection_manager_with_config(config()).await?;
+        let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let sub = client
+            .get_connection_manager_with_config(config().set_push_sender(push_tx).set_automatic_resubscription())
+            .await?;
+        let router = Arc::new(Router { routes: Mutex::new(HashMap::new()) });
+        let stop = CancellationToken::new();
+        tokio::spawn(route_messages(push_rx, router.clone(), sub.clone(), stop.clone()));
+        Ok(Self { keys: Keys::new(prefix), cmd, sub, router, _stop: Arc::new(stop.drop_guard()) })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.cmd.clone()
+    }
+
+    async fn publish<T: Serialize>(&self, channel: String, msg: &T) -> Result<usize, BusError> {
+        let bytes = encode(msg)?;
+        Ok(self.conn().publish(channel, bytes).await?)
+    }
+
+    async fn subscribe<T: DeserializeOwned + Send + 'static>(
+        &self,
+        channel: String,
+    ) -> Result<Subscription<T>, BusError> {
+        let (tx, rx) = mpsc::channel::<T>(SUBSCRIBER_QUEUE);
+        let deliver: Route = Box::new(move |payload: &[u8]| {
+            if tx.is_closed() {
+                return false;
+            }
+            if payload.is_empty() {
+                return true;
+            }
+            match rmp_serde::from_slice::<T>(payload) {
+                // A full queue loses the message, as an overflowing Redis
+                // client would; the subscriber stays.
+                Ok(msg) => !matches!(tx.try_send(msg), Err(mpsc::error::TrySendError::Closed(_))),
+                Err(e) => {
+                    warn!(error = %e, "malformed message on the bus");
+                    true
+                }
+            }
+        });
+        let first = {
+            let mut routes = self.router.routes();
+            let subs = routes.entry(channel.clone()).or_default();
+            subs.push(deliver);
+            subs.len() == 1
+        };
+        if first {
+            if let Err(e) = self.sub.clone().subscribe(&channel).await {
+                self.router.routes().remove(&channel);
+                return Err(e.into());
+            }
+        }
+        Ok(Subscription::new(rx))
+    }
+}
+
+fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, BusError> {
+    rmp_serde::to_vec(msg).map_err(|e| BusError::Codec(e.to_string()))
+}
+
+async fn route_messages(
+    mut push: mpsc::UnboundedReceiver<PushInfo>,
+    router: Arc<Router>,
+    sub: ConnectionManager,
+    stop: CancellationToken,
+) {
+    let mut ping = tokio::time::interval(Duration::from_secs(1));
+    let mut was_down = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            msg = push.recv() => {
+                let Some(msg) = msg else { break };
+                match msg.kind {
+                    PushKind::Message => {
+                        let (Some(Value::BulkString(ch)), Some(Value::BulkString(payload))) = (msg.data.first(), msg.data.get(1)) else {
+                            continue;
+                        };
+                        let ch = String::from_utf8_lossy(ch);
+                        if router.dispatch(&ch, payload) {
+                            let _ = sub.clone().unsubscribe(ch.as_ref()).await;
+                        }
+                    }
+                    PushKind::Disconnection => {
+                        warn!("subscription connection lost; reconnecting");
+                        was_down = true;
+                        let _ = sub.clone().ping::<()>().await;
+                    }
+                    _ => {}
+                }
+            }
+            _ = ping.tick() => {
+                // A command is what makes the manager notice a dead link and
+                // reconnect (then resubscribe).
+                match sub.clone().ping::<()>().await {
+                    Ok(()) if was_down => {
+                        was_down = false;
+                        info!("subscription connection back");
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        was_down = true;
+                        debug!(error = %e, "subscription ping failed");
+                    }
+                }
+                for ch in router.sweep() {
+                    let _ = sub.clone().unsubscribe(&ch).await;
+                }
+            }
+        }
+    }
+}
+
+impl Bus for RedisBackend {
+    async fn publish_input(&self, room: &RoomId, input: RoomInput) -> Result<usize, BusError> {
+        self.publish(self.keys.room_in(room), &input).await
+    }
+
+    async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
+        self.subscribe(self.keys.room_in(room)).await
+    }
+
+    async fn publish_output(&self, room: &RoomId, frame: OutFrame) -> Result<usize, BusError> {
+        self.publish(self.keys.room_out(room), &frame).await
+    }
+
+    async fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> Result<(), BusError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (room, frame) in &frames {
+            pipe.cmd("PUBLISH").arg(self.keys.room_out(room)).arg(encode(frame)?).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
+        self.subscribe(self.keys.room_out(room)).await
+    }
+
+    async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {
+        self.publish(self.keys.notices(), &notice).await
+    }
+
+    async fn subscribe_notices(&self) -> Result<Subscription<Notice>, BusError> {
+        self.subscribe(self.keys.notices()).await
+    }
+}
+
+impl Store for RedisBackend {
+    async fn take_seat(&self, room: Option<&RoomId>, capacity: u16) -> Result<Seat, BusError> {
+        let (id, created): (String, i64) = TAKE_SEAT
+            .key(self.keys.directory())
+            .key(self.keys.capacities())
+            .arg(room.map(RoomId::as_str).unwrap_or(""))
+            .arg(capacity)
+            .arg(RoomId::random().as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        if id.is_empty() {
+            return Ok(Seat::Full);
+        }
+        let room = RoomId::parse(&id).map_err(|_| BusError::Codec(format!("bad room id {id:?} in the directory")))?;
+        Ok(Seat::Taken { room, created: created == 1 })
+    }
+
+    async fn release_seat(&self, room: &RoomId) -> Result<(), BusError> {
+        RELEASE_SEAT.key(self.keys.directory()).arg(room.as_str()).invoke_async::<i64>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, BusError> {
+        let (seats, caps): (Vec<(String, f64)>, HashMap<String, u16>) = redis::pipe()
+            .zrevrange_withscores(self.keys.directory(), 0, -1)
+            .hgetall(self.keys.capacities())
+            .query_async(&mut self.conn())
+            .await?;
+        let mut rooms: Vec<RoomInfo> = seats
+            .into_iter()
+            .filter_map(|(id, players)| {
+                let capacity = caps.get(&id).copied().unwrap_or(0);
+                Some(RoomInfo { id: RoomId::parse(&id).ok()?, players: players as u16, capacity })
+            })
+            .collect();
+        rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.id.cmp(&b.id)));
+        Ok(rooms)
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, BusError> {
+        let (players, capacity): (Option<f64>, Option<u16>) = redis::pipe()
+            .zscore(self.keys.directory(), room.as_str())
+            .hget(self.keys.capacities(), room.as_str())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(players.map(|p| RoomInfo { id: room.clone(), players: p as u16, capacity: capacity.unwrap_or(0) }))
+    }
+
+    async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
+        let retired: i64 = RETIRE_ROOM
+            .key(self.keys.directory())
+            .key(self.keys.capacities())
+            .arg(room.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(retired == 1)
+    }
+
+    async fn put_session(&self, token: &str, session: &Session, ttl: Duration) -> Result<(), BusError> {
+        let ms = ttl.as_millis().max(1) as u64;
+        let _: () = self.conn().pset_ex(self.keys.session(token), encode(session)?, ms).await?;
+        Ok(())
+    }
+
+    async fn session(&self, token: &str) -> Result<Option<Session>, BusError> {
+        let raw: Option<Vec<u8>> = self.conn().get(self.keys.session(token)).await?;
+        raw.map(|b| rmp_serde::from_slice(&b).map_err(|e| BusError::Codec(e.to_string()))).transpose()
+    }
+
+    async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
+        SUBMIT_SCORE
+            .key(self.keys.top_scores())
+            .key(self.keys.top_colours())
+            .arg(&entry.name)
+            .arg(entry.score)
+            .arg(entry.colour)
+            .arg(SCORES_KEPT)
+            .invoke_async::<i64>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn top_scores(&self, n: usize) -> Result<Vec<ScoreEntry>, BusError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn();
+        let best: Vec<(String, f64)> = conn.zrevrange_withscores(self.keys.top_scores(), 0, n as isize - 1).await?;
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = best.iter().map(|(n, _)| n.as_str()).collect();
+        let colours: Vec<Option<u8>> =
+            redis::cmd("HMGET").arg(self.keys.top_colours()).arg(&names).query_async(&mut conn).await?;
+        let mut out: Vec<ScoreEntry> = best
+            .iter()
+            .zip(colours)
+            .map(|((name, score), colour)| ScoreEntry {
+                name: name.clone(),
+                score: *score as u64,
+                colour: colour.unwrap_or(0),
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let _: () = self.conn().ping().await?;
+        Ok(())
+    }
+}
+
+fn lease_value(lease: &Lease) -> String {
+    format!("{}:{}", lease.worker, lease.epoch)
+}
+
+impl Ownership for RedisBackend {
+    async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<(), BusError> {
+        HEARTBEAT
+            .key(self.keys.workers())
+            .arg(worker)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async::<i64>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn withdraw(&self, worker: &str) -> Result<(), BusError> {
+        let _: i64 = self.conn().zrem(self.keys.workers(), worker).await?;
+        Ok(())
+    }
+
+    async fn live_workers(&self) -> Result<Vec<String>, BusError> {
+        let mut live: Vec<String> = LIVE_WORKERS.key(self.keys.workers()).invoke_async(&mut self.conn()).await?;
+        live.sort();
+        Ok(live)
+    }
+
+    async fn acquire_lease(&self, room: &RoomId, worker: &str, ttl: Duration) -> Result<Option<Lease>, BusError> {
+        let epoch: u64 = ACQUIRE_LEASE
+            .key(self.keys.lease(room))
+            .key(self.keys.epoch(room))
+            .arg(worker)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok((epoch > 0).then(|| Lease { room: room.clone(), worker: worker.to_owned(), epoch }))
+    }
+
+    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<bool>, BusError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = RENEW_LEASES.prepare_invoke();
+        call.arg(ttl.as_millis() as u64);
+        for lease in leases {
+            call.key(self.keys.lease(&lease.room)).arg(lease_value(lease));
+        }
+        let held: Vec<i64> = call.invoke_async(&mut self.conn()).await?;
+        Ok(held.into_iter().map(|h| h == 1).collect())
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
+        RELEASE_LEASE
+            .key(self.keys.lease(&lease.room))
+            .arg(lease_value(lease))
+            .invoke_async::<i64>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<bool, BusError> {
+        let saved: i64 = SAVE_SNAPSHOT
+            .key(self.keys.lease(&lease.room))
+            .key(self.keys.snapshot(&lease.room))
+            .arg(lease_value(lease))
+            .arg(lease.epoch)
+            .arg(data.as_ref())
+            .arg(SNAPSHOT_TTL_MS)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(saved == 1)
+    }
+
+    async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
+        let (epoch, data): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
+            .arg(self.keys.snapshot(room))
+            .arg("epoch")
+            .arg("data")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(epoch.zip(data).map(|(e, d)| (e, Bytes::from(d))))
+    }
+
+    async fn delete_snapshot(&self, room: &RoomId) -> Result<(), BusError> {
+        let _: i64 = self.conn().del(self.keys.snapshot(room)).await?;
+        Ok(())
+    }
+}
