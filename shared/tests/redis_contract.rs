@@ -1,5 +1,7 @@
 //! The backend contract, against a real `redis-server` started per test.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use snakepit_shared::RedisBackend;
 use snakepit_shared::contract::*;
 use snakepit_shared::test_redis::TestRedis;
