@@ -84,6 +84,8 @@ pub struct Connection<B> {
     limiter: TokenBucket,
     throttled: bool,
     dropped: u32,
+    /// The fan-out asked for a fresh world.
+    resync: bool,
 }
 
 impl<B: Backend> Connection<B> {
@@ -102,6 +104,7 @@ impl<B: Backend> Connection<B> {
             limiter,
             throttled: false,
             dropped: 0,
+            resync: false,
             state,
         }
     }
@@ -128,6 +131,9 @@ impl<B: Backend> Connection<B> {
                 Some(out) = self.out_rx.recv() => {
                     if !self.write(&mut sink, out).await {
                         break None;
+                    }
+                    if std::mem::take(&mut self.resync) {
+                        self.reenter().await;
                     }
                 }
                 _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => self.retry_enter().await,
@@ -173,6 +179,11 @@ impl<B: Backend> Connection<B> {
                 Outgoing::Welcome(t) => {
                     self.pending = None;
                     t
+                }
+                Outgoing::Resync => {
+                    self.resync = true;
+                    next = self.out_rx.try_recv().ok();
+                    continue;
                 }
             };
             match timeout(write_timeout, sink.feed(Message::Text(text))).await {
@@ -376,6 +387,12 @@ impl<B: Backend> Connection<B> {
         self.place = Some(Place { room: room.clone(), member, as_player });
         let input = self.input(member, InputKind::Enter { name });
         self.publish(&room, input.clone()).await?;
+        self.await_welcome(room, input);
+        Ok(())
+    }
+
+    /// Repeats `input` (an enter) until the room's welcome arrives.
+    fn await_welcome(&mut self, room: RoomId, input: RoomInput) {
         let now = Instant::now();
         self.pending = Some(PendingEnter {
             input,
@@ -384,7 +401,17 @@ impl<B: Backend> Connection<B> {
             deadline: now + self.state.config.enter_timeout,
             warned: false,
         });
-        Ok(())
+    }
+
+    /// Enters the current room again, for a fresh world (after a gap or a
+    /// change of the room's owner).
+    async fn reenter(&mut self) {
+        let Some(place) = &self.place else { return };
+        let name = if place.as_player { self.identity.as_ref().map(|i| i.name.clone()) } else { None };
+        let input = self.input(place.member, InputKind::Enter { name });
+        let room = place.room.clone();
+        let _ = self.publish(&room, input.clone()).await;
+        self.await_welcome(room, input);
     }
 
     /// The room did not answer yet: ask again (rooms treat `enter` as

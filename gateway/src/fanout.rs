@@ -8,7 +8,9 @@
 //!
 //! Frames are sequenced per member: a member gets nothing until its welcome
 //! (the world at tick T), then every tick frame after T, once, in order.
-//! Frames of an older ownership epoch are ignored.
+//! Frames of an older ownership epoch are ignored. A member that would see a
+//! gap (frames lost on the bus, or a new owner taking over the room) is
+//! resynchronised: its connection enters again and gets a fresh world.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +30,9 @@ pub enum Outgoing {
     Frame(Utf8Bytes),
     /// The room's welcome: from now on the member gets every tick.
     Welcome(Utf8Bytes),
+    /// The member missed frames (a gap, or a new owner of the room): it
+    /// must enter again to get a fresh world.
+    Resync,
 }
 
 /// A local member of a room, as the fan-out sees it.
@@ -121,7 +126,15 @@ async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: Gateway
             metrics.stale_frames.inc();
             continue;
         }
-        epoch = frame.epoch;
+        if frame.epoch > epoch {
+            if epoch != 0 {
+                // A new owner: everyone needs its world.
+                for member in feed.members().values_mut() {
+                    resync(member, &metrics);
+                }
+            }
+            epoch = frame.epoch;
+        }
         let Ok(text) = Utf8Bytes::try_from(frame.payload) else {
             metrics.stale_frames.inc();
             continue;
@@ -130,9 +143,14 @@ async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: Gateway
         match frame.kind {
             FrameKind::Tick => {
                 for member in members.values_mut() {
-                    if member.after.is_some_and(|after| frame.tick > after) {
-                        deliver(member, Outgoing::Frame(text.clone()), &metrics);
-                        member.after = Some(frame.tick);
+                    match member.after {
+                        Some(after) if frame.tick == after + 1 => {
+                            deliver(member, Outgoing::Frame(text.clone()), &metrics);
+                            member.after = Some(frame.tick);
+                        }
+                        Some(after) if frame.tick > after + 1 => resync(member, &metrics),
+                        // Waiting for a welcome, or a repeated tick.
+                        _ => {}
                     }
                 }
             }
@@ -150,6 +168,13 @@ async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: Gateway
         }
     }
     debug!("room feed ended");
+}
+
+fn resync(member: &mut Member, metrics: &GatewayMetrics) {
+    if member.after.take().is_some() {
+        metrics.resyncs.inc();
+        deliver(member, Outgoing::Resync, metrics);
+    }
 }
 
 fn deliver(member: &mut Member, out: Outgoing, metrics: &GatewayMetrics) {

@@ -10,6 +10,7 @@ pub struct GatewayMetrics {
     pub frames_dropped: IntCounter,
     pub stale_frames: IntCounter,
     pub slow_clients: IntCounter,
+    pub resyncs: IntCounter,
     pub client_errors: IntCounterVec,
 }
 
@@ -34,6 +35,10 @@ impl GatewayMetrics {
                 "snakepit_slow_clients_total",
                 "Connections closed because they read too slowly",
             )?,
+            resyncs: IntCounter::new(
+                "snakepit_resyncs_total",
+                "Members sent a fresh world after a gap or a change of room owner",
+            )?,
             client_errors: IntCounterVec::new(
                 Opts::new("snakepit_client_errors_total", "Client messages refused, by reason"),
                 &["reason"],
@@ -45,6 +50,7 @@ impl GatewayMetrics {
         registry.register(Box::new(m.frames_dropped.clone()))?;
         registry.register(Box::new(m.stale_frames.clone()))?;
         registry.register(Box::new(m.slow_clients.clone()))?;
+        registry.register(Box::new(m.resyncs.clone()))?;
         registry.register(Box::new(m.client_errors.clone()))?;
         Ok(m)
     }

@@ -43,7 +43,12 @@ pub async fn serve(
     let state = AppState::new(backend.clone(), gateway, registry)?;
     let host = Host::new(
         backend,
-        HostConfig { room: config.room.clone(), reconcile_every: Duration::from_secs(1) },
+        HostConfig {
+            worker_id: "standalone".into(),
+            room: config.room.clone(),
+            round_every: Duration::from_secs(1),
+            lease_ttl: Duration::from_secs(5),
+        },
         worker_metrics,
     );
     let rooms_stop = CancellationToken::new();

@@ -92,6 +92,7 @@
   let intent = null;
   let pendingRoom = null;        // room of the last new_player, for the enter fallback
   let enterAfterResume = null;   // room the user asked for when a resume was sent
+  let worldReady = false;        // the current room's world has arrived (Join waits for it)
 
   function send(msg) {
     if (ws && ws.readyState === WebSocket.OPEN) {
@@ -125,6 +126,7 @@
       if (ws !== sock) return;
       retryDelay = RETRY_FIRST_MS;
       S.tick = null;
+      worldReady = false;
       setConn('connected');
       greet();
       send(['rooms']);
@@ -246,6 +248,7 @@
         if (a[3] !== undefined && a[3] !== null) S.roomId = String(a[3]);
         S.spectating = false;
         S.alive = false;                   // p_joined after world tells if we still are
+        worldReady = false;
         if (typeof a[4] === 'string' && a[4]) {
           resumeToken = a[4];
           sessionStorage.setItem(TOKEN_KEY, resumeToken);
@@ -267,6 +270,7 @@
         S.spectating = true;
         S.playerId = null;
         S.alive = false;
+        worldReady = false;
         forgetToken();                     // no snake to resume any more
         intent = { mode: 'spectate', room: S.roomId };
         send(['rooms']);
@@ -292,6 +296,7 @@
         S.grid = grid;
         S.players = {};                    // alive snakes follow as p_joined
         S.alive = false;
+        worldReady = true;
         redrawAll = true;
         dirtyPlayers = true;
         break;
@@ -544,7 +549,7 @@
     el.connect.disabled = active && (isPlayer || !connected);
     el.connect.textContent = active && !isPlayer ? 'Play' : 'Connect';
     if (!active) el.connect.textContent = 'Connect';
-    el.join.hidden = !(isPlayer && !S.alive);
+    el.join.hidden = !(isPlayer && !S.alive && worldReady);
     el.join.disabled = !connected;
     el.refresh.disabled = !connected;
     el.roomName.textContent = S.roomId === null

@@ -1,114 +1,232 @@
-//! The host: runs every room the directory lists that this process should
-//! own. In standalone mode that is every room; the cluster mode adds leases.
+//! The host: decides which rooms this worker runs, and runs them.
+//!
+//! Every round (and on a notice) it announces itself with a heartbeat,
+//! renews the leases of its rooms in one call (a room whose lease is gone
+//! stops at once), and claims the directory's rooms that rendezvous hashing
+//! gives it over the live workers; a claim race is settled by the lease.
+//! A claimed room starts from its last snapshot, if any.
+//!
+//! On shutdown it withdraws, lets every room write a final snapshot,
+//! releases the leases and tells the other workers, which take over.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use snakepit_shared::{Backend, Notice, RoomId};
+use snakepit_shared::{Backend, Lease, Notice, RoomId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::metrics::WorkerMetrics;
-use crate::room::{Room, RoomConfig};
+use crate::publisher::Publisher;
+use crate::rendezvous;
+use crate::room::{Room, RoomConfig, RoomControl, RoomExit};
+use crate::snapshot::RoomSnapshot;
 
 #[derive(Clone, Debug)]
 pub struct HostConfig {
+    pub worker_id: String,
     pub room: RoomConfig,
-    /// How often the directory is read in full (notices may be missed).
-    pub reconcile_every: Duration,
+    /// How often the host renews, heartbeats and reads the directory.
+    pub round_every: Duration,
+    /// Lease and heartbeat lifetime: a dead worker's rooms move after this.
+    pub lease_ttl: Duration,
+}
+
+struct Running {
+    lease: Lease,
+    control: RoomControl,
 }
 
 pub struct Host<B> {
     backend: B,
     config: HostConfig,
     metrics: WorkerMetrics,
-    rooms: HashMap<RoomId, CancellationToken>,
+    publisher: Publisher,
+    rooms: HashMap<RoomId, Running>,
     tracker: TaskTracker,
-    ended_tx: mpsc::UnboundedSender<RoomId>,
-    ended_rx: mpsc::UnboundedReceiver<RoomId>,
+    ended_tx: mpsc::UnboundedSender<(RoomId, RoomExit)>,
+    ended_rx: mpsc::UnboundedReceiver<(RoomId, RoomExit)>,
+    /// Set once the first heartbeat has gone out (readiness).
+    announced: CancellationToken,
 }
 
 impl<B: Backend> Host<B> {
     pub fn new(backend: B, config: HostConfig, metrics: WorkerMetrics) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-        Self { backend, config, metrics, rooms: HashMap::new(), tracker: TaskTracker::new(), ended_tx, ended_rx }
+        let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+        Self {
+            backend,
+            config,
+            metrics,
+            publisher,
+            rooms: HashMap::new(),
+            tracker: TaskTracker::new(),
+            ended_tx,
+            ended_rx,
+            announced: CancellationToken::new(),
+        }
     }
 
-    /// Runs until `shutdown`, then stops every room and waits for them.
+    /// Cancelled once the worker has announced itself.
+    pub fn announced(&self) -> CancellationToken {
+        self.announced.clone()
+    }
+
+    /// Runs until `shutdown`, then hands every room over.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut notices = loop {
-            match self.backend.subscribe_notices().await {
-                Ok(s) => break s,
-                Err(e) => {
-                    warn!(error = %e, "cannot subscribe to notices; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
+        let mut notices = None;
+        let mut rounds = tokio::time::interval(self.config.round_every);
+        rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if notices.is_none() {
+                match self.backend.subscribe_notices().await {
+                    Ok(s) => notices = Some(s),
+                    Err(e) => warn!(error = %e, "cannot subscribe to notices"),
                 }
             }
-        };
-        let mut reconcile = tokio::time::interval(self.config.reconcile_every);
-        loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                notice = notices.recv() => match notice {
-                    Some(Notice::RoomCreated(room)) => self.start(room, &shutdown).await,
-                    None => {
-                        warn!("notice subscription closed; resubscribing");
-                        if let Ok(s) = self.backend.subscribe_notices().await {
-                            notices = s;
-                        }
-                    }
+                notice = async { notices.as_mut()?.recv().await }, if notices.is_some() => match notice {
+                    Some(Notice::RoomCreated(_)) | Some(Notice::RoomsReleased) => self.round().await,
+                    None => notices = None,
                 },
-                Some(room) = self.ended_rx.recv() => {
-                    self.rooms.remove(&room);
-                }
-                _ = reconcile.tick() => self.reconcile(&shutdown).await,
+                Some((room, exit)) = self.ended_rx.recv() => self.ended(room, exit).await,
+                _ = rounds.tick() => self.round().await,
             }
         }
-        for token in self.rooms.values() {
-            token.cancel();
-        }
-        self.tracker.close();
-        self.tracker.wait().await;
-        info!("host stopped");
+        self.hand_over().await;
     }
 
-    async fn reconcile(&mut self, shutdown: &CancellationToken) {
-        match self.backend.rooms().await {
-            Ok(rooms) => {
-                for r in rooms {
-                    self.start(r.id, shutdown).await;
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot read the room directory"),
-        }
-    }
-
-    async fn start(&mut self, room: RoomId, shutdown: &CancellationToken) {
-        if self.rooms.contains_key(&room) {
+    async fn round(&mut self) {
+        let id = self.config.worker_id.clone();
+        if let Err(e) = self.backend.heartbeat(&id, self.config.lease_ttl).await {
+            warn!(error = %e, "heartbeat failed");
             return;
         }
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        let opened =
-            Room::open(room.clone(), self.backend.clone(), self.config.room.clone(), 1, seed, self.metrics.clone())
-                .await;
-        let r = match opened {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(%room, error = %e, "cannot open room");
+        self.announced.cancel();
+        self.renew().await;
+        let (live, rooms) = match (self.backend.live_workers().await, self.backend.rooms().await) {
+            (Ok(live), Ok(rooms)) => (live, rooms),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "cannot read workers or rooms");
                 return;
             }
         };
-        let token = shutdown.child_token();
-        self.rooms.insert(room.clone(), token.clone());
+        for info in rooms {
+            if self.rooms.contains_key(&info.id) || rendezvous::owner(&info.id, &live) != Some(id.as_str()) {
+                continue;
+            }
+            self.claim(info.id).await;
+        }
+    }
+
+    async fn renew(&mut self) {
+        let leases: Vec<Lease> = self.rooms.values().map(|r| r.lease.clone()).collect();
+        match self.backend.renew_leases(&leases, self.config.lease_ttl).await {
+            Ok(held) => {
+                for (lease, held) in leases.iter().zip(held) {
+                    if !held {
+                        warn!(room = %lease.room, epoch = lease.epoch, "lease lost; stopping the room");
+                        if let Some(r) = self.rooms.get(&lease.room) {
+                            r.control.lost.cancel();
+                        }
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot renew leases"),
+        }
+    }
+
+    async fn claim(&mut self, room: RoomId) {
+        let lease = match self.backend.acquire_lease(&room, &self.config.worker_id, self.config.lease_ttl).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(%room, error = %e, "cannot acquire a lease");
+                return;
+            }
+        };
+        let snapshot = match self.backend.load_snapshot(&room).await {
+            Ok(Some((epoch, bytes))) => match RoomSnapshot::decode(&bytes) {
+                Ok(s) => {
+                    info!(%room, from_epoch = epoch, epoch = lease.epoch, tick = s.game.tick(), "taking over from a snapshot");
+                    self.metrics.failovers.inc();
+                    Some(s)
+                }
+                Err(e) => {
+                    warn!(%room, error = %e, "unreadable snapshot; starting afresh");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                // Starting afresh would lose the room's state: try later.
+                warn!(%room, error = %e, "cannot load the snapshot");
+                let _ = self.backend.release_lease(&lease).await;
+                return;
+            }
+        };
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let opened = Room::open(
+            room.clone(),
+            self.backend.clone(),
+            self.config.room.clone(),
+            lease.clone(),
+            snapshot,
+            seed,
+            self.metrics.clone(),
+            self.publisher.clone(),
+        )
+        .await;
+        let r = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(%room, error = %e, "cannot open the room");
+                let _ = self.backend.release_lease(&lease).await;
+                return;
+            }
+        };
+        let control = RoomControl::default();
+        self.rooms.insert(room.clone(), Running { lease, control: control.clone() });
         let ended = self.ended_tx.clone();
         self.tracker.spawn(async move {
-            r.run(token).await;
-            let _ = ended.send(room);
+            let exit = r.run(control).await;
+            let _ = ended.send((room, exit));
         });
+    }
+
+    async fn ended(&mut self, room: RoomId, exit: RoomExit) {
+        let Some(running) = self.rooms.remove(&room) else { return };
+        match exit {
+            RoomExit::Retired => {
+                let _ = self.backend.delete_snapshot(&room).await;
+                let _ = self.backend.release_lease(&running.lease).await;
+            }
+            RoomExit::LeaseLost => self.metrics.leases_lost.inc(),
+            RoomExit::HandedOver | RoomExit::Closed => {
+                let _ = self.backend.release_lease(&running.lease).await;
+            }
+        }
+    }
+
+    async fn hand_over(mut self) {
+        info!(rooms = self.rooms.len(), "handing rooms over");
+        if let Err(e) = self.backend.withdraw(&self.config.worker_id).await {
+            warn!(error = %e, "cannot withdraw");
+        }
+        for r in self.rooms.values() {
+            r.control.shutdown.cancel();
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+        while let Ok((room, exit)) = self.ended_rx.try_recv() {
+            self.ended(room, exit).await;
+        }
+        if let Err(e) = self.backend.publish_notice(Notice::RoomsReleased).await {
+            warn!(error = %e, "cannot tell the other workers");
+        }
+        info!("host stopped");
     }
 }

@@ -3,11 +3,18 @@
 
 pub mod frame;
 pub mod game;
+#[cfg(test)]
+mod game_tests;
 pub mod grid;
 pub mod host;
+pub mod http;
 pub mod metrics;
+pub mod publisher;
+pub mod rendezvous;
 pub mod room;
 pub mod settings;
+pub mod settings_args;
+pub mod snapshot;
 
 pub use game::Game;
 pub use host::{Host, HostConfig};

@@ -14,6 +14,12 @@ pub struct WorkerMetrics {
     pub snakes_alive: IntGauge,
     pub frames_published: IntCounter,
     pub publish_errors: IntCounter,
+    /// One batch of frames onto the bus.
+    pub publish_latency: Histogram,
+    /// Rooms this worker took over from a snapshot of another owner.
+    pub failovers: IntCounter,
+    /// Rooms stopped because their lease went to another worker.
+    pub leases_lost: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -47,6 +53,16 @@ impl WorkerMetrics {
                 "snakepit_publish_errors_total",
                 "Frames a room failed to publish",
             ))?,
+            publish_latency: Histogram::with_opts(hist(
+                "snakepit_bus_publish_seconds",
+                "Time to publish one batch of frames on the bus",
+                exponential_buckets(1e-5, 2.5, 12)?,
+            ))?,
+            failovers: IntCounter::with_opts(opts("snakepit_failovers_total", "Rooms taken over from a snapshot"))?,
+            leases_lost: IntCounter::with_opts(opts(
+                "snakepit_leases_lost_total",
+                "Rooms stopped because their lease was lost",
+            ))?,
         };
         registry.register(Box::new(m.tick_duration.clone()))?;
         registry.register(Box::new(m.tick_lag.clone()))?;
@@ -55,6 +71,9 @@ impl WorkerMetrics {
         registry.register(Box::new(m.snakes_alive.clone()))?;
         registry.register(Box::new(m.frames_published.clone()))?;
         registry.register(Box::new(m.publish_errors.clone()))?;
+        registry.register(Box::new(m.publish_latency.clone()))?;
+        registry.register(Box::new(m.failovers.clone()))?;
+        registry.register(Box::new(m.leases_lost.clone()))?;
         Ok(m)
     }
 }

@@ -5,6 +5,10 @@
 //! each tick; while nobody is alive, the room waits for input. An empty room
 //! retires itself after a while, if the directory agrees that no seat is
 //! taken.
+//!
+//! The room runs under a lease: its epoch is stamped on every frame, and it
+//! snapshots itself (fenced by the lease) so that another worker can take
+//! over. Frames go to the worker's publisher without waiting on the bus.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use snakepit_shared::encode::{FrameWriter, error_frame};
 use snakepit_shared::{
-    Backend, ConnId, FrameKind, InputKind, OutFrame, PlayerId, RoomId, RoomInput, ScoreEntry, Subscription,
+    Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, ScoreEntry, Subscription,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -22,7 +26,9 @@ use tracing::{debug, info, warn};
 use crate::frame::{encode_tick, encode_welcome};
 use crate::game::Game;
 use crate::metrics::WorkerMetrics;
+use crate::publisher::Publisher;
 use crate::settings::GameSettings;
+use crate::snapshot::{MemberSnapshot, RoomSnapshot};
 
 /// Most members (players and spectators) a room keeps.
 const MAX_MEMBERS: usize = 1000;
@@ -34,6 +40,30 @@ pub struct RoomConfig {
     pub grace: Duration,
     /// How long a room stays empty before it retires.
     pub empty_ttl: Duration,
+    /// How often the room snapshots itself.
+    pub snapshot_every: Duration,
+}
+
+/// Why a room stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomExit {
+    /// Empty for long enough and removed from the directory.
+    Retired,
+    /// The worker is stopping: a final snapshot was written.
+    HandedOver,
+    /// Another worker holds the lease now: the room stopped at once.
+    LeaseLost,
+    /// The input subscription ended.
+    Closed,
+}
+
+/// How a room is told to stop.
+#[derive(Clone, Debug, Default)]
+pub struct RoomControl {
+    /// Hand over: final snapshot, then stop.
+    pub shutdown: CancellationToken,
+    /// Lease lost: stop without writing anything.
+    pub lost: CancellationToken,
 }
 
 struct Member {
@@ -44,13 +74,15 @@ struct Member {
 
 enum Internal {
     TopScores(Vec<ScoreEntry>),
+    SnapshotRefused,
 }
 
 pub struct Room<B> {
     id: RoomId,
     backend: B,
     config: RoomConfig,
-    epoch: u64,
+    lease: Lease,
+    publisher: Publisher,
     game: Game,
     inputs: Subscription<RoomInput>,
     members: HashMap<PlayerId, Member>,
@@ -59,107 +91,136 @@ pub struct Room<B> {
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     empty_since: Option<Instant>,
+    /// Something changed since the last snapshot.
+    dirty: bool,
 }
 
 impl<B: Backend> Room<B> {
     /// Subscribes to the room's input; the room runs from [`Room::run`].
+    /// With a snapshot, the room goes on where its last owner left it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         id: RoomId,
         backend: B,
         config: RoomConfig,
-        epoch: u64,
+        lease: Lease,
+        snapshot: Option<RoomSnapshot>,
         seed: u64,
         metrics: WorkerMetrics,
+        publisher: Publisher,
     ) -> Result<Self, snakepit_shared::BusError> {
         let inputs = backend.subscribe_input(&id).await?;
         let (internal_tx, internal_rx) = mpsc::channel(4);
+        let (game, members) = match snapshot {
+            Some(s) => {
+                let now = Instant::now();
+                let members = s
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let disconnected_at = m.disconnected.then_some(now);
+                        (m.player, Member { conn: m.conn, player: m.is_player, disconnected_at })
+                    })
+                    .collect();
+                (s.game, members)
+            }
+            None => (Game::new(config.settings.clone(), seed), HashMap::new()),
+        };
         Ok(Self {
-            game: Game::new(config.settings.clone(), seed),
+            game,
             id,
             backend,
             config,
-            epoch,
+            lease,
+            publisher,
             inputs,
-            members: HashMap::new(),
+            members,
             writer: FrameWriter::with_capacity(2048),
             metrics,
             internal_tx,
             internal_rx,
             empty_since: None,
+            dirty: true,
         })
     }
 
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(mut self, control: RoomControl) -> RoomExit {
         self.metrics.rooms.inc();
-        info!(room = %self.id, epoch = self.epoch, "room started");
+        let players = self.members.values().filter(|m| m.player).count() as i64;
+        self.metrics.players.add(players);
+        self.metrics.snakes_alive.add(self.game.alive_count() as i64);
+        info!(room = %self.id, epoch = self.lease.epoch, tick = self.game.tick(), "room started");
         self.refresh_top_scores();
         let mut ticks = tokio::time::interval(self.config.settings.tick_period());
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
+        let mut snapshots = tokio::time::interval(self.config.snapshot_every);
+        snapshots.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let exit = loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
-                scheduled = ticks.tick(), if self.game.is_running() => self.on_tick(scheduled).await,
+                _ = control.lost.cancelled() => break RoomExit::LeaseLost,
+                _ = control.shutdown.cancelled() => {
+                    self.save_snapshot().await;
+                    break RoomExit::HandedOver;
+                }
+                scheduled = ticks.tick(), if self.game.is_running() => self.on_tick(scheduled),
                 input = self.inputs.recv(), if !self.game.is_running() => {
-                    let Some(input) = input else { break };
-                    let was_running = self.game.is_running();
-                    self.handle(input).await;
-                    if !was_running && self.game.is_running() {
+                    let Some(input) = input else { break RoomExit::Closed };
+                    self.handle(input);
+                    if self.game.is_running() {
                         // The first step comes one period after the join.
                         ticks.reset();
                     }
                 }
                 Some(msg) = self.internal_rx.recv() => match msg {
                     Internal::TopScores(scores) => self.game.set_top_scores(scores),
+                    Internal::SnapshotRefused => break RoomExit::LeaseLost,
                 },
+                _ = snapshots.tick() => self.spawn_snapshot(),
                 _ = housekeeping.tick() => {
                     if self.retire_if_idle().await {
-                        break;
+                        break RoomExit::Retired;
                     }
                 }
             }
-        }
+        };
         let players = self.members.values().filter(|m| m.player).count() as i64;
         self.metrics.players.sub(players);
         self.metrics.snakes_alive.sub(self.game.alive_count() as i64);
         self.metrics.rooms.dec();
-        info!(room = %self.id, "room stopped");
+        info!(room = %self.id, ?exit, "room stopped");
+        exit
     }
 
-    async fn on_tick(&mut self, scheduled: Instant) {
+    fn on_tick(&mut self, scheduled: Instant) {
         let started = Instant::now();
         self.metrics.tick_lag.observe(started.saturating_duration_since(scheduled).as_secs_f64());
         let alive_before = self.game.alive_count();
         while let Some(input) = self.inputs.try_recv() {
-            self.handle(input).await;
+            self.handle(input);
         }
         self.expire_disconnected(started);
         self.game.step();
         let payload = encode_tick(&mut self.writer, &self.game);
+        self.dirty = true;
         if self.game.just_ended() {
             self.save_top_scores();
         }
         self.game.clear_events();
         self.metrics.snakes_alive.add(self.game.alive_count() as i64 - alive_before as i64);
         self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
-        self.publish(FrameKind::Tick, payload).await;
+        self.publish(FrameKind::Tick, payload);
     }
 
-    async fn publish(&self, kind: FrameKind, payload: Bytes) {
-        let frame = OutFrame { epoch: self.epoch, tick: self.game.tick(), kind, payload };
-        match self.backend.publish_output(&self.id, frame).await {
-            Ok(_) => self.metrics.frames_published.inc(),
-            Err(e) => {
-                self.metrics.publish_errors.inc();
-                warn!(room = %self.id, error = %e, "publish failed");
-            }
-        }
+    fn publish(&self, kind: FrameKind, payload: Bytes) {
+        let frame = OutFrame { epoch: self.lease.epoch, tick: self.game.tick(), kind, payload };
+        self.publisher.publish(&self.id, frame);
     }
 
-    async fn direct_error(&self, player: PlayerId, text: &str) {
-        self.publish(FrameKind::Direct(player), error_frame(text)).await;
+    fn direct_error(&self, player: PlayerId, text: &str) {
+        self.publish(FrameKind::Direct(player), error_frame(text));
     }
 
     /// True if `input` comes from the player's current connection.
@@ -167,15 +228,16 @@ impl<B: Backend> Room<B> {
         self.members.get(&player).is_some_and(|m| m.conn == conn)
     }
 
-    async fn handle(&mut self, RoomInput { player, conn, kind }: RoomInput) {
+    fn handle(&mut self, RoomInput { player, conn, kind }: RoomInput) {
+        self.dirty = true;
         match kind {
-            InputKind::Enter { name } => self.enter(player, conn, name).await,
+            InputKind::Enter { name } => self.enter(player, conn, name),
             InputKind::Join if self.current(player, conn) => {
                 let is_player = self.members.get(&player).is_some_and(|m| m.player);
                 if !is_player {
-                    self.direct_error(player, "Spectators cannot join; send new_player").await;
+                    self.direct_error(player, "Spectators cannot join; send new_player");
                 } else if let Err(e) = self.game.join(player) {
-                    self.direct_error(player, &e.to_string()).await;
+                    self.direct_error(player, &e.to_string());
                 } else {
                     self.metrics.snakes_alive.inc();
                 }
@@ -196,7 +258,7 @@ impl<B: Backend> Room<B> {
         }
     }
 
-    async fn enter(&mut self, player: PlayerId, conn: ConnId, name: Option<String>) {
+    fn enter(&mut self, player: PlayerId, conn: ConnId, name: Option<String>) {
         let full = self.members.len() >= MAX_MEMBERS;
         match self.members.get_mut(&player) {
             Some(m) => {
@@ -210,7 +272,7 @@ impl<B: Backend> Room<B> {
                 }
             }
             None if full => {
-                self.direct_error(player, "Room is full").await;
+                self.direct_error(player, "Room is full");
                 return;
             }
             None => {
@@ -223,7 +285,7 @@ impl<B: Backend> Room<B> {
             }
         }
         self.empty_since = None;
-        self.publish(FrameKind::Welcome(player), encode_welcome(&self.game)).await;
+        self.publish(FrameKind::Welcome(player), encode_welcome(&self.game));
     }
 
     fn remove(&mut self, player: PlayerId) {
@@ -269,6 +331,58 @@ impl<B: Backend> Room<B> {
                 warn!(room = %self.id, error = %e, "could not retire room");
                 false
             }
+        }
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        let members = self
+            .members
+            .iter()
+            .map(|(id, m)| MemberSnapshot {
+                player: *id,
+                conn: m.conn,
+                is_player: m.player,
+                disconnected: m.disconnected_at.is_some(),
+            })
+            .collect();
+        let snapshot = RoomSnapshot { game: self.game.clone(), members };
+        match snapshot.encode() {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                warn!(room = %self.id, error = %e, "cannot encode a snapshot");
+                None
+            }
+        }
+    }
+
+    /// Writes a snapshot in the background; a refusal means the lease is
+    /// gone, and the room stops.
+    fn spawn_snapshot(&mut self) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
+        let Some(bytes) = self.snapshot() else { return };
+        let backend = self.backend.clone();
+        let lease = self.lease.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            match backend.save_snapshot(&lease, bytes.into()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = tx.send(Internal::SnapshotRefused).await;
+                }
+                Err(e) => warn!(room = %lease.room, error = %e, "snapshot not saved"),
+            }
+        });
+    }
+
+    /// The final snapshot of a handover, written before the room stops.
+    async fn save_snapshot(&self) {
+        let Some(bytes) = self.snapshot() else { return };
+        match self.backend.save_snapshot(&self.lease, bytes.into()).await {
+            Ok(true) => {}
+            Ok(false) => warn!(room = %self.id, "final snapshot refused: lease lost"),
+            Err(e) => warn!(room = %self.id, error = %e, "final snapshot not saved"),
         }
     }
 

@@ -71,4 +71,6 @@ pub struct OutFrame {
 pub enum Notice {
     /// A room entered the directory and wants an owner.
     RoomCreated(RoomId),
+    /// A worker stopped and released its rooms: take them over.
+    RoomsReleased,
 }

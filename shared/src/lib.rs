@@ -15,6 +15,7 @@ pub mod keys;
 pub mod memory;
 pub mod protocol;
 pub mod redis_backend;
+pub mod shutdown;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod test_redis;

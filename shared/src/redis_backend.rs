@@ -265,6 +265,21 @@ impl RedisBackend {
         Ok(Self { keys: Keys::new(prefix), cmd, sub, router, _stop: Arc::new(stop.drop_guard()) })
     }
 
+    /// Connects, retrying every second until it works or `stop` is
+    /// cancelled (then `None`): a process may start before its Redis.
+    pub async fn connect_retrying(url: &str, prefix: &str, stop: &CancellationToken) -> Option<Self> {
+        loop {
+            match Self::connect(url, prefix).await {
+                Ok(b) => return Some(b),
+                Err(e) => warn!(error = %e, "cannot reach Redis; retrying"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
     pub fn keys(&self) -> &Keys {
         &self.keys
     }

@@ -31,7 +31,12 @@ pub fn settings() -> GameSettings {
 pub fn config(settings: GameSettings) -> StandaloneConfig {
     StandaloneConfig {
         gateway: GatewayConfig::default(),
-        room: RoomConfig { settings, grace: Duration::from_secs(3), empty_ttl: Duration::from_secs(30) },
+        room: RoomConfig {
+            settings,
+            grace: Duration::from_secs(3),
+            empty_ttl: Duration::from_secs(30),
+            snapshot_every: Duration::from_secs(1),
+        },
         shutdown_grace: Duration::from_secs(2),
     }
 }

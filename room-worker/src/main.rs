@@ -1,0 +1,96 @@
+//! `room-worker`: runs the rooms the cluster places on it, over Redis.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use prometheus::Registry;
+use snakepit_room_worker::http::{HttpState, app};
+use snakepit_room_worker::settings_args::{GameArgs, secs};
+use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
+use snakepit_shared::RedisBackend;
+use snakepit_shared::shutdown::cancel_on_signal;
+use snakepit_shared::telemetry::{LogFormat, init_logging};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Snakepit room worker: claims rooms through leases in Redis, steps them at
+/// a fixed tick and publishes their frames.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Redis URL, e.g. redis://127.0.0.1:6379/
+    #[arg(long, env = "SNAKEPIT_REDIS_URL")]
+    redis_url: String,
+    /// Prefix of every Redis key and channel (clusters sharing one Redis).
+    #[arg(long, env = "SNAKEPIT_REDIS_PREFIX", default_value = "snakepit")]
+    redis_prefix: String,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "SNAKEPIT_LISTEN", default_value = "127.0.0.1:9091")]
+    listen: SocketAddr,
+    /// This worker's id (default: host name, process id and a random part).
+    #[arg(long, env = "SNAKEPIT_WORKER_ID")]
+    worker_id: Option<String>,
+    /// Seconds a lease or heartbeat lives: a dead worker's rooms move after this.
+    #[arg(long, env = "SNAKEPIT_LEASE_SECS", default_value_t = 3.0)]
+    lease_secs: f64,
+    /// Seconds the worker gets to hand its rooms over on SIGTERM.
+    #[arg(long, env = "SNAKEPIT_SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
+    shutdown_grace_secs: f64,
+    /// Log format: text or json.
+    #[arg(long, env = "SNAKEPIT_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    #[command(flatten)]
+    game: GameArgs,
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = if host.is_empty() { "worker".to_string() } else { host };
+    let n = uuid::Uuid::new_v4().as_u128() as u16;
+    format!("{host}-{}-{n:04x}", std::process::id())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format, "info");
+    let lease_ttl = secs("lease", args.lease_secs)?;
+    let config = HostConfig {
+        worker_id: args.worker_id.clone().unwrap_or_else(default_worker_id),
+        room: args.game.room_config()?,
+        round_every: lease_ttl / 3,
+        lease_ttl,
+    };
+    let grace = secs("shutdown grace", args.shutdown_grace_secs)?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, worker = %config.worker_id, "room worker starting");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let Some(backend) = RedisBackend::connect_retrying(&args.redis_url, &args.redis_prefix, &shutdown).await else {
+        return Ok(());
+    };
+    let registry = Registry::new();
+    let metrics = WorkerMetrics::register(&registry, &config.worker_id)?;
+    let host = Host::new(backend.clone(), config, metrics);
+    let http = HttpState { backend, registry, announced: host.announced(), shutdown: shutdown.clone() };
+    let server = tokio::spawn(
+        axum::serve(listener, app(http))
+            .with_graceful_shutdown({
+                let s = shutdown.clone();
+                async move { s.cancelled().await }
+            })
+            .into_future(),
+    );
+    let host_task = tokio::spawn(host.run(shutdown.clone()));
+    shutdown.cancelled().await;
+    if tokio::time::timeout(grace, host_task).await.is_err() {
+        tracing::warn!("rooms not handed over within the grace period");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    Ok(())
+}

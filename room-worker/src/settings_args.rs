@@ -1,0 +1,108 @@
+//! Command-line and `SNAKEPIT_*` options for the game settings, shared by
+//! the `gateway` (standalone) and `room-worker` binaries.
+
+use std::time::Duration;
+
+use crate::room::RoomConfig;
+use crate::settings::{GameSettings, SettingsError};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Preset {
+    /// The original game's settings at 10 ticks/s.
+    Default,
+    /// The original game exactly (2.3 ticks/s).
+    Original,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct GameArgs {
+    /// Settings preset; the options below override it.
+    #[arg(long, env = "SNAKEPIT_PRESET", value_enum, default_value = "default")]
+    pub preset: Preset,
+    /// World steps per second.
+    #[arg(long, env = "SNAKEPIT_TICK_RATE")]
+    pub tick_rate: Option<f64>,
+    /// Field width in cells.
+    #[arg(long, env = "SNAKEPIT_WIDTH")]
+    pub width: Option<u16>,
+    /// Field height in cells.
+    #[arg(long, env = "SNAKEPIT_HEIGHT")]
+    pub height: Option<u16>,
+    /// Snakes alive at once, and seats per room.
+    #[arg(long, env = "SNAKEPIT_MAX_PLAYERS")]
+    pub max_players: Option<u16>,
+    /// Length of a new snake.
+    #[arg(long, env = "SNAKEPIT_INITIAL_LENGTH")]
+    pub initial_length: Option<u16>,
+    /// Chance per moving snake per tick that a digit appears (0..1).
+    #[arg(long, env = "SNAKEPIT_DIGIT_SPAWN_RATE")]
+    pub digit_spawn_rate: Option<f64>,
+    /// Chance per tick that a stone appears (0..1).
+    #[arg(long, env = "SNAKEPIT_STONE_SPAWN_RATE")]
+    pub stone_spawn_rate: Option<f64>,
+    /// Smallest digit value.
+    #[arg(long, env = "SNAKEPIT_DIGIT_MIN")]
+    pub digit_min: Option<u8>,
+    /// Largest digit value.
+    #[arg(long, env = "SNAKEPIT_DIGIT_MAX")]
+    pub digit_max: Option<u8>,
+    /// No stones.
+    #[arg(long, env = "SNAKEPIT_NO_STONES")]
+    pub no_stones: bool,
+    /// Points for the snake another snake ran into.
+    #[arg(long, env = "SNAKEPIT_KILL_POINTS")]
+    pub kill_points: Option<u64>,
+    /// Seconds a disconnected player's snake keeps going.
+    #[arg(long, env = "SNAKEPIT_RESUME_GRACE_SECS", default_value_t = 5.0)]
+    pub resume_grace_secs: f64,
+    /// Seconds an empty room lives before it retires.
+    #[arg(long, env = "SNAKEPIT_EMPTY_ROOM_SECS", default_value_t = 30.0)]
+    pub empty_room_secs: f64,
+    /// Seconds between snapshots of a room (for takeover by another worker).
+    #[arg(long, env = "SNAKEPIT_SNAPSHOT_SECS", default_value_t = 1.0)]
+    pub snapshot_secs: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("{0} must be a positive number of seconds")]
+    Seconds(&'static str),
+}
+
+/// Seconds from the command line as a duration.
+pub fn secs(name: &'static str, v: f64) -> Result<Duration, ArgsError> {
+    Duration::try_from_secs_f64(v).ok().filter(|d| !d.is_zero()).ok_or(ArgsError::Seconds(name))
+}
+
+impl GameArgs {
+    pub fn settings(&self) -> Result<GameSettings, ArgsError> {
+        let mut s = match self.preset {
+            Preset::Default => GameSettings::default(),
+            Preset::Original => GameSettings::original(),
+        };
+        s.tick_rate = self.tick_rate.unwrap_or(s.tick_rate);
+        s.width = self.width.unwrap_or(s.width);
+        s.height = self.height.unwrap_or(s.height);
+        s.max_players = self.max_players.unwrap_or(s.max_players);
+        s.initial_length = self.initial_length.unwrap_or(s.initial_length);
+        s.digit_spawn_rate = self.digit_spawn_rate.unwrap_or(s.digit_spawn_rate);
+        s.stone_spawn_rate = self.stone_spawn_rate.unwrap_or(s.stone_spawn_rate);
+        s.digit_min = self.digit_min.unwrap_or(s.digit_min);
+        s.digit_max = self.digit_max.unwrap_or(s.digit_max);
+        s.stones = s.stones && !self.no_stones;
+        s.kill_points = self.kill_points.unwrap_or(s.kill_points);
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn room_config(&self) -> Result<RoomConfig, ArgsError> {
+        Ok(RoomConfig {
+            settings: self.settings()?,
+            grace: secs("resume grace", self.resume_grace_secs)?,
+            empty_ttl: secs("empty room", self.empty_room_secs)?,
+            snapshot_every: secs("snapshot", self.snapshot_secs)?,
+        })
+    }
+}
