@@ -114,19 +114,27 @@ impl<B: Bus> Fanout<B> {
     }
 }
 
+/// After this long with frames only from an older epoch, the older epoch is
+/// taken as the current one: Redis lost its data (epoch counters included)
+/// and the room's owner started over. A fenced-off worker stops within one
+/// lease round, and a live owner's frames keep this from happening.
+const ADOPT_OLDER_EPOCH: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: GatewayMetrics) {
     let mut epoch = 0;
+    let mut current_seen = tokio::time::Instant::now();
     loop {
         let frame = tokio::select! {
             _ = feed.stop.cancelled() => break,
             frame = sub.recv() => frame,
         };
         let Some(frame) = frame else { break };
-        if frame.epoch < epoch {
+        if frame.epoch < epoch && current_seen.elapsed() < ADOPT_OLDER_EPOCH {
             metrics.stale_frames.inc();
             continue;
         }
-        if frame.epoch > epoch {
+        current_seen = tokio::time::Instant::now();
+        if frame.epoch != epoch {
             if epoch != 0 {
                 // A new owner: everyone needs its world.
                 for member in feed.members().values_mut() {

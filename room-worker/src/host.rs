@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use snakepit_shared::{Backend, Lease, Notice, RoomId};
-use tokio::sync::mpsc;
+use snakepit_shared::{Backend, Lease, LeaseState, Notice, RoomId};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -35,7 +35,7 @@ pub struct HostConfig {
 }
 
 struct Running {
-    lease: Lease,
+    lease: watch::Sender<Lease>,
     control: RoomControl,
 }
 
@@ -114,6 +114,13 @@ impl<B: Backend> Host<B> {
                 return;
             }
         };
+        // Rooms we run that the directory lost (Redis restarted empty).
+        let listed: std::collections::HashSet<&RoomId> = rooms.iter().map(|r| &r.id).collect();
+        for room in self.rooms.keys().filter(|r| !listed.contains(r)) {
+            if let Err(e) = self.backend.ensure_room(room, self.config.room.settings.max_players).await {
+                warn!(%room, error = %e, "cannot restore the room in the directory");
+            }
+        }
         for info in rooms {
             if self.rooms.contains_key(&info.id) || rendezvous::owner(&info.id, &live) != Some(id.as_str()) {
                 continue;
@@ -123,24 +130,54 @@ impl<B: Backend> Host<B> {
     }
 
     async fn renew(&mut self) {
-        let leases: Vec<Lease> = self.rooms.values().map(|r| r.lease.clone()).collect();
-        match self.backend.renew_leases(&leases, self.config.lease_ttl).await {
-            Ok(held) => {
-                for (lease, held) in leases.iter().zip(held) {
-                    if !held {
-                        warn!(room = %lease.room, epoch = lease.epoch, "lease lost; stopping the room");
-                        if let Some(r) = self.rooms.get(&lease.room) {
-                            r.control.lost.cancel();
-                        }
+        let leases: Vec<Lease> = self.rooms.values().map(|r| r.lease.borrow().clone()).collect();
+        let states = match self.backend.renew_leases(&leases, self.config.lease_ttl).await {
+            Ok(states) => states,
+            Err(e) => {
+                // Redis is away: rooms go on, and the leases are checked
+                // again next round.
+                warn!(error = %e, "cannot renew leases");
+                return;
+            }
+        };
+        for (lease, state) in leases.iter().zip(states) {
+            match state {
+                LeaseState::Held => {}
+                LeaseState::Lost => {
+                    warn!(room = %lease.room, epoch = lease.epoch, "lease lost; stopping the room");
+                    if let Some(r) = self.rooms.get(&lease.room) {
+                        r.control.lost.cancel();
                     }
                 }
+                LeaseState::Missing => self.reacquire(lease).await,
             }
-            Err(e) => warn!(error = %e, "cannot renew leases"),
+        }
+    }
+
+    /// Nobody holds the lease of a room we run (it expired while Redis was
+    /// away, or Redis lost its data): take it again, above the old epoch,
+    /// and go on.
+    async fn reacquire(&mut self, old: &Lease) {
+        let acquired = self.backend.acquire_lease(&old.room, &self.config.worker_id, self.config.lease_ttl, old.epoch);
+        match acquired.await {
+            Ok(Some(lease)) => {
+                info!(room = %lease.room, epoch = lease.epoch, "lease taken again");
+                if let Some(r) = self.rooms.get(&old.room) {
+                    r.lease.send_replace(lease);
+                }
+            }
+            Ok(None) => {
+                warn!(room = %old.room, "lease taken by another worker; stopping the room");
+                if let Some(r) = self.rooms.get(&old.room) {
+                    r.control.lost.cancel();
+                }
+            }
+            Err(e) => warn!(room = %old.room, error = %e, "cannot take the lease again"),
         }
     }
 
     async fn claim(&mut self, room: RoomId) {
-        let lease = match self.backend.acquire_lease(&room, &self.config.worker_id, self.config.lease_ttl).await {
+        let lease = match self.backend.acquire_lease(&room, &self.config.worker_id, self.config.lease_ttl, 0).await {
             Ok(Some(lease)) => lease,
             Ok(None) => return,
             Err(e) => {
@@ -169,11 +206,12 @@ impl<B: Backend> Host<B> {
             }
         };
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let (lease_tx, lease_rx) = watch::channel(lease.clone());
         let opened = Room::open(
             room.clone(),
             self.backend.clone(),
             self.config.room.clone(),
-            lease.clone(),
+            lease_rx,
             snapshot,
             seed,
             self.metrics.clone(),
@@ -189,7 +227,7 @@ impl<B: Backend> Host<B> {
             }
         };
         let control = RoomControl::default();
-        self.rooms.insert(room.clone(), Running { lease, control: control.clone() });
+        self.rooms.insert(room.clone(), Running { lease: lease_tx, control: control.clone() });
         let ended = self.ended_tx.clone();
         self.tracker.spawn(async move {
             let exit = r.run(control).await;
@@ -199,14 +237,15 @@ impl<B: Backend> Host<B> {
 
     async fn ended(&mut self, room: RoomId, exit: RoomExit) {
         let Some(running) = self.rooms.remove(&room) else { return };
+        let lease = running.lease.borrow().clone();
         match exit {
             RoomExit::Retired => {
                 let _ = self.backend.delete_snapshot(&room).await;
-                let _ = self.backend.release_lease(&running.lease).await;
+                let _ = self.backend.release_lease(&lease).await;
             }
             RoomExit::LeaseLost => self.metrics.leases_lost.inc(),
             RoomExit::HandedOver | RoomExit::Closed => {
-                let _ = self.backend.release_lease(&running.lease).await;
+                let _ = self.backend.release_lease(&lease).await;
             }
         }
     }

@@ -77,3 +77,16 @@ impl WorkerMetrics {
         Ok(m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_once_per_registry() {
+        let r = Registry::new();
+        WorkerMetrics::register(&r, "w1").unwrap();
+        assert!(WorkerMetrics::register(&r, "w1").is_err());
+        assert!(WorkerMetrics::register(&Registry::new(), "w2").is_ok());
+    }
+}

@@ -18,7 +18,7 @@ use snakepit_shared::encode::{FrameWriter, error_frame};
 use snakepit_shared::{
     Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, ScoreEntry, Subscription,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -81,7 +81,9 @@ pub struct Room<B> {
     id: RoomId,
     backend: B,
     config: RoomConfig,
-    lease: Lease,
+    /// The current lease: the host renews it, and after Redis lost its data
+    /// it may re-acquire it with a higher epoch.
+    lease: watch::Receiver<Lease>,
     publisher: Publisher,
     game: Game,
     inputs: Subscription<RoomInput>,
@@ -103,7 +105,7 @@ impl<B: Backend> Room<B> {
         id: RoomId,
         backend: B,
         config: RoomConfig,
-        lease: Lease,
+        lease: watch::Receiver<Lease>,
         snapshot: Option<RoomSnapshot>,
         seed: u64,
         metrics: WorkerMetrics,
@@ -149,7 +151,7 @@ impl<B: Backend> Room<B> {
         let players = self.members.values().filter(|m| m.player).count() as i64;
         self.metrics.players.add(players);
         self.metrics.snakes_alive.add(self.game.alive_count() as i64);
-        info!(room = %self.id, epoch = self.lease.epoch, tick = self.game.tick(), "room started");
+        info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
         self.refresh_top_scores();
         let mut ticks = tokio::time::interval(self.config.settings.tick_period());
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -215,7 +217,7 @@ impl<B: Backend> Room<B> {
     }
 
     fn publish(&self, kind: FrameKind, payload: Bytes) {
-        let frame = OutFrame { epoch: self.lease.epoch, tick: self.game.tick(), kind, payload };
+        let frame = OutFrame { epoch: self.lease.borrow().epoch, tick: self.game.tick(), kind, payload };
         self.publisher.publish(&self.id, frame);
     }
 
@@ -363,7 +365,7 @@ impl<B: Backend> Room<B> {
         }
         let Some(bytes) = self.snapshot() else { return };
         let backend = self.backend.clone();
-        let lease = self.lease.clone();
+        let lease = self.lease.borrow().clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             match backend.save_snapshot(&lease, bytes.into()).await {
@@ -379,7 +381,8 @@ impl<B: Backend> Room<B> {
     /// The final snapshot of a handover, written before the room stops.
     async fn save_snapshot(&self) {
         let Some(bytes) = self.snapshot() else { return };
-        match self.backend.save_snapshot(&self.lease, bytes.into()).await {
+        let lease = self.lease.borrow().clone();
+        match self.backend.save_snapshot(&lease, bytes.into()).await {
             Ok(true) => {}
             Ok(false) => warn!(room = %self.id, "final snapshot refused: lease lost"),
             Err(e) => warn!(room = %self.id, error = %e, "final snapshot not saved"),

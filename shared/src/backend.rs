@@ -105,6 +105,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Every room in the directory, fullest first.
     fn rooms(&self) -> impl Future<Output = Result<Vec<RoomInfo>, BusError>> + Send;
     fn room(&self, room: &RoomId) -> impl Future<Output = Result<Option<RoomInfo>, BusError>> + Send;
+    /// Puts a running room back in the directory if it is missing (after
+    /// Redis lost its data), with no seat taken.
+    fn ensure_room(&self, room: &RoomId, capacity: u16) -> impl Future<Output = Result<(), BusError>> + Send;
     /// Removes the room if no seat is taken; true if it was removed.
     fn retire_room_if_empty(&self, room: &RoomId) -> impl Future<Output = Result<bool, BusError>> + Send;
 
@@ -134,6 +137,17 @@ pub struct Lease {
     pub epoch: u64,
 }
 
+/// What a renewal found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Still ours, renewed.
+    Held,
+    /// Another worker holds it now.
+    Lost,
+    /// Nobody holds it (it expired, or Redis lost its data).
+    Missing,
+}
+
 /// Which worker runs which room: heartbeats, leases with epochs, and
 /// snapshots fenced by the epoch.
 pub trait Ownership: Clone + Send + Sync + 'static {
@@ -143,16 +157,21 @@ pub trait Ownership: Clone + Send + Sync + 'static {
     fn withdraw(&self, worker: &str) -> impl Future<Output = Result<(), BusError>> + Send;
     /// Workers whose heartbeat has not expired, sorted.
     fn live_workers(&self) -> impl Future<Output = Result<Vec<String>, BusError>> + Send;
-    /// Takes the room's lease if nobody holds it (`SET NX PX`).
+    /// Takes the room's lease if nobody holds it (`SET NX PX`), with an
+    /// epoch above `min_epoch` and above every earlier lease of the room.
     fn acquire_lease(
         &self,
         room: &RoomId,
         worker: &str,
         ttl: Duration,
+        min_epoch: u64,
     ) -> impl Future<Output = Result<Option<Lease>, BusError>> + Send;
-    /// Renews leases still held; for each, whether it is still ours.
-    fn renew_leases(&self, leases: &[Lease], ttl: Duration)
-    -> impl Future<Output = Result<Vec<bool>, BusError>> + Send;
+    /// Renews leases still held; for each, what became of it.
+    fn renew_leases(
+        &self,
+        leases: &[Lease],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<LeaseState>, BusError>> + Send;
     fn release_lease(&self, lease: &Lease) -> impl Future<Output = Result<(), BusError>> + Send;
     /// Stores a snapshot if `lease` is still the room's lease; false (and
     /// nothing written) if another worker holds the room now.

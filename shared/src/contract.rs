@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, ScoreEntry, Seat, Session};
+use crate::backend::{Backend, LeaseState, ScoreEntry, Seat, Session};
 use crate::envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 use crate::ids::{PlayerId, RoomId};
 use crate::protocol::Direction;
@@ -112,6 +112,12 @@ pub async fn directory_matchmakes_without_overbooking<B: Backend>(b: B) {
     b.release_seat(&named).await.unwrap();
     assert!(b.retire_room_if_empty(&named).await.unwrap());
     assert_eq!(b.room(&named).await.unwrap(), None);
+    // A running room is put back with no seat, once.
+    b.ensure_room(&named, 3).await.unwrap();
+    b.ensure_room(&named, 3).await.unwrap();
+    let info = b.room(&named).await.unwrap().unwrap();
+    assert_eq!((info.players, info.capacity), (0, 3));
+    assert!(b.retire_room_if_empty(&named).await.unwrap());
     // Releasing never goes below zero.
     b.release_seat(&c).await.unwrap();
     b.release_seat(&c).await.unwrap();
@@ -161,29 +167,35 @@ pub async fn top_scores_keep_the_best_per_name<B: Backend>(b: B) {
 pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     let r = room("c-lease");
     let ttl = Duration::from_millis(400);
-    let l1 = b.acquire_lease(&r, "w1", ttl).await.unwrap().expect("free lease");
+    let l1 = b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("free lease");
     assert_eq!(l1.worker, "w1");
-    assert!(b.acquire_lease(&r, "w2", ttl).await.unwrap().is_none(), "held lease taken twice");
+    assert!(b.acquire_lease(&r, "w2", ttl, 0).await.unwrap().is_none(), "held lease taken twice");
     assert!(b.save_snapshot(&l1, Bytes::from_static(b"one")).await.unwrap());
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
-    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![true]);
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Held]);
 
     // The lease expires; another worker takes it with a higher epoch.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let l2 = b.acquire_lease(&r, "w2", ttl).await.unwrap().expect("expired lease is free");
+    let l2 = b.acquire_lease(&r, "w2", ttl, 0).await.unwrap().expect("expired lease is free");
     assert!(l2.epoch > l1.epoch);
     // The old holder can neither renew nor write: fencing.
-    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![false]);
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Lost]);
     assert!(!b.save_snapshot(&l1, Bytes::from_static(b"stale")).await.unwrap());
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
     assert!(b.save_snapshot(&l2, Bytes::from_static(b"two")).await.unwrap());
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l2.epoch, Bytes::from_static(b"two"))));
     // Releasing someone else's lease does nothing; releasing ours frees it.
     b.release_lease(&l1).await.unwrap();
-    assert!(b.acquire_lease(&r, "w3", ttl).await.unwrap().is_none());
+    assert!(b.acquire_lease(&r, "w3", ttl, 0).await.unwrap().is_none());
     b.release_lease(&l2).await.unwrap();
-    let l3 = b.acquire_lease(&r, "w3", ttl).await.unwrap().expect("released lease is free");
+    let l3 = b.acquire_lease(&r, "w3", ttl, 0).await.unwrap().expect("released lease is free");
     assert!(l3.epoch > l2.epoch);
+    // A lease that vanished is reported as such, and a new one can be
+    // forced above a given epoch (Redis lost its data, counters included).
+    b.release_lease(&l3).await.unwrap();
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l3), ttl).await.unwrap(), vec![LeaseState::Missing]);
+    let l4 = b.acquire_lease(&r, "w3", ttl, 100).await.unwrap().expect("free");
+    assert_eq!(l4.epoch, 101);
     b.delete_snapshot(&r).await.unwrap();
     assert_eq!(b.load_snapshot(&r).await.unwrap(), None);
 

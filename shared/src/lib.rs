@@ -20,7 +20,9 @@ pub mod telemetry;
 #[doc(hidden)]
 pub mod test_redis;
 
-pub use backend::{Backend, Bus, BusError, Lease, Ownership, RoomInfo, ScoreEntry, Seat, Session, Store, Subscription};
+pub use backend::{
+    Backend, Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, Store, Subscription,
+};
 pub use envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 pub use ids::{PlayerId, RoomId};
 pub use memory::MemoryBackend;

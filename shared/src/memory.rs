@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 
-use crate::backend::{BusError, Lease, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
+use crate::backend::{BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::ids::RoomId;
 use crate::keys::Keys;
@@ -183,6 +183,11 @@ impl Store for MemoryBackend {
         Ok(self.state().rooms.get(room).cloned())
     }
 
+    async fn ensure_room(&self, room: &RoomId, capacity: u16) -> Result<(), BusError> {
+        self.state().rooms.entry(room.clone()).or_insert_with(|| RoomInfo { id: room.clone(), players: 0, capacity });
+        Ok(())
+    }
+
     async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
         let mut state = self.state();
         match state.rooms.get(room) {
@@ -251,30 +256,40 @@ impl Ownership for MemoryBackend {
         Ok(live)
     }
 
-    async fn acquire_lease(&self, room: &RoomId, worker: &str, ttl: Duration) -> Result<Option<Lease>, BusError> {
+    async fn acquire_lease(
+        &self,
+        room: &RoomId,
+        worker: &str,
+        ttl: Duration,
+        min_epoch: u64,
+    ) -> Result<Option<Lease>, BusError> {
         let mut state = self.state();
         let now = Instant::now();
         if state.leases.get(room).is_some_and(|(_, expiry)| *expiry > now) {
             return Ok(None);
         }
         let epoch = state.epochs.entry(room.clone()).or_default();
-        *epoch += 1;
+        *epoch = (*epoch).max(min_epoch) + 1;
         let lease = Lease { room: room.clone(), worker: worker.to_owned(), epoch: *epoch };
         state.leases.insert(room.clone(), (lease.clone(), now + ttl));
         Ok(Some(lease))
     }
 
-    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<bool>, BusError> {
+    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<LeaseState>, BusError> {
         let mut state = self.state();
         let now = Instant::now();
         Ok(leases
             .iter()
             .map(|lease| match state.leases.get_mut(&lease.room) {
-                Some((held, expiry)) if held == lease && *expiry > now => {
-                    *expiry = now + ttl;
-                    true
+                Some((held, expiry)) if *expiry > now => {
+                    if held == lease {
+                        *expiry = now + ttl;
+                        LeaseState::Held
+                    } else {
+                        LeaseState::Lost
+                    }
                 }
-                _ => false,
+                _ => LeaseState::Missing,
             })
             .collect())
     }

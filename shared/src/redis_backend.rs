@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
-use crate::backend::{BusError, Lease, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
+use crate::backend::{BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::ids::RoomId;
 use crate::keys::Keys;
@@ -134,30 +134,38 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
     )
 });
 
-/// KEYS lease, epoch counter; ARGV worker, ttl ms. Returns the new epoch,
-/// or 0 if the lease is held.
+/// KEYS lease, epoch counter; ARGV worker, ttl ms, min epoch. Returns the
+/// new epoch, or 0 if the lease is held.
 static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local e = redis.call('INCR', KEYS[2])
+if e <= tonumber(ARGV[3]) then
+  e = tonumber(ARGV[3]) + 1
+  redis.call('SET', KEYS[2], e)
+end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. e, 'NX', 'PX', ARGV[2])
 return e
 ",
     )
 });
 
-/// KEYS leases; ARGV ttl ms, then one expected value per lease.
+/// KEYS leases; ARGV ttl ms, then one expected value per lease. For each:
+/// 1 renewed, 0 held by another, -1 held by nobody.
 static RENEW_LEASES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local out = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[i + 1] then
+  local v = redis.call('GET', key)
+  if v == ARGV[i + 1] then
     redis.call('PEXPIRE', key, ARGV[1])
     out[i] = 1
-  else
+  elseif v then
     out[i] = 0
+  else
+    out[i] = -1
   end
 end
 return out
@@ -474,6 +482,21 @@ impl Store for RedisBackend {
         Ok(players.map(|p| RoomInfo { id: room.clone(), players: p as u16, capacity: capacity.unwrap_or(0) }))
     }
 
+    async fn ensure_room(&self, room: &RoomId, capacity: u16) -> Result<(), BusError> {
+        redis::pipe()
+            .cmd("ZADD")
+            .arg(self.keys.directory())
+            .arg("NX")
+            .arg(0)
+            .arg(room.as_str())
+            .ignore()
+            .hset_nx(self.keys.capacities(), room.as_str(), capacity)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
         let retired: i64 = RETIRE_ROOM
             .key(self.keys.directory())
@@ -565,18 +588,25 @@ impl Ownership for RedisBackend {
         Ok(live)
     }
 
-    async fn acquire_lease(&self, room: &RoomId, worker: &str, ttl: Duration) -> Result<Option<Lease>, BusError> {
+    async fn acquire_lease(
+        &self,
+        room: &RoomId,
+        worker: &str,
+        ttl: Duration,
+        min_epoch: u64,
+    ) -> Result<Option<Lease>, BusError> {
         let epoch: u64 = ACQUIRE_LEASE
             .key(self.keys.lease(room))
             .key(self.keys.epoch(room))
             .arg(worker)
             .arg(ttl.as_millis() as u64)
+            .arg(min_epoch)
             .invoke_async(&mut self.conn())
             .await?;
         Ok((epoch > 0).then(|| Lease { room: room.clone(), worker: worker.to_owned(), epoch }))
     }
 
-    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<bool>, BusError> {
+    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<LeaseState>, BusError> {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
@@ -586,7 +616,14 @@ impl Ownership for RedisBackend {
             call.key(self.keys.lease(&lease.room)).arg(lease_value(lease));
         }
         let held: Vec<i64> = call.invoke_async(&mut self.conn()).await?;
-        Ok(held.into_iter().map(|h| h == 1).collect())
+        Ok(held
+            .into_iter()
+            .map(|h| match h {
+                1 => LeaseState::Held,
+                0 => LeaseState::Lost,
+                _ => LeaseState::Missing,
+            })
+            .collect())
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
