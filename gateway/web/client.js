@@ -626,6 +626,7 @@
   function ensureOpen(nextIntent) {
     if (ws && ws.readyState === WebSocket.OPEN) return true;
     intent = nextIntent;
+    enterAfterResume = nextIntent.mode === 'player' && resumeToken ? nextIntent.room : null;
     if (ws && ws.readyState === WebSocket.CONNECTING) return false;
     wanted = true;
     retryDelay = RETRY_FIRST_MS;

@@ -1,0 +1,283 @@
+//! Properties of the game under random play: random settings, seeds and
+//! sequences of joins, turns, kills and steps, checked after every step.
+//! Uses the public API only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+
+use proptest::prelude::*;
+use serde_json::Value;
+use snakepit_room_worker::frame::{encode_tick, encode_welcome};
+use snakepit_room_worker::game::{Event, Game};
+use snakepit_room_worker::grid::{BODY, Cell, Grid, HEAD, Pos, TAIL};
+use snakepit_room_worker::settings::GameSettings;
+use snakepit_shared::PlayerId;
+use snakepit_shared::encode::FrameWriter;
+use snakepit_shared::protocol::Direction;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Join(usize),
+    Turn(usize, Direction),
+    Step,
+    Kill(usize),
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    settings: GameSettings,
+    seed: u64,
+    players: usize,
+    ops: Vec<Op>,
+}
+
+fn direction() -> impl Strategy<Value = Direction> {
+    prop::sample::select(Direction::ALL.to_vec())
+}
+
+fn op(players: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0..players).prop_map(Op::Join),
+        6 => (0..players, direction()).prop_map(|(i, d)| Op::Turn(i, d)),
+        10 => Just(Op::Step),
+        1 => (0..players).prop_map(Op::Kill),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    let settings = (
+        10u16..=50,
+        10u16..=25,
+        1u16..=10,
+        1u16..=4,
+        prop::sample::select(vec![0.0, 0.06, 0.3]),
+        prop::sample::select(vec![0.0, 0.06, 0.3]),
+        any::<bool>(),
+        prop::sample::select(vec![0u64, 1000]),
+        1usize..=15,
+    )
+        .prop_map(|(width, height, max_players, initial_length, digits, stones_rate, stones, kill_points, top)| {
+            GameSettings {
+                width,
+                height,
+                max_players,
+                initial_length,
+                digit_spawn_rate: digits,
+                stone_spawn_rate: stones_rate,
+                stones,
+                kill_points,
+                top_scores: top,
+                ..GameSettings::default()
+            }
+        });
+    (settings, any::<u64>(), 1usize..=10).prop_flat_map(|(settings, seed, players)| {
+        prop::collection::vec(op(players), 1..360).prop_map(move |ops| Scenario {
+            settings: settings.clone(),
+            seed,
+            players,
+            ops,
+        })
+    })
+}
+
+/// A grid as a client holds it: rows of `[char, colour]`.
+type ClientGrid = Vec<Vec<(String, u64)>>;
+
+fn client_grid(grid: &Grid) -> ClientGrid {
+    (0..grid.height())
+        .map(|y| {
+            (0..grid.width())
+                .map(|x| {
+                    let c = grid.get(Pos { x, y });
+                    ((c.ch as char).to_string(), u64::from(c.colour))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn parse(frame: &[u8]) -> Vec<Value> {
+    match serde_json::from_slice(frame).expect("a frame is JSON") {
+        Value::Array(commands) => commands,
+        other => panic!("a frame is an array of commands: {other}"),
+    }
+}
+
+fn name(command: &Value) -> &str {
+    command[0].as_str().expect("a command starts with its name")
+}
+
+/// The `world` command of a welcome frame, as a client grid.
+fn welcome_world(frame: &[u8]) -> ClientGrid {
+    let commands = parse(frame);
+    let world = commands.iter().find(|c| name(c) == "world").expect("a welcome has a world");
+    world[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c[0].as_str().unwrap().to_owned(), c[1].as_u64().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Applies a tick frame to a client grid, as the browser client does.
+fn apply_frame(grid: &mut ClientGrid, frame: &[u8], tick: u64) {
+    let commands = parse(frame);
+    assert_eq!(commands[0], serde_json::json!(["tick", tick]), "a tick frame starts with its tick");
+    for c in &commands {
+        match name(c) {
+            "render" => {
+                let x = c[1].as_u64().unwrap() as usize;
+                let y = c[2].as_u64().unwrap() as usize;
+                let ch = c[3].as_str().unwrap();
+                assert_eq!(ch.chars().count(), 1, "one character per cell: {c}");
+                grid[y][x] = (ch.to_owned(), c[4].as_u64().unwrap());
+            }
+            "reset_world" => {
+                for row in grid.iter_mut() {
+                    row.fill((" ".to_owned(), 0));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Applies the game's events to a copy of its world.
+fn apply_events(grid: &mut Grid, events: &[Event]) {
+    for e in events {
+        match e {
+            Event::Render { pos, cell } => grid.set(*pos, *cell),
+            Event::ResetWorld => grid.clear(),
+            _ => {}
+        }
+    }
+}
+
+fn adjacent(a: Pos, b: Pos) -> bool {
+    a.x.abs_diff(b.x) + a.y.abs_diff(b.y) == 1
+}
+
+/// Snakes are whole, drawn in their colours, and never overlap.
+fn check_snakes(game: &Game) {
+    let mut occupied = HashSet::new();
+    for p in game.players() {
+        if !p.alive {
+            assert!(p.snake.is_empty(), "a dead player keeps no snake");
+            continue;
+        }
+        let len = p.snake.len();
+        for (i, &pos) in p.snake.iter().enumerate() {
+            assert!(occupied.insert(pos), "cell {pos:?} is taken twice (player {}, cell {i})", p.name);
+            if i > 0 {
+                assert!(adjacent(p.snake[i - 1], pos), "snake of {} is not contiguous", p.name);
+            }
+            let ch = if i == 0 {
+                HEAD
+            } else if i + 1 == len {
+                TAIL
+            } else {
+                BODY
+            };
+            assert_eq!(game.grid().get(pos), Cell { ch, colour: p.colour }, "cell {i} of {}'s snake", p.name);
+        }
+    }
+}
+
+fn run(s: &Scenario) {
+    let mut game = Game::new(s.settings.clone(), s.seed);
+    let ids: Vec<PlayerId> = (0..s.players).map(|i| PlayerId(uuid::Uuid::from_u128(i as u128 + 1))).collect();
+    for (i, &id) in ids.iter().enumerate() {
+        assert!(game.add_player(id, format!("p{i}")));
+    }
+    let mut replay = game.grid().clone();
+    let mut client = welcome_world(&encode_welcome(&game));
+    assert_eq!(client, client_grid(game.grid()));
+    let mut writer = FrameWriter::with_capacity(2048);
+    // Each alive player's score in its current life.
+    let mut lives: HashMap<PlayerId, u64> = HashMap::new();
+    let mut steps = 0u32;
+
+    for op in &s.ops {
+        match *op {
+            Op::Join(i) => {
+                if game.join(ids[i]).is_ok() {
+                    lives.insert(ids[i], 0);
+                }
+            }
+            Op::Turn(i, d) => game.turn(ids[i], d),
+            Op::Kill(i) => {
+                game.kill(ids[i]);
+                lives.remove(&ids[i]);
+            }
+            Op::Step => {
+                game.step();
+                steps += 1;
+
+                apply_events(&mut replay, game.events());
+                assert_eq!(&replay, game.grid(), "the events of step {steps} rebuild the world");
+
+                let frame = encode_tick(&mut writer, &game);
+                apply_frame(&mut client, &frame, game.tick());
+                assert_eq!(client, client_grid(game.grid()), "the frame of step {steps} rebuilds the world");
+                game.clear_events();
+
+                if steps % 25 == 0 {
+                    let welcome = encode_welcome(&game);
+                    assert_eq!(welcome_world(&welcome), client_grid(game.grid()), "welcome at step {steps}");
+                }
+
+                check_snakes(&game);
+                assert!(game.alive_count() <= usize::from(s.settings.max_players));
+                for p in game.players() {
+                    if p.alive {
+                        let before = lives.insert(p.id, p.score).expect("an alive player has joined");
+                        assert!(p.score >= before, "{}'s score fell from {before} to {}", p.name, p.score);
+                    } else {
+                        lives.remove(&p.id);
+                    }
+                }
+            }
+        }
+    }
+    let welcome = encode_welcome(&game);
+    assert_eq!(welcome_world(&welcome), client_grid(game.grid()));
+    let joined = parse(&welcome).iter().filter(|c| name(c) == "p_joined").count();
+    assert_eq!(joined, game.alive_count(), "the welcome lists every alive snake");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_play_keeps_the_world_consistent(s in scenario()) {
+        run(&s);
+    }
+}
+
+/// A long game with many players on the original field, to make sure the
+/// properties are exercised beyond short random runs.
+#[test]
+fn a_long_crowded_game_keeps_the_world_consistent() {
+    let mut ops = Vec::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let i = (x % 10) as usize;
+        ops.push(match (x >> 8) % 8 {
+            0 => Op::Join(i),
+            1 | 2 => Op::Turn(i, Direction::ALL[((x >> 16) % 4) as usize]),
+            _ => Op::Step,
+        });
+    }
+    let settings = GameSettings { kill_points: 1000, ..GameSettings::default() };
+    run(&Scenario { settings, seed: 1, players: 10, ops });
+}
