@@ -86,6 +86,8 @@ pub struct Connection<B> {
     dropped: u32,
     /// The fan-out asked for a fresh world.
     resync: bool,
+    /// A `join` that came before the room's welcome.
+    join_after_welcome: bool,
 }
 
 impl<B: Backend> Connection<B> {
@@ -105,6 +107,7 @@ impl<B: Backend> Connection<B> {
             throttled: false,
             dropped: 0,
             resync: false,
+            join_after_welcome: false,
             state,
         }
     }
@@ -134,6 +137,9 @@ impl<B: Backend> Connection<B> {
                     }
                     if std::mem::take(&mut self.resync) {
                         self.reenter().await;
+                    }
+                    if self.pending.is_none() && std::mem::take(&mut self.join_after_welcome) {
+                        self.join_now().await;
                     }
                 }
                 _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => self.retry_enter().await,
@@ -250,6 +256,11 @@ impl<B: Backend> Connection<B> {
                 let place = self.playing_place()?;
                 let input = self.input(place.member, InputKind::Join);
                 let room = place.room.clone();
+                if self.pending.is_some() {
+                    // The room may not listen yet: join once it has answered.
+                    self.join_after_welcome = true;
+                    return Ok(());
+                }
                 self.publish(&room, input).await
             }
             ClientMessage::Key(dir) => {
@@ -403,6 +414,14 @@ impl<B: Backend> Connection<B> {
         });
     }
 
+    async fn join_now(&mut self) {
+        let Ok(place) = self.playing_place() else { return };
+        let (room, input) = (place.room.clone(), self.input(place.member, InputKind::Join));
+        if let Err(e) = self.publish(&room, input).await {
+            self.send_error(&e.to_string());
+        }
+    }
+
     /// Enters the current room again, for a fresh world (after a gap or a
     /// change of the room's owner).
     async fn reenter(&mut self) {
@@ -433,6 +452,7 @@ impl<B: Backend> Connection<B> {
     /// when the connection ended (the snake gets the grace period).
     async fn leave(&mut self, kind: InputKind) {
         self.pending = None;
+        self.join_after_welcome = false;
         let Some(place) = self.place.take() else { return };
         let input = self.input(place.member, kind);
         if let Err(e) = self.state.backend.publish_input(&place.room, input).await {

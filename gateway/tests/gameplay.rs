@@ -291,3 +291,15 @@ async fn shutdown_tells_clients_to_reconnect() {
     assert_eq!(a.closed().await, Some(1001));
     tokio::time::timeout(std::time::Duration::from_secs(5), server.task).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_join_sent_before_the_world_arrives_is_not_lost() {
+    let server = Server::start().await;
+    let mut a = server.client().await;
+    a.send(json!(["new_player", "eager", "brand-new-room"])).await;
+    a.send(json!(["join"])).await;
+    let hs = a.until("handshake").await;
+    let id = hs[2].as_str().unwrap().to_string();
+    let joined = a.until("p_joined").await;
+    assert_eq!(joined[1], id.as_str());
+}

@@ -153,6 +153,10 @@ impl<B: Backend> Room<B> {
         self.metrics.snakes_alive.add(self.game.alive_count() as i64);
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
         self.refresh_top_scores();
+        // Gateways learn the (new) epoch from any frame, and resynchronise
+        // their members: announce it even if the game is idle.
+        let announce = FrameWriter::with_capacity(32).finish_tick(self.game.tick());
+        self.publish(FrameKind::Tick, announce);
         let mut ticks = tokio::time::interval(self.config.settings.tick_period());
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));

@@ -50,6 +50,12 @@ impl FrameWriter {
         self.take()
     }
 
+    /// A frame holding only `["tick", n]`.
+    pub fn finish_tick(mut self, tick: u64) -> Bytes {
+        self.tick(tick);
+        self.take()
+    }
+
     fn begin(&mut self, name: &str) {
         if self.commands > 0 {
             self.buf.push(b',');

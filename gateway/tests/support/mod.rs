@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;

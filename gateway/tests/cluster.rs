@@ -1,0 +1,263 @@
+//! The cluster as real processes on loopback: a `redis-server`, room
+//! workers and gateways, played through real WebSockets, with things killed.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::json;
+use support::cluster::{Cluster, wait_until};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_on_two_gateways_share_a_room_frame_by_frame() {
+    let c = Cluster::start(2, 2).await;
+    let mut a = c.client(0).await;
+    let mut b = c.client(1).await;
+    let (a_id, room, _) = a.new_player("ann", Some("across")).await;
+    let (b_id, _, _) = b.new_player("bob", Some("across")).await;
+    assert_eq!(room, "across");
+    a.join(&a_id).await;
+    b.join(&b_id).await;
+
+    let mut a_frames = BTreeMap::new();
+    let mut b_frames = BTreeMap::new();
+    for _ in 0..30 {
+        let f = a.steer_tick(&a_id).await;
+        if let Some(t) = f.tick() {
+            a_frames.insert(t, f.raw);
+        }
+        let f = b.steer_tick(&b_id).await;
+        if let Some(t) = f.tick() {
+            b_frames.insert(t, f.raw);
+        }
+    }
+    let common: Vec<_> = a_frames.keys().filter(|t| b_frames.contains_key(t)).collect();
+    assert!(common.len() >= 20, "too few common ticks: {}", common.len());
+    for t in common {
+        assert_eq!(a_frames[t], b_frames[t], "tick {t} differs between the gateways");
+    }
+    assert!(b.view.head(&a_id).is_some(), "bob sees ann");
+    assert!(a.view.head(&b_id).is_some(), "ann sees bob");
+
+    // Ann turns on gateway 1; Bob sees it on gateway 2.
+    let (key, want) = a.view.perpendicular_turn(&a_id);
+    a.send(json!(key)).await;
+    let mut seen = false;
+    for _ in 0..10 {
+        a.frame().await;
+        b.steer_tick(&b_id).await;
+        if b.view.direction(&a_id) == Some(want) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "bob saw ann's turn");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_land_on_both_workers() {
+    let c = Cluster::start(2, 2).await;
+    let mut clients = Vec::new();
+    for i in 0..16 {
+        let mut cl = c.client(i % 2).await;
+        cl.new_player(&format!("p{i}"), Some(&format!("room{i}"))).await;
+        clients.push(cl);
+    }
+    let mut per_worker = Vec::new();
+    for w in &c.workers {
+        per_worker.push(w.metric("snakepit_rooms").await);
+    }
+    assert_eq!(per_worker.iter().sum::<f64>(), 16.0, "{per_worker:?}");
+    assert!(per_worker.iter().all(|n| *n > 0.0), "rooms not spread: {per_worker:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_players_joining_at_once_fill_rooms_without_overbooking() {
+    let c = Cluster::start(2, 2).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let addr = c.gateways[i % 2].addr;
+        tasks.push(tokio::spawn(async move {
+            let mut cl = support::Client::connect(addr).await;
+            let (_, room, _) = cl.new_player(&format!("p{i}"), None).await;
+            (room, cl)
+        }));
+    }
+    let mut per_room: HashMap<String, usize> = HashMap::new();
+    let mut keep = Vec::new();
+    for t in tasks {
+        let (room, cl) = t.await.unwrap();
+        *per_room.entry(room).or_default() += 1;
+        keep.push(cl);
+    }
+    assert_eq!(per_room.len(), 2, "20 players, rooms of 10: {per_room:?}");
+    assert!(per_room.values().all(|n| *n == 10), "{per_room:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_loses_its_lease_stops_and_its_frames_are_ignored() {
+    let c = Cluster::start(2, 1).await;
+    let mut a = c.client(0).await;
+    let (a_id, room, _) = a.new_player("ann", Some("fenced")).await;
+    a.join(&a_id).await;
+    // Play long enough for a snapshot with the snake in it.
+    for _ in 0..20 {
+        a.steer_tick(&a_id).await;
+    }
+    let owner = c.owner(&room).await;
+    let lease = c.lease(&room).await.unwrap();
+    let old_epoch: u64 = lease.rsplit_once(':').unwrap().1.parse().unwrap();
+
+    // Another holder takes the lease (as if the owner had stalled past it).
+    let mut r = c.redis().await;
+    let key = format!("snakepit:room:{{{room}}}:lease");
+    let _: () = redis::cmd("SET").arg(&key).arg("intruder:999").arg("PX").arg(3000).query_async(&mut r).await.unwrap();
+    // The owner notices within a round and stops publishing.
+    let w = &c.workers[owner];
+    wait_until(Duration::from_secs(5), || async { w.metric("snakepit_leases_lost_total").await == 1.0 }).await;
+    let mut quiet = false;
+    for _ in 0..40 {
+        match tokio::time::timeout(Duration::from_millis(500), a.frame()).await {
+            Err(_) => {
+                quiet = true;
+                break;
+            }
+            Ok(f) => assert!(f.tick().is_some() || f.has("error")),
+        }
+    }
+    assert!(quiet, "frames kept coming after the lease was lost");
+
+    // A frame stamped with the old epoch is ignored by the gateway.
+    let stale = snakepit_shared::OutFrame {
+        epoch: old_epoch,
+        tick: 1_000_000,
+        kind: snakepit_shared::FrameKind::Tick,
+        payload: bytes::Bytes::from_static(b"[[\"tick\",1000000],[\"render\",0,0,\"#\",0]]"),
+    };
+    // Once the intruder is gone, a worker takes the room on, at a higher epoch.
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut r).await.unwrap();
+    let mut resumed = false;
+    for _ in 0..100 {
+        if let Ok(f) = tokio::time::timeout(Duration::from_millis(100), a.frame()).await {
+            if f.has("world") {
+                resumed = true;
+                break;
+            }
+        }
+    }
+    assert!(resumed, "the room was taken over and the player got a fresh world");
+    let new_epoch: u64 = c.lease(&room).await.unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
+    assert!(new_epoch > old_epoch);
+    let channel = format!("snakepit:room:{{{room}}}:out");
+    let _: i64 =
+        redis::cmd("PUBLISH").arg(&channel).arg(rmp_serde::to_vec(&stale).unwrap()).query_async(&mut r).await.unwrap();
+    for _ in 0..10 {
+        let f = a.steer_tick(&a_id).await;
+        assert!(!f.raw.contains("1000000"), "a stale frame got through: {}", f.raw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_moves_its_rooms_and_play_goes_on() {
+    let mut c = Cluster::start(2, 2).await;
+    let mut a = c.client(0).await;
+    let mut b = c.client(1).await;
+    let (a_id, room, _) = a.new_player("ann", Some("failover")).await;
+    b.send(json!(["spectate", room])).await;
+    b.until("world").await;
+    a.join(&a_id).await;
+    for _ in 0..20 {
+        a.steer_tick(&a_id).await;
+    }
+    let owner = c.owner(&room).await;
+    let survivor = 1 - owner;
+    c.workers[owner].kill().await;
+
+    // The other worker takes over from the snapshot; the snake is still there.
+    let mut taken_over = false;
+    for _ in 0..200 {
+        let f = match tokio::time::timeout(Duration::from_millis(100), a.frame()).await {
+            Ok(f) => f,
+            Err(_) => continue,
+        };
+        if f.has("world") {
+            taken_over = true;
+            break;
+        }
+    }
+    assert!(taken_over, "no fresh world after the owner died");
+    assert_eq!(c.owner(&room).await, survivor);
+    assert!(a.view.head(&a_id).is_some(), "ann's snake survived the failover");
+    let before = a.view.tick;
+    for _ in 0..10 {
+        a.steer_tick(&a_id).await;
+    }
+    assert!(a.view.tick >= before + 10, "ticks go on");
+    // The spectator on the other gateway follows too.
+    b.until("world").await;
+    for _ in 0..5 {
+        b.frame().await;
+    }
+    assert!(b.view.head(&a_id).is_some(), "the spectator sees ann after the failover");
+    assert!(c.workers[survivor].metric("snakepit_failovers_total").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_rooms_over_without_loss() {
+    let mut c = Cluster::start(2, 1).await;
+    let mut a = c.client(0).await;
+    let (a_id, room, _) = a.new_player("ann", Some("handover")).await;
+    a.join(&a_id).await;
+    for _ in 0..10 {
+        a.steer_tick(&a_id).await;
+    }
+    let owner = c.owner(&room).await;
+    let status = c.workers[owner].terminate().await;
+    assert!(status.success(), "the worker exits cleanly on SIGTERM: {status:?}");
+    let mut back = false;
+    for _ in 0..100 {
+        if let Ok(f) = tokio::time::timeout(Duration::from_millis(100), a.frame()).await {
+            if f.has("world") {
+                back = true;
+                break;
+            }
+        }
+    }
+    assert!(back, "the room came back on the other worker");
+    assert_eq!(c.owner(&room).await, 1 - owner);
+    assert!(a.view.head(&a_id).is_some(), "the snake survived the handover");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_mid_game_is_survived() {
+    let mut c = Cluster::start(1, 1).await;
+    let mut a = c.client(0).await;
+    let (a_id, _, _) = a.new_player("ann", Some("restart")).await;
+    a.join(&a_id).await;
+    for _ in 0..5 {
+        a.steer_tick(&a_id).await;
+    }
+    // Redis dies and comes back empty.
+    c.redis.restart();
+    let mut back = false;
+    for _ in 0..300 {
+        if let Ok(f) = tokio::time::timeout(Duration::from_millis(100), a.frame()).await {
+            if f.has("world") {
+                back = true;
+                break;
+            }
+        }
+    }
+    assert!(back, "play resumed after the restart");
+    let before = a.view.tick;
+    for _ in 0..10 {
+        a.steer_tick(&a_id).await;
+    }
+    assert!(a.view.tick >= before + 10, "ticks go on after the restart");
+    assert!(c.workers[0].running(), "the worker did not exit");
+    assert!(c.gateways[0].running(), "the gateway did not exit");
+    // And new players can still come in.
+    let mut b = c.client(0).await;
+    b.new_player("bob", Some("restart")).await;
+}

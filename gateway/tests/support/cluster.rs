@@ -1,0 +1,206 @@
+//! Real processes for cluster tests: `redis-server`, `room-worker` and
+//! `gateway` binaries on free loopback ports, killed on drop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use snakepit_shared::test_redis::TestRedis;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::Client;
+
+/// Fast settings for every process of a test cluster.
+const GAME_ARGS: &[&str] = &[
+    "--tick-rate",
+    "20",
+    "--digit-spawn-rate",
+    "0",
+    "--stone-spawn-rate",
+    "0",
+    "--resume-grace-secs",
+    "3",
+    "--snapshot-secs",
+    "0.5",
+];
+
+fn gateway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gateway"))
+}
+
+/// The `room-worker` binary beside the gateway's, built once if needed.
+fn worker_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-q", "-p", "snakepit-room-worker", "--bin", "room-worker"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cannot build room-worker");
+            gateway_bin().with_file_name("room-worker")
+        })
+        .clone()
+}
+
+fn log_file(name: &str) -> std::fs::File {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cluster-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()
+}
+
+pub struct Proc {
+    pub name: String,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Proc {
+    async fn spawn(name: &str, log: &str, bin: PathBuf, args: &[String]) -> Self {
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file(log)))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("process did not start in time")
+            .unwrap()
+            .expect("process exited");
+        let addr = line.strip_prefix("listening on http://").expect("listening line").parse().unwrap();
+        Self { name: name.into(), addr, child }
+    }
+
+    /// SIGKILL: the process dies without a word.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGTERM, then wait for the exit; the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.expect("exit in time").unwrap()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub async fn metrics(&self) -> String {
+        http_get(self.addr, "/metrics").await
+    }
+
+    /// A metric's value summed over its series (0 if absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+pub struct Cluster {
+    pub redis: TestRedis,
+    pub workers: Vec<Proc>,
+    pub gateways: Vec<Proc>,
+}
+
+impl Cluster {
+    pub async fn start(workers: usize, gateways: usize) -> Self {
+        let redis = TestRedis::start();
+        let mut c = Self { redis, workers: Vec::new(), gateways: Vec::new() };
+        for i in 0..workers {
+            c.add_worker(&format!("w{}", i + 1)).await;
+        }
+        for _ in 0..gateways {
+            c.add_gateway().await;
+        }
+        // Workers announce themselves within their first round.
+        for w in &c.workers {
+            wait_until(Duration::from_secs(10), || async { http_get(w.addr, "/readyz").await.contains("200 OK") })
+                .await;
+        }
+        c
+    }
+
+    pub async fn add_worker(&mut self, id: &str) {
+        let mut args: Vec<String> = ["--redis-url", &self.redis.url(), "--listen", "127.0.0.1:0", "--worker-id", id]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(["--lease-secs", "1.5", "--shutdown-grace-secs", "5"].map(String::from));
+        args.extend(GAME_ARGS.iter().map(|s| s.to_string()));
+        let p = Proc::spawn(id, &format!("{}-{id}", self.redis.port), worker_bin(), &args).await;
+        self.workers.push(p);
+    }
+
+    pub async fn add_gateway(&mut self) {
+        let mut args: Vec<String> =
+            ["--redis-url", &self.redis.url(), "--listen", "127.0.0.1:0"].iter().map(|s| s.to_string()).collect();
+        args.extend(GAME_ARGS.iter().map(|s| s.to_string()));
+        let name = format!("g{}", self.gateways.len() + 1);
+        let p = Proc::spawn(&name, &format!("{}-{name}", self.redis.port), gateway_bin(), &args).await;
+        self.gateways.push(p);
+    }
+
+    pub async fn client(&self, gateway: usize) -> Client {
+        Client::connect(self.gateways[gateway].addr).await
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// `worker:epoch` of a room's lease, if held.
+    pub async fn lease(&self, room: &str) -> Option<String> {
+        let mut r = self.redis().await;
+        redis::cmd("GET").arg(format!("snakepit:room:{{{room}}}:lease")).query_async(&mut r).await.unwrap()
+    }
+
+    /// The index of the worker that holds `room`.
+    pub async fn owner(&self, room: &str) -> usize {
+        let lease = self.lease(room).await.expect("room has an owner");
+        let id = lease.rsplit_once(':').unwrap().0.to_string();
+        self.workers.iter().position(|w| w.name == id).expect("owner is one of ours")
+    }
+}
+
+pub async fn wait_until<F, Fut>(limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within {limit:?}");
+}
