@@ -88,6 +88,8 @@ pub struct Connection<B> {
     resync: bool,
     /// A `join` that came before the room's welcome.
     join_after_welcome: bool,
+    /// When the oldest key press not yet followed by a tick frame came in.
+    key_at: Option<Instant>,
 }
 
 impl<B: Backend> Connection<B> {
@@ -108,6 +110,7 @@ impl<B: Backend> Connection<B> {
             dropped: 0,
             resync: false,
             join_after_welcome: false,
+            key_at: None,
             state,
         }
     }
@@ -182,6 +185,12 @@ impl<B: Backend> Connection<B> {
         while let Some(out) = next.take() {
             let text = match out {
                 Outgoing::Frame(t) => t,
+                Outgoing::Tick(t) => {
+                    if let Some(at) = self.key_at.take() {
+                        self.state.metrics.input_to_broadcast.observe(at.elapsed().as_secs_f64());
+                    }
+                    t
+                }
                 Outgoing::Welcome(t) => {
                     self.pending = None;
                     t
@@ -267,6 +276,7 @@ impl<B: Backend> Connection<B> {
                 let place = self.playing_place()?;
                 let input = self.input(place.member, InputKind::Turn(dir));
                 let room = place.room.clone();
+                self.key_at.get_or_insert_with(Instant::now);
                 self.publish(&room, input).await
             }
             ClientMessage::Rooms => {

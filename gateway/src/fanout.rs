@@ -28,6 +28,8 @@ use crate::metrics::GatewayMetrics;
 #[derive(Debug, Clone)]
 pub enum Outgoing {
     Frame(Utf8Bytes),
+    /// A room's tick frame.
+    Tick(Utf8Bytes),
     /// The room's welcome: from now on the member gets every tick.
     Welcome(Utf8Bytes),
     /// The member missed frames (a gap, or a new owner of the room): it
@@ -153,7 +155,7 @@ async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: Gateway
                 for member in members.values_mut() {
                     match member.after {
                         Some(after) if frame.tick == after + 1 => {
-                            deliver(member, Outgoing::Frame(text.clone()), &metrics);
+                            deliver(member, Outgoing::Tick(text.clone()), &metrics);
                             member.after = Some(frame.tick);
                         }
                         Some(after) if frame.tick > after + 1 => resync(member, &metrics),

@@ -1,6 +1,6 @@
 //! Prometheus metrics of a gateway, named `snakepit_*`.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets};
 
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -11,6 +11,8 @@ pub struct GatewayMetrics {
     pub stale_frames: IntCounter,
     pub slow_clients: IntCounter,
     pub resyncs: IntCounter,
+    /// A key press received until the next tick frame goes to that client.
+    pub input_to_broadcast: Histogram,
     pub client_errors: IntCounterVec,
 }
 
@@ -39,6 +41,13 @@ impl GatewayMetrics {
                 "snakepit_resyncs_total",
                 "Members sent a fresh world after a gap or a change of room owner",
             )?,
+            input_to_broadcast: Histogram::with_opts(
+                HistogramOpts::new(
+                    "snakepit_input_to_broadcast_seconds",
+                    "From a key press reaching the gateway to the next tick frame written to that client",
+                )
+                .buckets(exponential_buckets(5e-4, 2.0, 12)?),
+            )?,
             client_errors: IntCounterVec::new(
                 Opts::new("snakepit_client_errors_total", "Client messages refused, by reason"),
                 &["reason"],
@@ -51,6 +60,7 @@ impl GatewayMetrics {
         registry.register(Box::new(m.stale_frames.clone()))?;
         registry.register(Box::new(m.slow_clients.clone()))?;
         registry.register(Box::new(m.resyncs.clone()))?;
+        registry.register(Box::new(m.input_to_broadcast.clone()))?;
         registry.register(Box::new(m.client_errors.clone()))?;
         Ok(m)
     }

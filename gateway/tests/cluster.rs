@@ -261,3 +261,40 @@ async fn a_redis_restart_mid_game_is_survived() {
     let mut b = c.client(0).await;
     b.new_player("bob", Some("restart")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_resumes_on_another_gateway() {
+    let c = Cluster::start(1, 2).await;
+    let mut a = c.client(0).await;
+    let (a_id, room, token) = a.new_player("ann", Some("moving")).await;
+    a.join(&a_id).await;
+    for _ in 0..100 {
+        a.steer_tick(&a_id).await;
+        if a.view.run_ahead(&a_id) >= 10 {
+            break;
+        }
+        let (key, _) = a.view.perpendicular_turn(&a_id);
+        a.send(json!(key)).await;
+    }
+    drop(a); // gateway 1 loses the player
+    let mut a2 = c.client(1).await;
+    a2.send(json!(["resume", token])).await;
+    let hs = a2.until("handshake").await;
+    assert_eq!(hs[2], a_id.as_str());
+    assert_eq!(hs[3], room.as_str());
+    a2.until("world").await;
+    assert!(a2.view.head(&a_id).is_some(), "the snake is still alive after moving gateways");
+    let (key, want) = a2.view.perpendicular_turn(&a_id);
+    a2.send(json!(key)).await;
+    let mut turned = false;
+    for _ in 0..6 {
+        a2.frame().await;
+        if a2.view.direction(&a_id) == Some(want) {
+            turned = true;
+            break;
+        }
+    }
+    assert!(turned, "steered through the new gateway");
+    let g2 = &c.gateways[1];
+    assert!(g2.metric("snakepit_input_to_broadcast_seconds_count").await >= 1.0);
+}
