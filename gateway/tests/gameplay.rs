@@ -26,39 +26,15 @@ async fn two_players_in_one_room_see_each_others_moves_frame_by_frame() {
     }
     assert!(b.view.head(&a_id).is_some(), "bob sees ann's snake");
 
-    // Both get the same frames; at each common tick their worlds agree.
-    let mut a_frames = std::collections::BTreeMap::new();
-    let mut b_frames = std::collections::BTreeMap::new();
-    for _ in 0..20 {
-        let f = a.steer_tick(&a_id).await;
-        if let Some(t) = f.tick() {
-            a_frames.insert(t, (f.raw, a.view.grid.clone()));
-        }
-        let f = b.steer_tick(&b_id).await;
-        if let Some(t) = f.tick() {
-            b_frames.insert(t, (f.raw, b.view.grid.clone()));
-        }
-    }
+    // Both get the same frames, byte for byte, at every common tick.
+    let (a_frames, b_frames) = support::play_both(&mut a, &a_id, &mut b, &b_id, 20).await;
     let common: Vec<_> = a_frames.keys().filter(|t| b_frames.contains_key(t)).collect();
     assert!(common.len() >= 10, "too few common ticks: {}", common.len());
     for t in common {
         assert_eq!(a_frames[t], b_frames[t], "frames of tick {t} differ");
     }
-
     // Ann turns; Bob sees her head move the new way.
-    let before = a.view.direction(&a_id).expect("ann moves");
-    let (key, want) = a.view.perpendicular_turn(&a_id);
-    a.send(json!(key)).await;
-    let mut seen = false;
-    for _ in 0..10 {
-        a.frame().await;
-        b.steer_tick(&b_id).await;
-        if b.view.direction(&a_id) == Some(want) {
-            seen = true;
-            break;
-        }
-    }
-    assert!(seen, "bob saw ann turn from {before:?} to {want:?}");
+    assert!(support::turn_seen_by(&mut a, &a_id, &mut b, &b_id).await, "bob saw ann turn");
 }
 
 #[tokio::test]

@@ -153,10 +153,7 @@ impl<B: Backend> Room<B> {
         self.metrics.snakes_alive.add(self.game.alive_count() as i64);
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
         self.refresh_top_scores();
-        // Gateways learn the (new) epoch from any frame, and resynchronise
-        // their members: announce it even if the game is idle.
-        let announce = FrameWriter::with_capacity(32).finish_tick(self.game.tick());
-        self.publish(FrameKind::Tick, announce);
+        self.announce_epoch();
         let mut ticks = tokio::time::interval(self.config.settings.tick_period());
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
@@ -185,6 +182,7 @@ impl<B: Backend> Room<B> {
                     Internal::SnapshotRefused => break RoomExit::LeaseLost,
                 },
                 _ = snapshots.tick() => self.spawn_snapshot(),
+                Ok(()) = self.lease.changed() => self.announce_epoch(),
                 _ = housekeeping.tick() => {
                     if self.retire_if_idle().await {
                         break RoomExit::Retired;
@@ -218,6 +216,14 @@ impl<B: Backend> Room<B> {
         self.metrics.snakes_alive.add(self.game.alive_count() as i64 - alive_before as i64);
         self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
         self.publish(FrameKind::Tick, payload);
+    }
+
+    /// Gateways learn a (new) epoch from any frame, and resynchronise their
+    /// members: announce it even while the game is idle.
+    fn announce_epoch(&mut self) {
+        self.lease.mark_unchanged();
+        let announce = FrameWriter::with_capacity(32).finish_tick(self.game.tick());
+        self.publish(FrameKind::Tick, announce);
     }
 
     fn publish(&self, kind: FrameKind, payload: Bytes) {

@@ -5,7 +5,7 @@
 
 pub mod cluster;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -220,6 +220,19 @@ impl Client {
         f
     }
 
+    /// Reads frames until a `world` arrives (a resync); false after `limit`.
+    pub async fn next_world(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(f) = tokio::time::timeout(Duration::from_millis(100), self.frame()).await {
+                if f.has("world") {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
@@ -353,4 +366,41 @@ impl View {
             .find(|(_, (ex, ey))| self.free(x + ex, y + ey))
             .map(|(k, _)| *k)
     }
+}
+
+/// Both clients play `ticks` ticks, steering; their raw frames by tick.
+pub async fn play_both(
+    a: &mut Client,
+    a_id: &str,
+    b: &mut Client,
+    b_id: &str,
+    ticks: usize,
+) -> (BTreeMap<u64, String>, BTreeMap<u64, String>) {
+    let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+    for _ in 0..ticks {
+        let f = a.steer_tick(a_id).await;
+        if let Some(t) = f.tick() {
+            fa.insert(t, f.raw);
+        }
+        let f = b.steer_tick(b_id).await;
+        if let Some(t) = f.tick() {
+            fb.insert(t, f.raw);
+        }
+    }
+    (fa, fb)
+}
+
+/// `mover` turns; true if `observer` sees its head go the new way within
+/// ten ticks.
+pub async fn turn_seen_by(mover: &mut Client, mover_id: &str, observer: &mut Client, observer_id: &str) -> bool {
+    let (key, want) = mover.view.perpendicular_turn(mover_id);
+    mover.send(json!(key)).await;
+    for _ in 0..10 {
+        mover.frame().await;
+        observer.steer_tick(observer_id).await;
+        if observer.view.direction(mover_id) == Some(want) {
+            return true;
+        }
+    }
+    false
 }
