@@ -1,0 +1,21 @@
+//! Snakepit swarm: the parts of the `swarm` load generator that do not
+//! touch the network, so they can be tested alone.
+//!
+//! A swarm bot reads frames ([`scan`]) into its own copy of the field
+//! ([`view`]), finds its own snake among those of its colour ([`snake`]),
+//! steers it like a careful player ([`brain`]), and keeps
+//! the protocol and its measurements in a sans-IO state machine ([`bot`]).
+//! Measurements go through per-bot batches into shared counters and
+//! histograms ([`stats`]) and come out as a [`report`]. [`pace`] spreads
+//! connection attempts, [`target`] keeps the load on this machine.
+
+pub mod bot;
+pub mod brain;
+pub mod dir;
+pub mod pace;
+pub mod report;
+pub mod scan;
+pub mod snake;
+pub mod stats;
+pub mod target;
+pub mod view;
