@@ -33,7 +33,7 @@ impl Default for GatewayConfig {
             flood_limit: 200,
             session_ttl: Duration::from_secs(600),
             write_timeout: Duration::from_secs(5),
-            enter_retry: Duration::from_millis(250),
+            enter_retry: Duration::from_millis(100),
             enter_timeout: Duration::from_secs(10),
         }
     }

@@ -279,3 +279,34 @@ async fn a_join_sent_before_the_world_arrives_is_not_lost() {
     let joined = a.until("p_joined").await;
     assert_eq!(joined[1], id.as_str());
 }
+
+#[tokio::test]
+async fn gauges_return_to_zero_when_everyone_has_left() {
+    let server = Server::start().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let (a_id, _, _) = a.new_player("ann", Some("gauges")).await;
+    let (b_id, _, _) = b.new_player("bob", Some("gauges")).await;
+    a.join(&a_id).await;
+    b.join(&b_id).await;
+    let (_, m) = server.get("/metrics").await;
+    assert!(m.contains("snakepit_snakes_alive{worker=\"standalone\"} 2"), "{m}");
+    assert!(m.contains("snakepit_room_players{worker=\"standalone\"} 2"), "{m}");
+    // Both drop; their snakes go on unsteered for the grace period, die,
+    // and the disconnected players leave the room even though the game
+    // has stopped.
+    drop(a);
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    loop {
+        let (_, m) = server.get("/metrics").await;
+        if m.contains("snakepit_room_players{worker=\"standalone\"} 0")
+            && m.contains("snakepit_snakes_alive{worker=\"standalone\"} 0")
+            && m.contains("snakepit_connections 0")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "gauges did not return to zero: {m}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -95,6 +95,8 @@ pub struct Room<B> {
     empty_since: Option<Instant>,
     /// Something changed since the last snapshot.
     dirty: bool,
+    /// This room's share of the alive-snakes gauge.
+    alive_reported: i64,
 }
 
 impl<B: Backend> Room<B> {
@@ -143,6 +145,7 @@ impl<B: Backend> Room<B> {
             internal_rx,
             empty_since: None,
             dirty: true,
+            alive_reported: 0,
         })
     }
 
@@ -150,7 +153,7 @@ impl<B: Backend> Room<B> {
         self.metrics.rooms.inc();
         let players = self.members.values().filter(|m| m.player).count() as i64;
         self.metrics.players.add(players);
-        self.metrics.snakes_alive.add(self.game.alive_count() as i64);
+        self.sync_alive_metric();
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
         self.refresh_top_scores();
         self.announce_epoch();
@@ -172,6 +175,7 @@ impl<B: Backend> Room<B> {
                 input = self.inputs.recv(), if !self.game.is_running() => {
                     let Some(input) = input else { break RoomExit::Closed };
                     self.handle(input);
+                    self.sync_alive_metric();
                     if self.game.is_running() {
                         // The first step comes one period after the join.
                         ticks.reset();
@@ -184,6 +188,7 @@ impl<B: Backend> Room<B> {
                 _ = snapshots.tick() => self.spawn_snapshot(),
                 Ok(()) = self.lease.changed() => self.announce_epoch(),
                 _ = housekeeping.tick() => {
+                    self.expire_disconnected(Instant::now());
                     if self.retire_if_idle().await {
                         break RoomExit::Retired;
                     }
@@ -192,7 +197,7 @@ impl<B: Backend> Room<B> {
         };
         let players = self.members.values().filter(|m| m.player).count() as i64;
         self.metrics.players.sub(players);
-        self.metrics.snakes_alive.sub(self.game.alive_count() as i64);
+        self.metrics.snakes_alive.sub(self.alive_reported);
         self.metrics.rooms.dec();
         info!(room = %self.id, ?exit, "room stopped");
         exit
@@ -201,7 +206,6 @@ impl<B: Backend> Room<B> {
     fn on_tick(&mut self, scheduled: Instant) {
         let started = Instant::now();
         self.metrics.tick_lag.observe(started.saturating_duration_since(scheduled).as_secs_f64());
-        let alive_before = self.game.alive_count();
         while let Some(input) = self.inputs.try_recv() {
             self.handle(input);
         }
@@ -213,7 +217,7 @@ impl<B: Backend> Room<B> {
             self.save_top_scores();
         }
         self.game.clear_events();
-        self.metrics.snakes_alive.add(self.game.alive_count() as i64 - alive_before as i64);
+        self.sync_alive_metric();
         self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
         self.publish(FrameKind::Tick, payload);
     }
@@ -250,8 +254,6 @@ impl<B: Backend> Room<B> {
                     self.direct_error(player, "Spectators cannot join; send new_player");
                 } else if let Err(e) = self.game.join(player) {
                     self.direct_error(player, &e.to_string());
-                } else {
-                    self.metrics.snakes_alive.inc();
                 }
             }
             InputKind::Turn(dir) if self.current(player, conn) => self.game.turn(player, dir),
@@ -300,6 +302,13 @@ impl<B: Backend> Room<B> {
         self.publish(FrameKind::Welcome(player), encode_welcome(&self.game));
     }
 
+    /// Brings the alive-snakes gauge in line with this room's count.
+    fn sync_alive_metric(&mut self) {
+        let alive = self.game.alive_count() as i64;
+        self.metrics.snakes_alive.add(alive - self.alive_reported);
+        self.alive_reported = alive;
+    }
+
     fn remove(&mut self, player: PlayerId) {
         if let Some(m) = self.members.remove(&player) {
             if m.player {
@@ -309,12 +318,18 @@ impl<B: Backend> Room<B> {
         self.game.remove_player(player);
     }
 
+    /// Removes disconnected members whose grace period is over, or whose
+    /// snake died meanwhile (nothing left to come back to).
     fn expire_disconnected(&mut self, now: Instant) {
         let grace = self.config.grace;
         let expired: Vec<PlayerId> = self
             .members
             .iter()
-            .filter(|(_, m)| m.disconnected_at.is_some_and(|t| now.saturating_duration_since(t) >= grace))
+            .filter(|(id, m)| {
+                m.disconnected_at.is_some_and(|t| {
+                    now.saturating_duration_since(t) >= grace || !self.game.player(**id).is_some_and(|p| p.alive)
+                })
+            })
             .map(|(id, _)| *id)
             .collect();
         for player in expired {
