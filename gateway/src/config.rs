@@ -18,6 +18,10 @@ pub struct GatewayConfig {
     pub session_ttl: Duration,
     /// Time for one write to a client before it counts as dead.
     pub write_timeout: Duration,
+    /// Kernel send buffer of each client socket (SO_SNDBUF). Bounds the
+    /// kernel memory a slow reader can hold, and so how soon it is noticed;
+    /// frames are small, so 256 KiB is plenty for a client that keeps up.
+    pub tcp_send_buffer: usize,
     /// How often `enter` is repeated until the room answers, and for how long.
     pub enter_retry: Duration,
     pub enter_timeout: Duration,
@@ -33,6 +37,7 @@ impl Default for GatewayConfig {
             flood_limit: 200,
             session_ttl: Duration::from_secs(600),
             write_timeout: Duration::from_secs(5),
+            tcp_send_buffer: 256 * 1024,
             enter_retry: Duration::from_millis(100),
             enter_timeout: Duration::from_secs(10),
         }

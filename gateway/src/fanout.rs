@@ -165,7 +165,9 @@ async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: Gateway
                 }
             }
             FrameKind::Welcome(player) => {
-                if let Some(member) = members.get_mut(&player) {
+                // Only a member waiting for a world gets one: a repeated
+                // enter answered twice costs nothing more.
+                if let Some(member) = members.get_mut(&player).filter(|m| m.after.is_none()) {
                     deliver(member, Outgoing::Welcome(text), &metrics);
                     member.after = Some(frame.tick);
                 }

@@ -16,6 +16,7 @@ pub mod web;
 
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use snakepit_shared::Backend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,18 @@ pub async fn run<B: Backend>(
     grace: Duration,
 ) -> std::io::Result<()> {
     let router = app(state.clone());
+    let send_buffer = state.config.tcp_send_buffer;
+    // Game frames are small and latency matters: no Nagle delay. The send
+    // buffer is bounded so a slow reader cannot hold megabytes of kernel
+    // memory before its queue fills and it is cut off.
+    let listener = listener.tap_io(move |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer) {
+            warn!(error = %e, "cannot set SO_SNDBUF");
+        }
+    });
     let stop = state.shutdown.clone();
     let serve = axum::serve(listener, router).with_graceful_shutdown({
         let shutdown = shutdown.clone();

@@ -129,6 +129,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_go_on() {
     let mut config = support::config(support::settings());
     config.gateway.rate_per_sec = 1e6;
     config.gateway.rate_burst = 1e6;
+    config.gateway.tcp_send_buffer = 8 * 1024;
     let server = Server::start_with(config).await;
     let mut player = server.client().await;
     let (id, room, _) = player.new_player("ann", Some("slow")).await;
