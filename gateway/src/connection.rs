@@ -15,7 +15,7 @@ use snakepit_shared::protocol::{ClientMessage, ProtocolError};
 use snakepit_shared::{Backend, ConnId, InputKind, Notice, PlayerId, RoomId, RoomInput, Seat, Session};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, warn};
 
 use crate::fanout::{Member, Outgoing};
@@ -104,7 +104,8 @@ impl<B: Backend> Connection<B> {
             pending: None,
             out_tx,
             out_rx,
-            kick: CancellationToken::new(),
+            // A child of the shutdown token: one future watches both.
+            kick: state.shutdown.child_token(),
             limiter,
             throttled: false,
             dropped: 0,
@@ -118,13 +119,19 @@ impl<B: Backend> Connection<B> {
     pub async fn run(mut self, socket: WebSocket) {
         self.state.metrics.connections.inc();
         let (mut sink, mut stream) = socket.split();
-        let shutdown = self.state.shutdown.clone();
-        let kick = self.kick.clone();
+        // Made once and polled by reference: creating a cancellation future
+        // per loop turn costs a lock per frame.
+        let stopped = self.kick.clone().cancelled_owned();
+        tokio::pin!(stopped);
+        let idle = Instant::now() + Duration::from_secs(86400 * 365);
         let close = loop {
             let retry_at = self.pending.as_ref().map(|p| p.next);
             tokio::select! {
-                _ = shutdown.cancelled() => break Some((CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")),
-                _ = kick.cancelled() => break Some((CLOSE_TOO_SLOW, "too slow; reconnect and resume")),
+                _ = &mut stopped => break Some(if self.state.shutdown.is_cancelled() {
+                    (CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
+                } else {
+                    (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
+                }),
                 msg = stream.next() => match msg {
                     None => break None,
                     Some(Err(e)) => break too_big(&e).then_some((CLOSE_TOO_BIG, "message too big")),
@@ -135,7 +142,7 @@ impl<B: Backend> Connection<B> {
                     },
                 },
                 Some(out) = self.out_rx.recv() => {
-                    if !self.write(&mut sink, out).await {
+                    if !self.write(&mut sink, out, stopped.as_mut()).await {
                         break None;
                     }
                     if std::mem::take(&mut self.resync) {
@@ -145,7 +152,7 @@ impl<B: Backend> Connection<B> {
                         self.join_now().await;
                     }
                 }
-                _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => self.retry_enter().await,
+                _ = sleep_until(retry_at.unwrap_or(idle)), if retry_at.is_some() => self.retry_enter().await,
             }
         };
         if let Some((code, reason)) = close {
@@ -163,14 +170,16 @@ impl<B: Backend> Connection<B> {
 
     /// Writes `first` and whatever else is queued, then flushes; false if
     /// the client is gone or did not take the data in time.
-    async fn write(&mut self, sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, first: Outgoing) -> bool {
-        let kick = self.kick.clone();
-        let shutdown = self.state.shutdown.clone();
+    async fn write(
+        &mut self,
+        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+        first: Outgoing,
+        stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> bool {
         tokio::select! {
             ok = self.write_batch(sink, first) => ok,
             // A kicked connection stops waiting on its socket at once.
-            _ = kick.cancelled() => false,
-            _ = shutdown.cancelled() => false,
+            _ = stopped => false,
         }
     }
 

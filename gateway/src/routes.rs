@@ -14,9 +14,10 @@ use crate::connection::Connection;
 use crate::state::AppState;
 use crate::web;
 
-/// Read buffer per connection: client messages are at most 1 KiB, so the
-/// 128 KiB default would only cost memory (and zeroing on every read).
-const READ_BUFFER: usize = 4 * 1024;
+/// Read chunk per connection: client messages are at most 1 KiB, and
+/// tungstenite zeroes this much before every read attempt (also the ones that
+/// find nothing), so the 128 KiB default would cost memory and CPU.
+const READ_BUFFER: usize = 1024;
 /// Bytes gathered before a write goes to the socket.
 const WRITE_BUFFER: usize = 16 * 1024;
 /// Bytes a connection may hold unsent before writes fail.

@@ -390,16 +390,25 @@ pub async fn play_both(
     (fa, fb)
 }
 
-/// `mover` turns; true if `observer` sees its head go the new way within
-/// ten ticks.
+/// `mover` turns; true if `observer` sees the turn at the tick `mover` sees
+/// it. A turn that `mover` itself never sees (dropped from a full turn queue,
+/// or the snake died) is tried again, up to three times.
 pub async fn turn_seen_by(mover: &mut Client, mover_id: &str, observer: &mut Client, observer_id: &str) -> bool {
-    let (key, want) = mover.view.perpendicular_turn(mover_id);
-    mover.send(json!(key)).await;
-    for _ in 0..10 {
-        mover.frame().await;
-        observer.steer_tick(observer_id).await;
-        if observer.view.direction(mover_id) == Some(want) {
-            return true;
+    for _ in 0..3 {
+        if mover.view.head(mover_id).is_none() {
+            return false;
+        }
+        let (key, want) = mover.view.perpendicular_turn(mover_id);
+        mover.send(json!(key)).await;
+        for _ in 0..10 {
+            mover.frame().await;
+            // The observer keeps its own snake alive meanwhile.
+            while observer.view.tick < mover.view.tick {
+                observer.steer_tick(observer_id).await;
+            }
+            if mover.view.direction(mover_id) == Some(want) {
+                return observer.view.tick == mover.view.tick && observer.view.direction(mover_id) == Some(want);
+            }
         }
     }
     false
