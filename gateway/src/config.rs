@@ -22,6 +22,8 @@ pub struct GatewayConfig {
     /// kernel memory a slow reader can hold, and so how soon it is noticed;
     /// frames are small, so 256 KiB is plenty for a client that keeps up.
     pub tcp_send_buffer: usize,
+    /// How often the gateway tells each room which of its members it holds.
+    pub presence_every: Duration,
     /// How often `enter` is repeated until the room answers, and for how long.
     pub enter_retry: Duration,
     pub enter_timeout: Duration,
@@ -38,6 +40,7 @@ impl Default for GatewayConfig {
             session_ttl: Duration::from_secs(600),
             write_timeout: Duration::from_secs(5),
             tcp_send_buffer: 256 * 1024,
+            presence_every: Duration::from_secs(5),
             enter_retry: Duration::from_millis(100),
             enter_timeout: Duration::from_secs(10),
         }

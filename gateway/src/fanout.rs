@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use snakepit_shared::{Bus, BusError, ConnId, FrameKind, OutFrame, PlayerId, RoomId, Subscription};
+use snakepit_shared::{Bus, BusError, ConnId, FrameKind, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -65,6 +65,7 @@ impl Feed {
 
 pub struct Fanout<B> {
     bus: B,
+    presence_every: std::time::Duration,
     feeds: tokio::sync::Mutex<HashMap<RoomId, Arc<Feed>>>,
     metrics: GatewayMetrics,
     tracker: TaskTracker,
@@ -72,8 +73,14 @@ pub struct Fanout<B> {
 }
 
 impl<B: Bus> Fanout<B> {
-    pub fn new(bus: B, metrics: GatewayMetrics, tracker: TaskTracker, shutdown: CancellationToken) -> Self {
-        Self { bus, feeds: Default::default(), metrics, tracker, shutdown }
+    pub fn new(
+        bus: B,
+        metrics: GatewayMetrics,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+        presence_every: std::time::Duration,
+    ) -> Self {
+        Self { bus, presence_every, feeds: Default::default(), metrics, tracker, shutdown }
     }
 
     /// Adds a member to `room`, subscribing to the room first if needed;
@@ -92,7 +99,8 @@ impl<B: Bus> Fanout<B> {
         feeds.insert(room.clone(), feed.clone());
         self.metrics.room_feeds.inc();
         let metrics = self.metrics.clone();
-        self.tracker.spawn(pump(sub, feed, metrics));
+        let presence = Presence { bus: self.bus.clone(), room: room.clone(), every: self.presence_every };
+        self.tracker.spawn(pump(sub, feed, metrics, presence));
         Ok(())
     }
 
@@ -122,12 +130,35 @@ impl<B: Bus> Fanout<B> {
 /// lease round, and a live owner's frames keep this from happening.
 const ADOPT_OLDER_EPOCH: std::time::Duration = std::time::Duration::from_secs(3);
 
-async fn pump(mut sub: Subscription<OutFrame>, feed: Arc<Feed>, metrics: GatewayMetrics) {
+/// Where and how often a feed vouches for its members.
+struct Presence<B> {
+    bus: B,
+    room: RoomId,
+    every: std::time::Duration,
+}
+
+async fn pump<B: Bus>(
+    mut sub: Subscription<OutFrame>,
+    feed: Arc<Feed>,
+    metrics: GatewayMetrics,
+    presence: Presence<B>,
+) {
     let mut epoch = 0;
     let mut current_seen = tokio::time::Instant::now();
+    let mut vouch = tokio::time::interval(presence.every);
+    vouch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = feed.stop.clone().cancelled_owned();
+    tokio::pin!(stop);
     loop {
         let frame = tokio::select! {
-            _ = feed.stop.cancelled() => break,
+            _ = &mut stop => break,
+            _ = vouch.tick() => {
+                let members: Vec<(PlayerId, ConnId)> = feed.members().iter().map(|(p, m)| (*p, m.conn)).collect();
+                if let Err(e) = presence.bus.publish_input(&presence.room, RoomInput::presence(members)).await {
+                    debug!(room = %presence.room, error = %e, "presence not sent");
+                }
+                continue;
+            }
             frame = sub.recv() => frame,
         };
         let Some(frame) = frame else { break };

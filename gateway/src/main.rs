@@ -33,6 +33,10 @@ struct Args {
     /// Seconds connections get to close on shutdown.
     #[arg(long, env = "SNAKEPIT_SHUTDOWN_GRACE_SECS", default_value_t = 5.0)]
     shutdown_grace_secs: f64,
+    /// Seconds between the gateway's presence notes to each room it has
+    /// members in (rooms drop members no gateway vouches for).
+    #[arg(long, env = "SNAKEPIT_PRESENCE_SECS", default_value_t = 5.0)]
+    presence_secs: f64,
     /// Log format: text or json.
     #[arg(long, env = "SNAKEPIT_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
@@ -45,7 +49,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format, "info");
     let room = args.game.room_config()?;
-    let gateway = GatewayConfig { room_capacity: room.settings.max_players, ..GatewayConfig::default() };
+    let gateway = GatewayConfig {
+        room_capacity: room.settings.max_players,
+        presence_every: secs("presence", args.presence_secs)?,
+        ..GatewayConfig::default()
+    };
     let grace = secs("shutdown grace", args.shutdown_grace_secs)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;

@@ -29,7 +29,13 @@ impl<B: snakepit_shared::Backend> AppState<B> {
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
         Ok(Self {
-            fanout: Arc::new(Fanout::new(backend.clone(), metrics.clone(), tracker.clone(), shutdown.clone())),
+            fanout: Arc::new(Fanout::new(
+                backend.clone(),
+                metrics.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+                config.presence_every,
+            )),
             backend,
             config: Arc::new(config),
             metrics,

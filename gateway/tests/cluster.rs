@@ -244,3 +244,25 @@ async fn a_player_resumes_on_another_gateway() {
     let g2 = &c.gateways[1];
     assert!(g2.metric("snakepit_input_to_broadcast_seconds_count").await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_without_a_word_frees_its_players() {
+    let mut c = Cluster::start(1, 2).await;
+    let mut a = c.client(0).await;
+    let (a_id, room, _) = a.new_player("ann", Some("orphan")).await;
+    a.join(&a_id).await;
+    let mut watcher = c.client(1).await;
+    watcher.send(json!(["spectate", room])).await;
+    watcher.until("world").await;
+    let w = &c.workers[0];
+    assert_eq!(w.metric("snakepit_room_players").await, 1.0);
+    // Gateway 1 dies: no Disconnect ever reaches the room. Its silence does
+    // (presence timeout 2 s here), then the grace period, then ann is gone.
+    c.gateways[0].kill().await;
+    assert_eq!(watcher.until("p_gameover").await[1], a_id.as_str());
+    let w = &c.workers[0];
+    wait_until(Duration::from_secs(10), || async { w.metric("snakepit_room_players").await == 0.0 }).await;
+    // The spectator on the live gateway is still served.
+    watcher.send(json!(["ping"])).await;
+    watcher.until("pong").await;
+}

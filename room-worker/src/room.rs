@@ -42,6 +42,9 @@ pub struct RoomConfig {
     pub empty_ttl: Duration,
     /// How often the room snapshots itself.
     pub snapshot_every: Duration,
+    /// A member with no input and no presence from its gateway for this
+    /// long counts as disconnected (its gateway died).
+    pub presence_timeout: Duration,
 }
 
 /// Why a room stopped.
@@ -70,6 +73,8 @@ struct Member {
     conn: ConnId,
     player: bool,
     disconnected_at: Option<Instant>,
+    /// Last input or presence from the member's gateway.
+    seen: Instant,
 }
 
 enum Internal {
@@ -123,7 +128,7 @@ impl<B: Backend> Room<B> {
                     .into_iter()
                     .map(|m| {
                         let disconnected_at = m.disconnected.then_some(now);
-                        (m.player, Member { conn: m.conn, player: m.is_player, disconnected_at })
+                        (m.player, Member { conn: m.conn, player: m.is_player, disconnected_at, seen: now })
                     })
                     .collect();
                 (s.game, members)
@@ -246,6 +251,9 @@ impl<B: Backend> Room<B> {
 
     fn handle(&mut self, RoomInput { player, conn, kind }: RoomInput) {
         self.dirty = true;
+        if let Some(m) = self.members.get_mut(&player).filter(|m| m.conn == conn) {
+            m.seen = Instant::now();
+        }
         match kind {
             InputKind::Enter { name } => self.enter(player, conn, name),
             InputKind::Join if self.current(player, conn) => {
@@ -268,6 +276,14 @@ impl<B: Backend> Room<B> {
                 }
             }
             InputKind::Leave if self.current(player, conn) => self.remove(player),
+            InputKind::Presence(members) => {
+                let now = Instant::now();
+                for (player, conn) in members {
+                    if let Some(m) = self.members.get_mut(&player).filter(|m| m.conn == conn) {
+                        m.seen = now;
+                    }
+                }
+            }
             _ => debug!(room = %self.id, %player, "input from a stale connection ignored"),
         }
     }
@@ -295,7 +311,8 @@ impl<B: Backend> Room<B> {
                     self.game.add_player(player, clamp_name(name));
                     self.metrics.players.inc();
                 }
-                self.members.insert(player, Member { conn, player: is_player, disconnected_at: None });
+                self.members
+                    .insert(player, Member { conn, player: is_player, disconnected_at: None, seen: Instant::now() });
             }
         }
         self.empty_since = None;
@@ -319,8 +336,15 @@ impl<B: Backend> Room<B> {
     }
 
     /// Removes disconnected members whose grace period is over, or whose
-    /// snake died meanwhile (nothing left to come back to).
+    /// snake died meanwhile (nothing left to come back to); a member whose
+    /// gateway went silent counts as disconnected from then on.
     fn expire_disconnected(&mut self, now: Instant) {
+        let silence = self.config.presence_timeout;
+        for m in self.members.values_mut() {
+            if m.disconnected_at.is_none() && now.saturating_duration_since(m.seen) >= silence {
+                m.disconnected_at = Some(now);
+            }
+        }
         let grace = self.config.grace;
         let expired: Vec<PlayerId> = self
             .members

@@ -61,6 +61,10 @@ pub struct GameArgs {
     /// Seconds between snapshots of a room (for takeover by another worker).
     #[arg(long, env = "SNAKEPIT_SNAPSHOT_SECS", default_value_t = 1.0)]
     pub snapshot_secs: f64,
+    /// Seconds without word from a member's gateway before the member counts
+    /// as disconnected (gateways vouch for their members every few seconds).
+    #[arg(long, env = "SNAKEPIT_PRESENCE_TIMEOUT_SECS", default_value_t = 20.0)]
+    pub presence_timeout_secs: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +107,7 @@ impl GameArgs {
             grace: secs("resume grace", self.resume_grace_secs)?,
             empty_ttl: secs("empty room", self.empty_room_secs)?,
             snapshot_every: secs("snapshot", self.snapshot_secs)?,
+            presence_timeout: secs("presence timeout", self.presence_timeout_secs)?,
         })
     }
 }

@@ -44,6 +44,17 @@ pub enum InputKind {
     Disconnect,
     /// The player left the room on purpose: an alive snake dies now.
     Leave,
+    /// A gateway still holds these members' connections: sent every few
+    /// seconds per room by each gateway that has members in it, with nil
+    /// ids on the envelope. A member that no gateway vouches for is treated
+    /// as disconnected: its gateway died without a word.
+    Presence(Vec<(PlayerId, ConnId)>),
+}
+
+impl RoomInput {
+    pub fn presence(members: Vec<(PlayerId, ConnId)>) -> Self {
+        Self { player: PlayerId(Uuid::nil()), conn: ConnId(Uuid::nil()), kind: InputKind::Presence(members) }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ const GAME_ARGS: &[&str] = &[
     "3",
     "--snapshot-secs",
     "0.5",
+    "--presence-timeout-secs",
+    "2",
 ];
 
 fn gateway_bin() -> PathBuf {
@@ -161,7 +163,10 @@ impl Cluster {
 
     pub async fn add_gateway(&mut self) {
         let mut args: Vec<String> =
-            ["--redis-url", &self.redis.url(), "--listen", "127.0.0.1:0"].iter().map(|s| s.to_string()).collect();
+            ["--redis-url", &self.redis.url(), "--listen", "127.0.0.1:0", "--presence-secs", "0.5"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         args.extend(GAME_ARGS.iter().map(|s| s.to_string()));
         let name = format!("g{}", self.gateways.len() + 1);
         let p = Proc::spawn(&name, &format!("{}-{name}", self.redis.port), gateway_bin(), &args).await;

@@ -38,6 +38,7 @@ pub fn config(settings: GameSettings) -> StandaloneConfig {
             grace: Duration::from_secs(3),
             empty_ttl: Duration::from_secs(30),
             snapshot_every: Duration::from_secs(1),
+            presence_timeout: Duration::from_secs(20),
         },
         shutdown_grace: Duration::from_secs(2),
     }
