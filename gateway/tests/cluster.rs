@@ -20,16 +20,16 @@ async fn players_on_two_gateways_share_a_room_frame_by_frame() {
     a.join(&a_id).await;
     b.join(&b_id).await;
 
+    // Ann turns on gateway 1; Bob sees it on gateway 2, at the same tick.
+    assert!(support::turn_seen_by(&mut a, &a_id, &mut b, &b_id).await, "bob saw ann's turn");
+    // Both get the same frames, byte for byte, at every common tick, and
+    // so the same world.
     let (a_frames, b_frames) = support::play_both(&mut a, &a_id, &mut b, &b_id, 30).await;
     let common: Vec<_> = a_frames.keys().filter(|t| b_frames.contains_key(t)).collect();
-    assert!(common.len() >= 20, "too few common ticks: {}", common.len());
+    assert!(common.len() >= 5, "too few common ticks: {}", common.len());
     for t in common {
         assert_eq!(a_frames[t], b_frames[t], "tick {t} differs between the gateways");
     }
-    assert!(b.view.head(&a_id).is_some(), "bob sees ann");
-    assert!(a.view.head(&b_id).is_some(), "ann sees bob");
-    // Ann turns on gateway 1; Bob sees it on gateway 2.
-    assert!(support::turn_seen_by(&mut a, &a_id, &mut b, &b_id).await, "bob saw ann's turn");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,14 +214,7 @@ async fn a_player_resumes_on_another_gateway() {
     let mut a = c.client(0).await;
     let (a_id, room, token) = a.new_player("ann", Some("moving")).await;
     a.join(&a_id).await;
-    for _ in 0..100 {
-        a.steer_tick(&a_id).await;
-        if a.view.run_ahead(&a_id) >= 10 {
-            break;
-        }
-        let (key, _) = a.view.perpendicular_turn(&a_id);
-        a.send(json!(key)).await;
-    }
+    a.head_for_open_space(&a_id).await;
     drop(a); // gateway 1 loses the player
     let mut a2 = c.client(1).await;
     a2.send(json!(["resume", token])).await;
@@ -230,16 +223,7 @@ async fn a_player_resumes_on_another_gateway() {
     assert_eq!(hs[3], room.as_str());
     a2.until("world").await;
     assert!(a2.view.head(&a_id).is_some(), "the snake is still alive after moving gateways");
-    let (key, want) = a2.view.perpendicular_turn(&a_id);
-    a2.send(json!(key)).await;
-    let mut turned = false;
-    for _ in 0..6 {
-        a2.frame().await;
-        if a2.view.direction(&a_id) == Some(want) {
-            turned = true;
-            break;
-        }
-    }
+    let turned = a2.turns(&a_id).await;
     assert!(turned, "steered through the new gateway");
     let g2 = &c.gateways[1];
     assert!(g2.metric("snakepit_input_to_broadcast_seconds_count").await >= 1.0);

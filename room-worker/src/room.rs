@@ -32,6 +32,8 @@ use crate::snapshot::{MemberSnapshot, RoomSnapshot};
 
 /// Most members (players and spectators) a room keeps.
 const MAX_MEMBERS: usize = 1000;
+/// Longest a taken-over room waits for its players to be resynchronised.
+const HOLD_AFTER_TAKEOVER: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct RoomConfig {
@@ -102,6 +104,11 @@ pub struct Room<B> {
     dirty: bool,
     /// This room's share of the alive-snakes gauge.
     alive_reported: i64,
+    /// After a takeover the world holds still until the restored players'
+    /// gateways have entered again (and so their clients have the world),
+    /// or until this instant: nobody's snake moves unseen.
+    hold_until: Option<Instant>,
+    awaiting: std::collections::HashSet<PlayerId>,
 }
 
 impl<B: Backend> Room<B> {
@@ -120,7 +127,7 @@ impl<B: Backend> Room<B> {
     ) -> Result<Self, snakepit_shared::BusError> {
         let inputs = backend.subscribe_input(&id).await?;
         let (internal_tx, internal_rx) = mpsc::channel(4);
-        let (game, members) = match snapshot {
+        let (game, members): (Game, HashMap<PlayerId, Member>) = match snapshot {
             Some(s) => {
                 let now = Instant::now();
                 let members = s
@@ -135,7 +142,9 @@ impl<B: Backend> Room<B> {
             }
             None => (Game::new(config.settings.clone(), seed), HashMap::new()),
         };
-        Ok(Self {
+        let restored = !members.is_empty();
+        let awaiting = members.iter().filter(|(_, m)| m.player).map(|(id, _)| *id).collect();
+        let mut room = Self {
             game,
             id,
             backend,
@@ -151,7 +160,14 @@ impl<B: Backend> Room<B> {
             empty_since: None,
             dirty: true,
             alive_reported: 0,
-        })
+            hold_until: None,
+            awaiting: Default::default(),
+        };
+        if restored {
+            room.hold_until = Some(Instant::now() + HOLD_AFTER_TAKEOVER);
+            room.awaiting = awaiting;
+        }
+        Ok(room)
     }
 
     pub async fn run(mut self, control: RoomControl) -> RoomExit {
@@ -215,6 +231,9 @@ impl<B: Backend> Room<B> {
             self.handle(input);
         }
         self.expire_disconnected(started);
+        if self.holding(started) {
+            return;
+        }
         self.game.step();
         let payload = encode_tick(&mut self.writer, &self.game);
         self.dirty = true;
@@ -289,6 +308,7 @@ impl<B: Backend> Room<B> {
     }
 
     fn enter(&mut self, player: PlayerId, conn: ConnId, name: Option<String>) {
+        self.awaiting.remove(&player);
         let full = self.members.len() >= MAX_MEMBERS;
         match self.members.get_mut(&player) {
             Some(m) => {
@@ -317,6 +337,19 @@ impl<B: Backend> Room<B> {
         }
         self.empty_since = None;
         self.publish(FrameKind::Welcome(player), encode_welcome(&self.game));
+    }
+
+    /// Whether a taken-over room still waits for its players' worlds.
+    fn holding(&mut self, now: Instant) -> bool {
+        match self.hold_until {
+            Some(until) if now < until && !self.awaiting.is_empty() => true,
+            Some(_) => {
+                self.hold_until = None;
+                self.awaiting.clear();
+                false
+            }
+            None => false,
+        }
     }
 
     /// Brings the alive-snakes gauge in line with this room's count.

@@ -234,6 +234,34 @@ impl Client {
         false
     }
 
+    /// Turns `id` perpendicular to its way; true if its own view shows the
+    /// turn within six ticks.
+    pub async fn turns(&mut self, id: &str) -> bool {
+        let (key, want) = self.view.perpendicular_turn(id);
+        self.send(json!(key)).await;
+        for _ in 0..6 {
+            self.frame().await;
+            if self.view.direction(id) == Some(want) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Steers `id` until at least ten free cells lie ahead, so the snake
+    /// survives a while with nobody steering it.
+    pub async fn head_for_open_space(&mut self, id: &str) {
+        for _ in 0..100 {
+            self.steer_tick(id).await;
+            if self.view.run_ahead(id) >= 10 {
+                return;
+            }
+            let (key, _) = self.view.perpendicular_turn(id);
+            self.send(json!(key)).await;
+        }
+        panic!("no open space found");
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
@@ -369,7 +397,7 @@ impl View {
     }
 }
 
-/// Both clients play `ticks` ticks, steering; their raw frames by tick.
+/// Both clients play up to `ticks` ticks, steering; their raw frames by tick.
 pub async fn play_both(
     a: &mut Client,
     a_id: &str,
@@ -378,12 +406,14 @@ pub async fn play_both(
     ticks: usize,
 ) -> (BTreeMap<u64, String>, BTreeMap<u64, String>) {
     let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+    let quiet = Duration::from_secs(1);
     for _ in 0..ticks {
-        let f = a.steer_tick(a_id).await;
+        // Both snakes may die (the game then stops): end early.
+        let Ok(f) = tokio::time::timeout(quiet, a.steer_tick(a_id)).await else { break };
         if let Some(t) = f.tick() {
             fa.insert(t, f.raw);
         }
-        let f = b.steer_tick(b_id).await;
+        let Ok(f) = tokio::time::timeout(quiet, b.steer_tick(b_id)).await else { break };
         if let Some(t) = f.tick() {
             fb.insert(t, f.raw);
         }
