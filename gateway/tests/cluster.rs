@@ -250,3 +250,19 @@ async fn a_gateway_killed_without_a_word_frees_its_players() {
     watcher.send(json!(["ping"])).await;
     watcher.until("pong").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_a_gateway_tells_its_clients_to_reconnect_and_exits() {
+    let mut c = Cluster::start(1, 2).await;
+    let mut a = c.client(0).await;
+    let (a_id, _, token) = a.new_player("ann", Some("rolling")).await;
+    a.join(&a_id).await;
+    let status = c.gateways[0].terminate().await;
+    assert!(status.success(), "the gateway exits cleanly on SIGTERM: {status:?}");
+    assert_eq!(a.closed().await, Some(1001));
+    // As in a rolling update: the client resumes on the other gateway.
+    let mut a2 = c.client(1).await;
+    a2.send(json!(["resume", token])).await;
+    assert_eq!(a2.until("handshake").await[2], a_id.as_str());
+    a2.until("world").await;
+}

@@ -293,3 +293,29 @@ async fn gauges_return_to_zero_when_everyone_has_left() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn an_empty_room_retires_after_a_while() {
+    let mut config = support::config(support::settings());
+    config.room.empty_ttl = std::time::Duration::from_secs(1);
+    let server = Server::start_with(config).await;
+    let mut a = server.client().await;
+    a.new_player("ann", Some("brief")).await;
+    let mut watcher = server.client().await;
+    watcher.send(json!(["rooms"])).await;
+    assert!(watcher.until("rooms").await[1].to_string().contains("brief"));
+    a.close().await;
+    // The room empties, waits its time, and leaves the directory.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    loop {
+        watcher.send(json!(["rooms"])).await;
+        let rooms = watcher.until("rooms").await;
+        if !rooms[1].to_string().contains("brief") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the empty room was never retired: {rooms}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let (_, m) = server.get("/metrics").await;
+    assert!(m.contains("snakepit_rooms{worker=\"standalone\"} 0"), "{m}");
+}
