@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::json;
-use support::cluster::{Cluster, wait_until};
+use support::cluster::{Cluster, http_get, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_on_two_gateways_share_a_room_frame_by_frame() {
@@ -189,9 +189,17 @@ async fn a_redis_restart_mid_game_is_survived() {
     for _ in 0..5 {
         a.steer_tick(&a_id).await;
     }
-    // Redis dies and comes back empty. The room keeps stepping meanwhile,
-    // unsteered, so the snake may die: then the player joins again.
+    // Redis dies: both processes stay up but report not ready.
+    c.redis.kill();
+    for p in [&c.workers[0], &c.gateways[0]] {
+        wait_until(Duration::from_secs(10), || async { http_get(p.addr, "/readyz").await.contains(" 503 ") }).await;
+    }
+    // It comes back empty. The room kept stepping meanwhile, unsteered, so
+    // the snake may have died: then the player joins again.
     c.redis.restart();
+    for p in [&c.workers[0], &c.gateways[0]] {
+        wait_until(Duration::from_secs(10), || async { http_get(p.addr, "/readyz").await.contains(" 200 ") }).await;
+    }
     assert!(a.next_world(Duration::from_secs(30)).await, "the player got a fresh world after the restart");
     if a.view.head(&a_id).is_none() {
         a.join(&a_id).await;
