@@ -16,12 +16,8 @@ import time
 from urllib.parse import urlparse
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from capacity import rss_kib  # noqa: E402
 
 
 async def open_one(host, port, path):

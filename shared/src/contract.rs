@@ -242,3 +242,31 @@ pub async fn survives_a_restart<B: Backend>(b: B, restart: impl FnOnce()) {
     assert_eq!(recv(&mut sub).await, input);
     b.ping().await.unwrap();
 }
+
+/// One `#[tokio::test]` per check of the contract, each on a fresh backend
+/// from `$make`, which yields `(guard, backend)`: the guard (a test Redis,
+/// say) lives as long as the test.
+#[macro_export]
+macro_rules! backend_contract_tests {
+    ($make:expr) => {
+        $crate::backend_contract_tests!(@each $make;
+            pubsub => pubsub_delivers_in_order_per_room,
+            unsubscribe => dropped_subscriptions_receive_nothing,
+            notices => notices_reach_subscribers,
+            directory => directory_matchmakes_without_overbooking,
+            concurrent_seats => concurrent_seats_never_overbook,
+            sessions => sessions_expire,
+            top_scores => top_scores_keep_the_best_per_name,
+            ownership => leases_fence_snapshots_and_expire,
+        );
+    };
+    (@each $make:expr; $($name:ident => $check:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, backend) = $make;
+                $crate::contract::$check(backend).await;
+            }
+        )*
+    };
+}

@@ -10,53 +10,11 @@ async fn backend(redis: &TestRedis) -> RedisBackend {
     RedisBackend::connect(&redis.url(), "test").await.expect("connect")
 }
 
-#[tokio::test]
-async fn pubsub() {
-    let r = TestRedis::start();
-    pubsub_delivers_in_order_per_room(backend(&r).await).await;
-}
-
-#[tokio::test]
-async fn unsubscribe() {
-    let r = TestRedis::start();
-    dropped_subscriptions_receive_nothing(backend(&r).await).await;
-}
-
-#[tokio::test]
-async fn notices() {
-    let r = TestRedis::start();
-    notices_reach_subscribers(backend(&r).await).await;
-}
-
-#[tokio::test]
-async fn directory() {
-    let r = TestRedis::start();
-    directory_matchmakes_without_overbooking(backend(&r).await).await;
-}
-
-#[tokio::test]
-async fn concurrent_seats() {
-    let r = TestRedis::start();
-    concurrent_seats_never_overbook(backend(&r).await).await;
-}
-
-#[tokio::test]
-async fn sessions() {
-    let r = TestRedis::start();
-    sessions_expire(backend(&r).await).await;
-}
-
-#[tokio::test]
-async fn top_scores() {
-    let r = TestRedis::start();
-    top_scores_keep_the_best_per_name(backend(&r).await).await;
-}
-
-#[tokio::test]
-async fn ownership() {
-    let r = TestRedis::start();
-    leases_fence_snapshots_and_expire(backend(&r).await).await;
-}
+snakepit_shared::backend_contract_tests!({
+    let redis = TestRedis::start();
+    let b = backend(&redis).await;
+    (redis, b)
+});
 
 #[tokio::test]
 async fn two_prefixes_share_one_redis() {
