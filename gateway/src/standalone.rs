@@ -38,6 +38,9 @@ pub async fn serve(
     let registry = Registry::new();
     let backend = MemoryBackend::new();
     let worker_metrics = WorkerMetrics::register(&registry, "standalone")?;
+    // One process: no other worker can take a room over, so rooms skip
+    // their snapshots.
+    let room = RoomConfig { snapshot_every: None, ..config.room.clone() };
     let mut gateway = config.gateway.clone();
     gateway.room_capacity = config.room.settings.max_players;
     let state = AppState::new(backend.clone(), gateway, registry)?;
@@ -45,7 +48,7 @@ pub async fn serve(
         backend,
         HostConfig {
             worker_id: "standalone".into(),
-            room: config.room.clone(),
+            room,
             round_every: Duration::from_secs(1),
             lease_ttl: Duration::from_secs(5),
         },

@@ -42,8 +42,9 @@ pub struct RoomConfig {
     pub grace: Duration,
     /// How long a room stays empty before it retires.
     pub empty_ttl: Duration,
-    /// How often the room snapshots itself.
-    pub snapshot_every: Duration,
+    /// How often the room snapshots itself; `None` where no other worker
+    /// could take over (standalone), which saves the encoding.
+    pub snapshot_every: Option<Duration>,
     /// A member with no input and no presence from its gateway for this
     /// long counts as disconnected (its gateway died).
     pub presence_timeout: Duration,
@@ -182,14 +183,17 @@ impl<B: Backend> Room<B> {
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut snapshots = tokio::time::interval(self.config.snapshot_every);
+        let snapshot_every = self.config.snapshot_every;
+        let mut snapshots = tokio::time::interval(snapshot_every.unwrap_or(Duration::from_secs(3600)));
         snapshots.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let exit = loop {
             tokio::select! {
                 biased;
                 _ = control.lost.cancelled() => break RoomExit::LeaseLost,
                 _ = control.shutdown.cancelled() => {
-                    self.save_snapshot().await;
+                    if snapshot_every.is_some() {
+                        self.save_snapshot().await;
+                    }
                     break RoomExit::HandedOver;
                 }
                 scheduled = ticks.tick(), if self.game.is_running() => self.on_tick(scheduled),
@@ -206,7 +210,7 @@ impl<B: Backend> Room<B> {
                     Internal::TopScores(scores) => self.game.set_top_scores(scores),
                     Internal::SnapshotRefused => break RoomExit::LeaseLost,
                 },
-                _ = snapshots.tick() => self.spawn_snapshot(),
+                _ = snapshots.tick(), if snapshot_every.is_some() => self.spawn_snapshot(),
                 Ok(()) = self.lease.changed() => self.announce_epoch(),
                 _ = housekeeping.tick() => {
                     self.expire_disconnected(Instant::now());

@@ -58,7 +58,8 @@ pub struct GameArgs {
     /// Seconds an empty room lives before it retires.
     #[arg(long, env = "SNAKEPIT_EMPTY_ROOM_SECS", default_value_t = 30.0)]
     pub empty_room_secs: f64,
-    /// Seconds between snapshots of a room (for takeover by another worker).
+    /// Seconds between snapshots of a room, for takeover by another worker
+    /// (cluster only: a standalone gateway takes none).
     #[arg(long, env = "SNAKEPIT_SNAPSHOT_SECS", default_value_t = 1.0)]
     pub snapshot_secs: f64,
     /// Seconds without word from a member's gateway before the member counts
@@ -106,7 +107,7 @@ impl GameArgs {
             settings: self.settings()?,
             grace: secs("resume grace", self.resume_grace_secs)?,
             empty_ttl: secs("empty room", self.empty_room_secs)?,
-            snapshot_every: secs("snapshot", self.snapshot_secs)?,
+            snapshot_every: Some(secs("snapshot", self.snapshot_secs)?),
             presence_timeout: secs("presence timeout", self.presence_timeout_secs)?,
         })
     }

@@ -19,10 +19,6 @@ impl Keys {
         Self { prefix: prefix.into() }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// Pub/sub: inputs for a room (gateways publish, the owner subscribes).
     pub fn room_in(&self, room: &RoomId) -> String {
         format!("{}:room:{{{}}}:in", self.prefix, room)

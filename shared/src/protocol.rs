@@ -35,15 +35,6 @@ impl Direction {
         }
     }
 
-    pub fn key_code(self) -> u8 {
-        match self {
-            Self::Left => 37,
-            Self::Up => 38,
-            Self::Right => 39,
-            Self::Down => 40,
-        }
-    }
-
     /// Cell offset; y grows down.
     pub fn delta(self) -> (i32, i32) {
         match self {

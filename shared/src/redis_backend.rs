@@ -288,10 +288,6 @@ impl RedisBackend {
         }
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     fn conn(&self) -> ConnectionManager {
         self.cmd.clone()
     }

@@ -37,7 +37,7 @@ pub fn config(settings: GameSettings) -> StandaloneConfig {
             settings,
             grace: Duration::from_secs(3),
             empty_ttl: Duration::from_secs(30),
-            snapshot_every: Duration::from_secs(1),
+            snapshot_every: None,
             presence_timeout: Duration::from_secs(20),
         },
         shutdown_grace: Duration::from_secs(2),
