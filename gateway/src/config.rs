@@ -24,6 +24,9 @@ pub struct GatewayConfig {
     pub tcp_send_buffer: usize,
     /// How often the gateway tells each room which of its members it holds.
     pub presence_every: Duration,
+    /// How long a seat taken for a player is held before its room confirms
+    /// it (the room's own hold takes over once the player is in).
+    pub seat_hold: Duration,
     /// How often `enter` is repeated until the room answers, and for how long.
     pub enter_retry: Duration,
     pub enter_timeout: Duration,
@@ -41,6 +44,7 @@ impl Default for GatewayConfig {
             write_timeout: Duration::from_secs(5),
             tcp_send_buffer: 256 * 1024,
             presence_every: Duration::from_secs(5),
+            seat_hold: Duration::from_secs(30),
             enter_retry: Duration::from_millis(100),
             enter_timeout: Duration::from_secs(10),
         }

@@ -289,8 +289,7 @@ impl<B: Backend> Connection<B> {
                 self.publish(&room, input).await
             }
             ClientMessage::Rooms => {
-                let mut rooms = self.state.backend.rooms().await?;
-                rooms.truncate(ROOMS_LISTED);
+                let rooms = self.state.backend.rooms(ROOMS_LISTED).await?;
                 let mut w = FrameWriter::default();
                 w.rooms(&rooms);
                 self.send(w.finish());
@@ -325,8 +324,9 @@ impl<B: Backend> Connection<B> {
         if let Some(id) = &self.identity {
             return Err(state(format!("Already playing as {}", id.name)));
         }
-        let room = self.take_seat(room.as_ref()).await?;
-        let identity = Identity { id: PlayerId::random(), name, token: uuid::Uuid::new_v4().simple().to_string() };
+        let id = PlayerId::random();
+        let room = self.take_seat(room.as_ref(), id).await?;
+        let identity = Identity { id, name, token: uuid::Uuid::new_v4().simple().to_string() };
         self.identity = Some(identity);
         self.move_in(room, true).await
     }
@@ -336,13 +336,15 @@ impl<B: Backend> Connection<B> {
             return Err(state(format!("Already playing as {}", id.name)));
         }
         let session = self.state.backend.session(&token).await?.ok_or(ProtocolError::BadToken)?;
-        let room = match self.state.backend.take_seat(Some(&session.room), self.state.config.room_capacity).await? {
+        let (capacity, hold) = (self.state.config.room_capacity, self.state.config.seat_hold);
+        // The player's seat is still its own if the room still has it.
+        let room = match self.state.backend.take_seat(Some(&session.room), session.player, capacity, hold).await? {
             Seat::Taken { room, created } => {
                 self.announce(&room, created).await;
                 room
             }
             // The room filled up meanwhile: play elsewhere.
-            Seat::Full => self.take_seat(None).await?,
+            Seat::Full => self.take_seat(None, session.player).await?,
         };
         self.identity = Some(Identity { id: session.player, name: session.name, token });
         self.move_in(room, true).await
@@ -356,7 +358,8 @@ impl<B: Backend> Connection<B> {
             self.send_handshake(&room);
             return Ok(());
         }
-        let room = self.take_seat(Some(&room)).await?;
+        let Some(player) = self.identity.as_ref().map(|i| i.id) else { return Err(state("Send new_player first")) };
+        let room = self.take_seat(Some(&room), player).await?;
         self.move_in(room, true).await
     }
 
@@ -367,9 +370,11 @@ impl<B: Backend> Connection<B> {
         self.move_in(room, false).await
     }
 
-    /// A seat in `room` (or by matchmaking): the room is announced if new.
-    async fn take_seat(&self, room: Option<&RoomId>) -> Result<RoomId, Refusal> {
-        match self.state.backend.take_seat(room, self.state.config.room_capacity).await? {
+    /// A seat for `player` in `room` (or by matchmaking): the room is
+    /// announced if new.
+    async fn take_seat(&self, room: Option<&RoomId>, player: PlayerId) -> Result<RoomId, Refusal> {
+        let (capacity, hold) = (self.state.config.room_capacity, self.state.config.seat_hold);
+        match self.state.backend.take_seat(room, player, capacity, hold).await? {
             Seat::Taken { room, created } => {
                 self.announce(&room, created).await;
                 Ok(room)
@@ -410,7 +415,7 @@ impl<B: Backend> Connection<B> {
             .await;
         if let Err(e) = attached {
             if as_player {
-                let _ = self.state.backend.release_seat(&room).await;
+                let _ = self.state.backend.release_seat(&room, member).await;
             }
             return Err(e.into());
         }
@@ -467,19 +472,23 @@ impl<B: Backend> Connection<B> {
         let _ = self.publish(&room, input).await;
     }
 
-    /// Leaves the current room, if any: `Leave` on purpose, `Disconnect`
-    /// when the connection ended (the snake gets the grace period).
+    /// Leaves the current room, if any: `Leave` on purpose (the seat comes
+    /// free now), `Disconnect` when the connection ended (the snake gets the
+    /// grace period, and the room holds the seat as long as it keeps the
+    /// player).
     async fn leave(&mut self, kind: InputKind) {
         self.pending = None;
         self.join_after_welcome = false;
         let Some(place) = self.place.take() else { return };
+        let release = place.as_player && kind == InputKind::Leave;
         let input = self.input(place.member, kind);
         if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
             debug!(room = %place.room, error = %e, "could not tell the room");
         }
         self.state.fanout.detach(&place.room, place.member, self.conn).await;
-        if place.as_player {
-            if let Err(e) = self.state.backend.release_seat(&place.room).await {
+        if release {
+            // If this is lost, the seat expires once the room stops holding it.
+            if let Err(e) = self.state.backend.release_seat(&place.room, place.member).await {
                 warn!(room = %place.room, error = %e, "could not release a seat");
             }
         }

@@ -8,9 +8,12 @@
 //!
 //! Frames are sequenced per member: a member gets nothing until its welcome
 //! (the world at tick T), then every tick frame after T, once, in order.
-//! Frames of an older ownership epoch are ignored. A member that would see a
-//! gap (frames lost on the bus, or a new owner taking over the room) is
-//! resynchronised: its connection enters again and gets a fresh world.
+//! Frames of an older ownership epoch are ignored, always: epochs are
+//! unique and grow even across a Redis that lost its data, so an older one
+//! is a fenced-off owner. A member that would see anything but the next
+//! tick (frames lost on the bus, a room that started over, a new owner
+//! taking over the room) is resynchronised: its connection enters again and
+//! gets a fresh world.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -124,12 +127,6 @@ impl<B: Bus> Fanout<B> {
     }
 }
 
-/// After this long with frames only from an older epoch, the older epoch is
-/// taken as the current one: Redis lost its data (epoch counters included)
-/// and the room's owner started over. A fenced-off worker stops within one
-/// lease round, and a live owner's frames keep this from happening.
-const ADOPT_OLDER_EPOCH: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// Where and how often a feed vouches for its members.
 struct Presence<B> {
     bus: B,
@@ -144,7 +141,6 @@ async fn pump<B: Bus>(
     presence: Presence<B>,
 ) {
     let mut epoch = 0;
-    let mut current_seen = tokio::time::Instant::now();
     let mut vouch = tokio::time::interval(presence.every);
     vouch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = feed.stop.clone().cancelled_owned();
@@ -162,11 +158,10 @@ async fn pump<B: Bus>(
             frame = sub.recv() => frame,
         };
         let Some(frame) = frame else { break };
-        if frame.epoch < epoch && current_seen.elapsed() < ADOPT_OLDER_EPOCH {
+        if frame.epoch < epoch {
             metrics.stale_frames.inc();
             continue;
         }
-        current_seen = tokio::time::Instant::now();
         if frame.epoch != epoch {
             if epoch != 0 {
                 // A new owner: everyone needs its world.
@@ -189,9 +184,12 @@ async fn pump<B: Bus>(
                             deliver(member, Outgoing::Tick(text.clone()), &metrics);
                             member.after = Some(frame.tick);
                         }
-                        Some(after) if frame.tick > after + 1 => resync(member, &metrics),
-                        // Waiting for a welcome, or a repeated tick.
-                        _ => {}
+                        // A repeated tick (an owner announcing its epoch).
+                        Some(after) if frame.tick == after => {}
+                        // A gap, or a room that went back in time.
+                        Some(_) => resync(member, &metrics),
+                        // Waiting for a welcome.
+                        None => {}
                     }
                 }
             }
@@ -231,5 +229,101 @@ fn deliver(member: &mut Member, out: Outgoing, metrics: &GatewayMetrics) {
             }
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use snakepit_shared::MemoryBackend;
+
+    use super::*;
+
+    struct Fixture {
+        bus: MemoryBackend,
+        fanout: Fanout<MemoryBackend>,
+        metrics: GatewayMetrics,
+        room: RoomId,
+        player: PlayerId,
+        rx: mpsc::Receiver<Outgoing>,
+    }
+
+    async fn fixture() -> Fixture {
+        let bus = MemoryBackend::new();
+        let metrics = GatewayMetrics::register(&prometheus::Registry::new()).unwrap();
+        let fanout = Fanout::new(
+            bus.clone(),
+            metrics.clone(),
+            TaskTracker::new(),
+            CancellationToken::new(),
+            Duration::from_secs(3600),
+        );
+        let (room, player) = (RoomId::parse("fan").unwrap(), PlayerId::random());
+        let (tx, rx) = mpsc::channel(64);
+        fanout.attach(&room, player, Member::new(ConnId::random(), tx, CancellationToken::new())).await.unwrap();
+        Fixture { bus, fanout, metrics, room, player, rx }
+    }
+
+    impl Fixture {
+        async fn publish(&self, epoch: u64, tick: u64, kind: FrameKind) {
+            let payload = Bytes::from(format!("[[\"tick\",{tick}]]"));
+            self.bus.publish_output(&self.room, OutFrame { epoch, tick, kind, payload }).await.unwrap();
+            // Let the pump run.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        fn received(&mut self) -> Vec<String> {
+            let mut out = Vec::new();
+            while let Ok(o) = self.rx.try_recv() {
+                out.push(match o {
+                    Outgoing::Tick(t) => format!("tick {t}"),
+                    Outgoing::Welcome(t) => format!("welcome {t}"),
+                    Outgoing::Frame(t) => format!("frame {t}"),
+                    Outgoing::Resync => "resync".into(),
+                });
+            }
+            out
+        }
+    }
+
+    /// An older epoch is a fenced-off owner however long the room has been
+    /// quiet (a game over is quiet): its frames never reach a member.
+    #[tokio::test(start_paused = true)]
+    async fn an_older_epoch_is_never_adopted_after_quiet() {
+        let mut f = fixture().await;
+        f.publish(10, 5, FrameKind::Welcome(f.player)).await;
+        f.publish(10, 6, FrameKind::Tick).await;
+        assert_eq!(f.received(), ["welcome [[\"tick\",5]]", "tick [[\"tick\",6]]"]);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        f.publish(9, 100, FrameKind::Tick).await;
+        f.publish(9, 101, FrameKind::Welcome(f.player)).await;
+        f.publish(9, 102, FrameKind::Tick).await;
+        assert!(f.received().is_empty(), "a stale owner's frames got through");
+        assert_eq!(f.metrics.stale_frames.get(), 3);
+        // The current owner goes on.
+        f.publish(10, 7, FrameKind::Tick).await;
+        assert_eq!(f.received(), ["tick [[\"tick\",7]]"]);
+        drop(f.fanout);
+    }
+
+    /// Within one epoch, a tick that does not follow (a gap, or a room that
+    /// started over at a lower tick) resynchronises the member; a repeated
+    /// tick (an epoch announcement) is skipped.
+    #[tokio::test(start_paused = true)]
+    async fn any_tick_that_does_not_follow_resyncs() {
+        let mut f = fixture().await;
+        f.publish(3, 40, FrameKind::Welcome(f.player)).await;
+        f.publish(3, 40, FrameKind::Tick).await;
+        f.publish(3, 41, FrameKind::Tick).await;
+        f.publish(3, 2, FrameKind::Tick).await;
+        assert_eq!(f.received(), ["welcome [[\"tick\",40]]", "tick [[\"tick\",41]]", "resync"]);
+        f.publish(3, 2, FrameKind::Welcome(f.player)).await;
+        f.publish(3, 9, FrameKind::Tick).await;
+        assert_eq!(f.received(), ["welcome [[\"tick\",2]]", "resync"]);
+        assert_eq!(f.metrics.resyncs.get(), 2);
     }
 }

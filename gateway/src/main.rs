@@ -52,6 +52,8 @@ async fn main() -> anyhow::Result<()> {
     let gateway = GatewayConfig {
         room_capacity: room.settings.max_players,
         presence_every: secs("presence", args.presence_secs)?,
+        // A fresh seat outlasts the room's first confirmation of it.
+        seat_hold: room.seat_hold * 2,
         ..GatewayConfig::default()
     };
     let grace = secs("shutdown grace", args.shutdown_grace_secs)?;

@@ -106,17 +106,19 @@ impl<B: Backend> Host<B> {
             return;
         }
         self.announced.cancel();
-        self.renew().await;
-        let (live, rooms) = match (self.backend.live_workers().await, self.backend.rooms().await) {
+        let all_held = self.renew().await;
+        let (live, rooms) = match (self.backend.live_workers().await, self.backend.rooms(usize::MAX).await) {
             (Ok(live), Ok(rooms)) => (live, rooms),
             (Err(e), _) | (_, Err(e)) => {
                 warn!(error = %e, "cannot read workers or rooms");
                 return;
             }
         };
-        // Rooms we run that the directory lost (Redis restarted empty).
+        // Rooms we run that the directory lost (Redis restarted empty), once
+        // their leases are ours again: listed earlier, another worker could
+        // claim one and start it afresh.
         let listed: std::collections::HashSet<&RoomId> = rooms.iter().map(|r| &r.id).collect();
-        for room in self.rooms.keys().filter(|r| !listed.contains(r)) {
+        for room in self.rooms.keys().filter(|r| all_held && !listed.contains(r)) {
             if let Err(e) = self.backend.ensure_room(room, self.config.room.settings.max_players).await {
                 warn!(%room, error = %e, "cannot restore the room in the directory");
             }
@@ -129,7 +131,8 @@ impl<B: Backend> Host<B> {
         }
     }
 
-    async fn renew(&mut self) {
+    /// Renews every lease; true if all of them are ours afterwards.
+    async fn renew(&mut self) -> bool {
         let leases: Vec<Lease> = self.rooms.values().map(|r| r.lease.borrow().clone()).collect();
         let states = match self.backend.renew_leases(&leases, self.config.lease_ttl).await {
             Ok(states) => states,
@@ -137,9 +140,10 @@ impl<B: Backend> Host<B> {
                 // Redis is away: rooms go on, and the leases are checked
                 // again next round.
                 warn!(error = %e, "cannot renew leases");
-                return;
+                return false;
             }
         };
+        let mut all_held = true;
         for (lease, state) in leases.iter().zip(states) {
             match state {
                 LeaseState::Held => {}
@@ -149,15 +153,16 @@ impl<B: Backend> Host<B> {
                         r.control.lost.cancel();
                     }
                 }
-                LeaseState::Missing => self.reacquire(lease).await,
+                LeaseState::Missing => all_held &= self.reacquire(lease).await,
             }
         }
+        all_held
     }
 
     /// Nobody holds the lease of a room we run (it expired while Redis was
     /// away, or Redis lost its data): take it again, above the old epoch,
-    /// and go on.
-    async fn reacquire(&mut self, old: &Lease) {
+    /// and go on. True if it is ours again.
+    async fn reacquire(&mut self, old: &Lease) -> bool {
         let acquired = self.backend.acquire_lease(&old.room, &self.config.worker_id, self.config.lease_ttl, old.epoch);
         match acquired.await {
             Ok(Some(lease)) => {
@@ -165,14 +170,19 @@ impl<B: Backend> Host<B> {
                 if let Some(r) = self.rooms.get(&old.room) {
                     r.lease.send_replace(lease);
                 }
+                true
             }
             Ok(None) => {
                 warn!(room = %old.room, "lease taken by another worker; stopping the room");
                 if let Some(r) = self.rooms.get(&old.room) {
                     r.control.lost.cancel();
                 }
+                true
             }
-            Err(e) => warn!(room = %old.room, error = %e, "cannot take the lease again"),
+            Err(e) => {
+                warn!(room = %old.room, error = %e, "cannot take the lease again");
+                false
+            }
         }
     }
 
@@ -240,8 +250,10 @@ impl<B: Backend> Host<B> {
         let lease = running.lease.borrow().clone();
         match exit {
             RoomExit::Retired => {
-                let _ = self.backend.delete_snapshot(&room).await;
-                let _ = self.backend.release_lease(&lease).await;
+                // Fenced: a stale owner deletes nothing of its successor's.
+                if let Err(e) = self.backend.drop_room(&lease).await {
+                    warn!(%room, error = %e, "cannot drop a retired room's state");
+                }
             }
             RoomExit::LeaseLost => self.metrics.leases_lost.inc(),
             RoomExit::HandedOver | RoomExit::Closed => {

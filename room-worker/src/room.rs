@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use snakepit_shared::encode::{FrameWriter, error_frame};
 use snakepit_shared::{
-    Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, ScoreEntry, Subscription,
+    Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, ScoreEntry, SnapshotWrite,
+    Subscription,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -48,6 +49,10 @@ pub struct RoomConfig {
     /// A member with no input and no presence from its gateway for this
     /// long counts as disconnected (its gateway died).
     pub presence_timeout: Duration,
+    /// How long the room holds its players' seats in the directory each
+    /// time it confirms them (every third of this): a seat whose player is
+    /// gone comes free at most this long after the room let it go.
+    pub seat_hold: Duration,
 }
 
 /// Why a room stopped.
@@ -57,7 +62,8 @@ pub enum RoomExit {
     Retired,
     /// The worker is stopping: a final snapshot was written.
     HandedOver,
-    /// Another worker holds the lease now: the room stopped at once.
+    /// Another worker holds the lease now (or a newer epoch wrote a
+    /// snapshot): the room stopped at once.
     LeaseLost,
     /// The input subscription ended.
     Closed,
@@ -82,7 +88,11 @@ struct Member {
 
 enum Internal {
     TopScores(Vec<ScoreEntry>),
+    /// Another owner holds the room: stop.
     SnapshotRefused,
+    /// Not written (Redis away, or nobody holds the lease until the host
+    /// takes it again): the changes are still to be saved.
+    SnapshotNotSaved,
 }
 
 pub struct Room<B> {
@@ -186,6 +196,8 @@ impl<B: Backend> Room<B> {
         let snapshot_every = self.config.snapshot_every;
         let mut snapshots = tokio::time::interval(snapshot_every.unwrap_or(Duration::from_secs(3600)));
         snapshots.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut seats = tokio::time::interval(self.config.seat_hold / 3);
+        seats.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let exit = loop {
             tokio::select! {
                 biased;
@@ -209,11 +221,14 @@ impl<B: Backend> Room<B> {
                 Some(msg) = self.internal_rx.recv() => match msg {
                     Internal::TopScores(scores) => self.game.set_top_scores(scores),
                     Internal::SnapshotRefused => break RoomExit::LeaseLost,
+                    Internal::SnapshotNotSaved => self.dirty = true,
                 },
                 _ = snapshots.tick(), if snapshot_every.is_some() => self.spawn_snapshot(),
+                _ = seats.tick() => self.confirm_seats(),
                 Ok(()) = self.lease.changed() => self.announce_epoch(),
                 _ = housekeeping.tick() => {
                     self.expire_disconnected(Instant::now());
+                    self.publish_ended();
                     if self.retire_if_idle().await {
                         break RoomExit::Retired;
                     }
@@ -250,6 +265,25 @@ impl<B: Backend> Room<B> {
         self.publish(FrameKind::Tick, payload);
     }
 
+    /// Publishes what happened outside a tick once the game has stopped: a
+    /// last snake removed by housekeeping (its grace period ran out) ends
+    /// the game, and its `p_gameover`, the GAME OVER text and the top
+    /// scores must still go out, as one more tick.
+    fn publish_ended(&mut self) {
+        if self.game.is_running() || self.game.events().is_empty() {
+            return;
+        }
+        self.game.step();
+        let payload = encode_tick(&mut self.writer, &self.game);
+        self.dirty = true;
+        if self.game.just_ended() {
+            self.save_top_scores();
+        }
+        self.game.clear_events();
+        self.sync_alive_metric();
+        self.publish(FrameKind::Tick, payload);
+    }
+
     /// Gateways learn a (new) epoch from any frame, and resynchronise their
     /// members: announce it even while the game is idle.
     fn announce_epoch(&mut self) {
@@ -273,7 +307,10 @@ impl<B: Backend> Room<B> {
     }
 
     fn handle(&mut self, RoomInput { player, conn, kind }: RoomInput) {
-        self.dirty = true;
+        // Presence changes nothing a snapshot holds.
+        if !matches!(kind, InputKind::Presence(_)) {
+            self.dirty = true;
+        }
         if let Some(m) = self.members.get_mut(&player).filter(|m| m.conn == conn) {
             m.seen = Instant::now();
         }
@@ -363,10 +400,18 @@ impl<B: Backend> Room<B> {
         self.alive_reported = alive;
     }
 
+    /// Removes a member; a player's seat comes free at once (should that
+    /// be lost, it expires once the room no longer confirms it).
     fn remove(&mut self, player: PlayerId) {
         if let Some(m) = self.members.remove(&player) {
             if m.player {
                 self.metrics.players.dec();
+                let (backend, room) = (self.backend.clone(), self.id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = backend.release_seat(&room, player).await {
+                        debug!(%room, error = %e, "could not release a seat");
+                    }
+                });
             }
         }
         self.game.remove_player(player);
@@ -443,8 +488,10 @@ impl<B: Backend> Room<B> {
         }
     }
 
-    /// Writes a snapshot in the background; a refusal means the lease is
-    /// gone, and the room stops.
+    /// Writes a snapshot in the background. Refused because another owner
+    /// holds the room: the room stops. Not written for any other reason:
+    /// the room goes on, and saves again next time (a lease that vanished
+    /// is taken again by the host, above its old epoch).
     fn spawn_snapshot(&mut self) {
         if !std::mem::take(&mut self.dirty) {
             return;
@@ -454,13 +501,19 @@ impl<B: Backend> Room<B> {
         let lease = self.lease.borrow().clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
-            match backend.save_snapshot(&lease, bytes.into()).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let _ = tx.send(Internal::SnapshotRefused).await;
+            let outcome = match backend.save_snapshot(&lease, bytes.into()).await {
+                Ok(SnapshotWrite::Saved) => return,
+                Ok(SnapshotWrite::Lost) => Internal::SnapshotRefused,
+                Ok(SnapshotWrite::Missing) => {
+                    debug!(room = %lease.room, "snapshot not saved: nobody holds the lease");
+                    Internal::SnapshotNotSaved
                 }
-                Err(e) => warn!(room = %lease.room, error = %e, "snapshot not saved"),
-            }
+                Err(e) => {
+                    warn!(room = %lease.room, error = %e, "snapshot not saved");
+                    Internal::SnapshotNotSaved
+                }
+            };
+            let _ = tx.send(outcome).await;
         });
     }
 
@@ -469,10 +522,23 @@ impl<B: Backend> Room<B> {
         let Some(bytes) = self.snapshot() else { return };
         let lease = self.lease.borrow().clone();
         match self.backend.save_snapshot(&lease, bytes.into()).await {
-            Ok(true) => {}
-            Ok(false) => warn!(room = %self.id, "final snapshot refused: lease lost"),
+            Ok(SnapshotWrite::Saved) => {}
+            Ok(outcome) => warn!(room = %self.id, ?outcome, "final snapshot not saved"),
             Err(e) => warn!(room = %self.id, error = %e, "final snapshot not saved"),
         }
+    }
+
+    /// Holds the seats of this room's players in the directory, in the
+    /// background: seats of players who are gone expire.
+    fn confirm_seats(&self) {
+        let players: Vec<PlayerId> = self.members.iter().filter(|(_, m)| m.player).map(|(id, _)| *id).collect();
+        let backend = self.backend.clone();
+        let (room, hold) = (self.id.clone(), self.config.seat_hold);
+        tokio::spawn(async move {
+            if let Err(e) = backend.confirm_seats(&room, &players, hold).await {
+                warn!(%room, error = %e, "could not confirm seats");
+            }
+        });
     }
 
     fn refresh_top_scores(&self) {

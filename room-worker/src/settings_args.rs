@@ -66,6 +66,12 @@ pub struct GameArgs {
     /// as disconnected (gateways vouch for their members every few seconds).
     #[arg(long, env = "SNAKEPIT_PRESENCE_TIMEOUT_SECS", default_value_t = 20.0)]
     pub presence_timeout_secs: f64,
+    /// Seconds a room holds its players' seats in the directory at each
+    /// confirmation (every third of it); a gateway's fresh seat is held
+    /// twice as long, until the room confirms it. A seat whose player is
+    /// gone (its gateway died) comes free within this.
+    #[arg(long, env = "SNAKEPIT_SEAT_HOLD_SECS", default_value_t = 15.0)]
+    pub seat_hold_secs: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +115,7 @@ impl GameArgs {
             empty_ttl: secs("empty room", self.empty_room_secs)?,
             snapshot_every: Some(secs("snapshot", self.snapshot_secs)?),
             presence_timeout: secs("presence timeout", self.presence_timeout_secs)?,
+            seat_hold: secs("seat hold", self.seat_hold_secs)?,
         })
     }
 }

@@ -96,14 +96,39 @@ pub trait Bus: Clone + Send + Sync + 'static {
 }
 
 /// Shared state: the room directory, sessions and top scores.
+///
+/// A seat belongs to a player and expires: taking one holds it for a while
+/// (the player is on its way to the room), and the room's owner keeps
+/// holding the seats of the players it really has
+/// ([`Store::confirm_seats`]). A seat whose player never arrived, or left
+/// without a word (its gateway died, a release was lost), comes free when
+/// its hold runs out: seat accounting converges to the rooms' real members.
 pub trait Store: Clone + Send + Sync + 'static {
-    /// Takes a seat: in `room` (created with `capacity` if it does not
-    /// exist), or else in the fullest room with a free seat, or else in a new
-    /// room. Atomic: two callers never over-book a room.
-    fn take_seat(&self, room: Option<&RoomId>, capacity: u16) -> impl Future<Output = Result<Seat, BusError>> + Send;
-    fn release_seat(&self, room: &RoomId) -> impl Future<Output = Result<(), BusError>> + Send;
-    /// Every room in the directory, fullest first.
-    fn rooms(&self) -> impl Future<Output = Result<Vec<RoomInfo>, BusError>> + Send;
+    /// Takes a seat for `player`: in `room` (created with `capacity` if it
+    /// does not exist), or else in the fullest room with a free seat, or else
+    /// in a new room, held for `hold`. A player who already has a seat in
+    /// the named room keeps it (a resume is never told the room is full).
+    /// Atomic: two callers never over-book a room.
+    fn take_seat(
+        &self,
+        room: Option<&RoomId>,
+        player: PlayerId,
+        capacity: u16,
+        hold: Duration,
+    ) -> impl Future<Output = Result<Seat, BusError>> + Send;
+    /// Frees `player`'s seat in `room`, if it has one.
+    fn release_seat(&self, room: &RoomId, player: PlayerId) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// The room's owner vouches for its players: each one's seat is held
+    /// (taken again if it had expired) for `hold` from now. Seats of others
+    /// are left to expire. A room missing from the directory is left out.
+    fn confirm_seats(
+        &self,
+        room: &RoomId,
+        players: &[PlayerId],
+        hold: Duration,
+    ) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// The first `limit` rooms of the directory, fullest first.
+    fn rooms(&self, limit: usize) -> impl Future<Output = Result<Vec<RoomInfo>, BusError>> + Send;
     fn room(&self, room: &RoomId) -> impl Future<Output = Result<Option<RoomInfo>, BusError>> + Send;
     /// Puts a running room back in the directory if it is missing (after
     /// Redis lost its data), with no seat taken.
@@ -133,8 +158,23 @@ pub trait Store: Clone + Send + Sync + 'static {
 pub struct Lease {
     pub room: RoomId,
     pub worker: String,
-    /// From a counter per room: every new lease has a higher epoch.
+    /// The fencing token: every new lease of a room has a higher epoch than
+    /// every earlier one, also after Redis lost its data (see
+    /// [`Ownership::acquire_lease`]).
     pub epoch: u64,
+}
+
+/// What became of a snapshot write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotWrite {
+    Saved,
+    /// Nobody holds the lease (it expired while Redis was away, or Redis
+    /// lost its data): nothing written; the owner should take the lease
+    /// again, and go on.
+    Missing,
+    /// Another worker holds the room, or a newer epoch has written: nothing
+    /// written, and the writer must stop (fencing).
+    Lost,
 }
 
 /// What a renewal found.
@@ -158,7 +198,9 @@ pub trait Ownership: Clone + Send + Sync + 'static {
     /// Workers whose heartbeat has not expired, sorted.
     fn live_workers(&self) -> impl Future<Output = Result<Vec<String>, BusError>> + Send;
     /// Takes the room's lease if nobody holds it (`SET NX PX`), with an
-    /// epoch above `min_epoch` and above every earlier lease of the room.
+    /// epoch above `min_epoch` and above every earlier lease of the room:
+    /// epochs grow with the store's clock (milliseconds) as well as with a
+    /// counter, so they stay unique when the counter is lost.
     fn acquire_lease(
         &self,
         room: &RoomId,
@@ -173,12 +215,16 @@ pub trait Ownership: Clone + Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Vec<LeaseState>, BusError>> + Send;
     fn release_lease(&self, lease: &Lease) -> impl Future<Output = Result<(), BusError>> + Send;
-    /// Stores a snapshot if `lease` is still the room's lease; false (and
-    /// nothing written) if another worker holds the room now.
-    fn save_snapshot(&self, lease: &Lease, data: Bytes) -> impl Future<Output = Result<bool, BusError>> + Send;
+    /// Stores a snapshot if `lease` is still the room's lease and no newer
+    /// epoch has written.
+    fn save_snapshot(&self, lease: &Lease, data: Bytes)
+    -> impl Future<Output = Result<SnapshotWrite, BusError>> + Send;
     /// The room's last snapshot and the epoch that wrote it.
     fn load_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<Option<(u64, Bytes)>, BusError>> + Send;
-    fn delete_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// The room retired: deletes its snapshot, epoch counter and lease, but
+    /// only while `lease` is still held (a stale owner deletes nothing);
+    /// true if they were deleted.
+    fn drop_room(&self, lease: &Lease) -> impl Future<Output = Result<bool, BusError>> + Send;
 }
 
 /// What a gateway or a worker needs: all of it.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, LeaseState, ScoreEntry, Seat, Session};
+use crate::backend::{Backend, LeaseState, ScoreEntry, Seat, Session, SnapshotWrite};
 use crate::envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 use crate::ids::{PlayerId, RoomId};
 use crate::protocol::Direction;
@@ -90,26 +90,41 @@ pub async fn notices_reach_subscribers<B: Backend>(b: B) {
     assert_eq!(recv(&mut sub).await, Notice::RoomCreated(room("c-notice")));
 }
 
+const HOLD: Duration = Duration::from_secs(30);
+
 /// Seats: the fullest room with a free seat, a new room when all are full,
 /// named rooms created on demand and refused when full, release and retire.
 pub async fn directory_matchmakes_without_overbooking<B: Backend>(b: B) {
-    let Seat::Taken { room: a, created: true } = b.take_seat(None, 2).await.unwrap() else { panic!() };
-    assert_eq!(b.take_seat(None, 2).await.unwrap(), Seat::Taken { room: a.clone(), created: false });
-    let Seat::Taken { room: c, created: true } = b.take_seat(None, 2).await.unwrap() else { panic!() };
+    let p = || PlayerId::random();
+    let Seat::Taken { room: a, created: true } = b.take_seat(None, p(), 2, HOLD).await.unwrap() else { panic!() };
+    assert_eq!(b.take_seat(None, p(), 2, HOLD).await.unwrap(), Seat::Taken { room: a.clone(), created: false });
+    let Seat::Taken { room: c, created: true } = b.take_seat(None, p(), 2, HOLD).await.unwrap() else { panic!() };
     assert_ne!(a, c);
-    assert_eq!(b.take_seat(Some(&a), 2).await.unwrap(), Seat::Full);
+    assert_eq!(b.take_seat(Some(&a), p(), 2, HOLD).await.unwrap(), Seat::Full);
     let named = room("c-named");
-    assert_eq!(b.take_seat(Some(&named), 3).await.unwrap(), Seat::Taken { room: named.clone(), created: true });
+    let ann = p();
+    assert_eq!(
+        b.take_seat(Some(&named), ann, 3, HOLD).await.unwrap(),
+        Seat::Taken { room: named.clone(), created: true }
+    );
+    // A player's own seat is never counted twice.
+    assert_eq!(
+        b.take_seat(Some(&named), ann, 3, HOLD).await.unwrap(),
+        Seat::Taken { room: named.clone(), created: false }
+    );
     let info = b.room(&named).await.unwrap().unwrap();
     assert_eq!((info.players, info.capacity), (1, 3));
     // Fullest first: a (2/2) is full, so c (1/2) and named (1/3) remain;
-    // the listing is by seats taken, fullest first.
-    let rooms = b.rooms().await.unwrap();
+    // the listing is by seats taken, fullest first, and bounded.
+    let rooms = b.rooms(100).await.unwrap();
     assert_eq!(rooms.first().map(|r| r.id.clone()), Some(a.clone()));
     assert_eq!(rooms.len(), 3);
+    assert_eq!(b.rooms(1).await.unwrap().len(), 1);
 
     assert!(!b.retire_room_if_empty(&named).await.unwrap());
-    b.release_seat(&named).await.unwrap();
+    b.release_seat(&named, p()).await.unwrap();
+    assert!(!b.retire_room_if_empty(&named).await.unwrap(), "someone else's release frees nothing");
+    b.release_seat(&named, ann).await.unwrap();
     assert!(b.retire_room_if_empty(&named).await.unwrap());
     assert_eq!(b.room(&named).await.unwrap(), None);
     // A running room is put back with no seat, once.
@@ -118,10 +133,58 @@ pub async fn directory_matchmakes_without_overbooking<B: Backend>(b: B) {
     let info = b.room(&named).await.unwrap().unwrap();
     assert_eq!((info.players, info.capacity), (0, 3));
     assert!(b.retire_room_if_empty(&named).await.unwrap());
-    // Releasing never goes below zero.
-    b.release_seat(&c).await.unwrap();
-    b.release_seat(&c).await.unwrap();
-    assert_eq!(b.room(&c).await.unwrap().unwrap().players, 0);
+    // Releasing twice frees one seat.
+    let Seat::Taken { room: d, .. } = b.take_seat(Some(&room("c-twice")), ann, 2, HOLD).await.unwrap() else {
+        panic!()
+    };
+    b.take_seat(Some(&d), p(), 2, HOLD).await.unwrap();
+    b.release_seat(&d, ann).await.unwrap();
+    b.release_seat(&d, ann).await.unwrap();
+    assert_eq!(b.room(&d).await.unwrap().unwrap().players, 1);
+}
+
+/// Matchmaking goes by each room's own capacity, not the caller's.
+pub async fn matchmaking_uses_the_rooms_capacity<B: Backend>(b: B) {
+    let big = room("c-big");
+    b.take_seat(Some(&big), PlayerId::random(), 20, HOLD).await.unwrap();
+    for _ in 0..11 {
+        b.take_seat(Some(&big), PlayerId::random(), 20, HOLD).await.unwrap();
+    }
+    // 12 of 20 taken: a caller whose rooms have 10 seats still lands there.
+    let seat = b.take_seat(None, PlayerId::random(), 10, HOLD).await.unwrap();
+    assert_eq!(seat, Seat::Taken { room: big.clone(), created: false });
+    let small = room("c-small");
+    b.take_seat(Some(&small), PlayerId::random(), 1, HOLD).await.unwrap();
+    // A full small room is passed over even by a caller with more seats.
+    let Seat::Taken { room, .. } = b.take_seat(None, PlayerId::random(), 5, HOLD).await.unwrap() else { panic!() };
+    assert_ne!(room, small);
+}
+
+/// Seats converge to the room's real players: a seat nobody confirms comes
+/// free when its hold runs out (its player never arrived, its gateway died,
+/// its release was lost); a confirmed one stays; a confirm puts back a seat
+/// that had expired.
+pub async fn seats_expire_unless_the_room_confirms_them<B: Backend>(b: B) {
+    let r = room("c-seats");
+    let (ann, bob, cy) = (PlayerId::random(), PlayerId::random(), PlayerId::random());
+    let short = Duration::from_millis(300);
+    b.take_seat(Some(&r), ann, 2, short).await.unwrap();
+    b.take_seat(Some(&r), bob, 2, short).await.unwrap();
+    assert_eq!(b.take_seat(Some(&r), cy, 2, short).await.unwrap(), Seat::Full);
+    b.confirm_seats(&r, &[ann], Duration::from_secs(5)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // bob's hold ran out: one seat taken, one free.
+    assert_eq!(b.room(&r).await.unwrap().unwrap().players, 1);
+    assert_eq!(b.take_seat(Some(&r), cy, 2, short).await.unwrap(), Seat::Taken { room: r.clone(), created: false });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.rooms(10).await.unwrap()[0].players, 1);
+    // The room still has bob after all: its confirm counts him again.
+    b.confirm_seats(&r, &[ann, bob], Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.room(&r).await.unwrap().unwrap().players, 2);
+    // A room missing from the directory is not put back by a confirm.
+    let gone = room("c-seats-gone");
+    b.confirm_seats(&gone, &[ann], Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.room(&gone).await.unwrap(), None);
 }
 
 /// Many concurrent seat requests never exceed a room's capacity.
@@ -129,7 +192,7 @@ pub async fn concurrent_seats_never_overbook<B: Backend>(b: B) {
     let mut tasks = Vec::new();
     for _ in 0..40 {
         let b = b.clone();
-        tasks.push(tokio::spawn(async move { b.take_seat(None, 10).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { b.take_seat(None, PlayerId::random(), 10, HOLD).await.unwrap() }));
     }
     let mut per_room = std::collections::HashMap::new();
     for t in tasks {
@@ -138,7 +201,7 @@ pub async fn concurrent_seats_never_overbook<B: Backend>(b: B) {
     }
     assert_eq!(per_room.len(), 4, "40 players fill exactly 4 rooms of 10: {per_room:?}");
     assert!(per_room.values().all(|n| *n == 10));
-    for info in b.rooms().await.unwrap() {
+    for info in b.rooms(100).await.unwrap() {
         assert!(info.players <= info.capacity);
     }
 }
@@ -170,7 +233,7 @@ pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     let l1 = b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("free lease");
     assert_eq!(l1.worker, "w1");
     assert!(b.acquire_lease(&r, "w2", ttl, 0).await.unwrap().is_none(), "held lease taken twice");
-    assert!(b.save_snapshot(&l1, Bytes::from_static(b"one")).await.unwrap());
+    assert_eq!(b.save_snapshot(&l1, Bytes::from_static(b"one")).await.unwrap(), SnapshotWrite::Saved);
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
     assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Held]);
 
@@ -180,9 +243,9 @@ pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     assert!(l2.epoch > l1.epoch);
     // The old holder can neither renew nor write: fencing.
     assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Lost]);
-    assert!(!b.save_snapshot(&l1, Bytes::from_static(b"stale")).await.unwrap());
+    assert_eq!(b.save_snapshot(&l1, Bytes::from_static(b"stale")).await.unwrap(), SnapshotWrite::Lost);
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
-    assert!(b.save_snapshot(&l2, Bytes::from_static(b"two")).await.unwrap());
+    assert_eq!(b.save_snapshot(&l2, Bytes::from_static(b"two")).await.unwrap(), SnapshotWrite::Saved);
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l2.epoch, Bytes::from_static(b"two"))));
     // Releasing someone else's lease does nothing; releasing ours frees it.
     b.release_lease(&l1).await.unwrap();
@@ -194,10 +257,18 @@ pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     // forced above a given epoch (Redis lost its data, counters included).
     b.release_lease(&l3).await.unwrap();
     assert_eq!(b.renew_leases(std::slice::from_ref(&l3), ttl).await.unwrap(), vec![LeaseState::Missing]);
-    let l4 = b.acquire_lease(&r, "w3", ttl, 100).await.unwrap().expect("free");
-    assert_eq!(l4.epoch, 101);
-    b.delete_snapshot(&r).await.unwrap();
+    // A snapshot with nobody holding the lease is not written, but the
+    // writer is not fenced off: it may take the lease again.
+    assert_eq!(b.save_snapshot(&l3, Bytes::from_static(b"three")).await.unwrap(), SnapshotWrite::Missing);
+    let far = l3.epoch + 1_000_000_000_000;
+    let l4 = b.acquire_lease(&r, "w3", ttl, far).await.unwrap().expect("free");
+    assert_eq!(l4.epoch, far + 1);
+    // A stale owner cannot drop the room; the owner can.
+    assert!(!b.drop_room(&l2).await.unwrap());
+    assert!(b.load_snapshot(&r).await.unwrap().is_some());
+    assert!(b.drop_room(&l4).await.unwrap());
     assert_eq!(b.load_snapshot(&r).await.unwrap(), None);
+    assert!(b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("dropped room is free").epoch > l4.epoch);
 
     // Heartbeats: live until they expire or withdraw.
     b.heartbeat("w1", Duration::from_millis(300)).await.unwrap();
@@ -217,9 +288,9 @@ pub async fn prefixes_isolate_clusters<B: Backend>(a: B, b: B) {
     let frame = OutFrame { epoch: 1, tick: 1, kind: FrameKind::Tick, payload: Bytes::from_static(b"[]") };
     assert_eq!(a.publish_output(&r, frame).await.unwrap(), 0);
     assert!(tokio::time::timeout(Duration::from_millis(200), sub_b.recv()).await.is_err());
-    a.take_seat(Some(&r), 10).await.unwrap();
+    a.take_seat(Some(&r), PlayerId::random(), 10, HOLD).await.unwrap();
     assert_eq!(b.room(&r).await.unwrap(), None);
-    assert!(b.rooms().await.unwrap().is_empty());
+    assert!(b.rooms(100).await.unwrap().is_empty());
 }
 
 /// After the server restarts (empty), commands work again and existing
@@ -255,6 +326,8 @@ macro_rules! backend_contract_tests {
             notices => notices_reach_subscribers,
             directory => directory_matchmakes_without_overbooking,
             concurrent_seats => concurrent_seats_never_overbook,
+            own_capacity => matchmaking_uses_the_rooms_capacity,
+            seats_converge => seats_expire_unless_the_room_confirms_them,
             sessions => sessions_expire,
             top_scores => top_scores_keep_the_best_per_name,
             ownership => leases_fence_snapshots_and_expire,

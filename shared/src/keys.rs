@@ -39,6 +39,12 @@ impl Keys {
         format!("{}:rooms", self.prefix)
     }
 
+    /// Sorted set: `room/player` scored by when the seat's hold runs out
+    /// (ms, Redis time). A room's count in the directory is its seats here.
+    pub fn seats(&self) -> String {
+        format!("{}:rooms:seats", self.prefix)
+    }
+
     /// Hash: room id -> capacity.
     pub fn capacities(&self) -> String {
         format!("{}:rooms:capacity", self.prefix)

@@ -21,7 +21,8 @@ pub mod telemetry;
 pub mod test_redis;
 
 pub use backend::{
-    Backend, Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, Store, Subscription,
+    Backend, Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Store,
+    Subscription,
 };
 pub use envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 pub use ids::{PlayerId, RoomId};

@@ -11,9 +11,11 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 
-use crate::backend::{BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
+use crate::backend::{
+    BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
+};
 use crate::envelope::{Notice, OutFrame, RoomInput};
-use crate::ids::RoomId;
+use crate::ids::{PlayerId, RoomId};
 use crate::keys::Keys;
 use crate::{Bus, Store};
 
@@ -37,13 +39,44 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    rooms: HashMap<RoomId, RoomInfo>,
+    rooms: HashMap<RoomId, Listed>,
     sessions: HashMap<String, (Session, Instant)>,
     scores: HashMap<String, ScoreEntry>,
     workers: HashMap<String, Instant>,
     leases: HashMap<RoomId, (Lease, Instant)>,
-    epochs: HashMap<RoomId, u64>,
+    /// The last epoch handed out, for any room: one counter keeps epochs
+    /// unique without a key per room (nothing here outlives the process).
+    last_epoch: u64,
     snapshots: HashMap<RoomId, (u64, Bytes)>,
+}
+
+/// A room in the directory: its seats, each held until an instant.
+struct Listed {
+    capacity: u16,
+    seats: HashMap<PlayerId, Instant>,
+}
+
+impl Listed {
+    fn new(capacity: u16) -> Self {
+        Self { capacity, seats: HashMap::new() }
+    }
+
+    fn info(&self, id: &RoomId) -> RoomInfo {
+        RoomInfo { id: id.clone(), players: self.seats.len() as u16, capacity: self.capacity }
+    }
+
+    fn free(&self) -> bool {
+        self.seats.len() < usize::from(self.capacity)
+    }
+}
+
+impl State {
+    /// Drops the seats whose hold ran out.
+    fn expire_seats(&mut self, now: Instant) {
+        for room in self.rooms.values_mut() {
+            room.seats.retain(|_, until| *until > now);
+        }
+    }
 }
 
 struct Topics<T> {
@@ -132,29 +165,33 @@ impl Bus for MemoryBackend {
 }
 
 impl Store for MemoryBackend {
-    async fn take_seat(&self, room: Option<&RoomId>, capacity: u16) -> Result<Seat, BusError> {
+    async fn take_seat(
+        &self,
+        room: Option<&RoomId>,
+        player: PlayerId,
+        capacity: u16,
+        hold: Duration,
+    ) -> Result<Seat, BusError> {
         let mut state = self.state();
+        let now = Instant::now();
+        state.expire_seats(now);
         if let Some(id) = room {
-            return Ok(match state.rooms.get_mut(id) {
-                Some(r) if r.players >= r.capacity => Seat::Full,
-                Some(r) => {
-                    r.players += 1;
-                    Seat::Taken { room: id.clone(), created: false }
-                }
-                None => {
-                    state.rooms.insert(id.clone(), RoomInfo { id: id.clone(), players: 1, capacity });
-                    Seat::Taken { room: id.clone(), created: true }
-                }
-            });
+            let created = !state.rooms.contains_key(id);
+            let r = state.rooms.entry(id.clone()).or_insert_with(|| Listed::new(capacity));
+            if !r.seats.contains_key(&player) && !r.free() {
+                return Ok(Seat::Full);
+            }
+            r.seats.insert(player, now + hold);
+            return Ok(Seat::Taken { room: id.clone(), created });
         }
         let fullest = state
             .rooms
-            .values_mut()
-            .filter(|r| r.players < r.capacity)
-            .max_by(|a, b| a.players.cmp(&b.players).then_with(|| b.id.cmp(&a.id)));
-        if let Some(r) = fullest {
-            r.players += 1;
-            return Ok(Seat::Taken { room: r.id.clone(), created: false });
+            .iter_mut()
+            .filter(|(_, r)| r.free())
+            .max_by(|(a_id, a), (b_id, b)| a.seats.len().cmp(&b.seats.len()).then_with(|| b_id.cmp(a_id)));
+        if let Some((id, r)) = fullest {
+            r.seats.insert(player, now + hold);
+            return Ok(Seat::Taken { room: id.clone(), created: false });
         }
         let id = loop {
             let id = RoomId::random();
@@ -162,36 +199,55 @@ impl Store for MemoryBackend {
                 break id;
             }
         };
-        state.rooms.insert(id.clone(), RoomInfo { id: id.clone(), players: 1, capacity });
+        let mut r = Listed::new(capacity);
+        r.seats.insert(player, now + hold);
+        state.rooms.insert(id.clone(), r);
         Ok(Seat::Taken { room: id, created: true })
     }
 
-    async fn release_seat(&self, room: &RoomId) -> Result<(), BusError> {
+    async fn release_seat(&self, room: &RoomId, player: PlayerId) -> Result<(), BusError> {
         if let Some(r) = self.state().rooms.get_mut(room) {
-            r.players = r.players.saturating_sub(1);
+            r.seats.remove(&player);
         }
         Ok(())
     }
 
-    async fn rooms(&self) -> Result<Vec<RoomInfo>, BusError> {
-        let mut rooms: Vec<RoomInfo> = self.state().rooms.values().cloned().collect();
+    async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
+        let mut state = self.state();
+        let until = Instant::now() + hold;
+        if let Some(r) = state.rooms.get_mut(room) {
+            for p in players {
+                r.seats.insert(*p, until);
+            }
+        }
+        Ok(())
+    }
+
+    async fn rooms(&self, limit: usize) -> Result<Vec<RoomInfo>, BusError> {
+        let mut state = self.state();
+        state.expire_seats(Instant::now());
+        let mut rooms: Vec<RoomInfo> = state.rooms.iter().map(|(id, r)| r.info(id)).collect();
         rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.id.cmp(&b.id)));
+        rooms.truncate(limit);
         Ok(rooms)
     }
 
     async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, BusError> {
-        Ok(self.state().rooms.get(room).cloned())
+        let mut state = self.state();
+        state.expire_seats(Instant::now());
+        Ok(state.rooms.get(room).map(|r| r.info(room)))
     }
 
     async fn ensure_room(&self, room: &RoomId, capacity: u16) -> Result<(), BusError> {
-        self.state().rooms.entry(room.clone()).or_insert_with(|| RoomInfo { id: room.clone(), players: 0, capacity });
+        self.state().rooms.entry(room.clone()).or_insert_with(|| Listed::new(capacity));
         Ok(())
     }
 
     async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
         let mut state = self.state();
+        state.expire_seats(Instant::now());
         match state.rooms.get(room) {
-            Some(r) if r.players == 0 => {
+            Some(r) if r.seats.is_empty() => {
                 state.rooms.remove(room);
                 Ok(true)
             }
@@ -268,9 +324,8 @@ impl Ownership for MemoryBackend {
         if state.leases.get(room).is_some_and(|(_, expiry)| *expiry > now) {
             return Ok(None);
         }
-        let epoch = state.epochs.entry(room.clone()).or_default();
-        *epoch = (*epoch).max(min_epoch) + 1;
-        let lease = Lease { room: room.clone(), worker: worker.to_owned(), epoch: *epoch };
+        state.last_epoch = state.last_epoch.max(min_epoch) + 1;
+        let lease = Lease { room: room.clone(), worker: worker.to_owned(), epoch: state.last_epoch };
         state.leases.insert(room.clone(), (lease.clone(), now + ttl));
         Ok(Some(lease))
     }
@@ -302,22 +357,32 @@ impl Ownership for MemoryBackend {
         Ok(())
     }
 
-    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<bool, BusError> {
+    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
         let mut state = self.state();
         let now = Instant::now();
-        let held = state.leases.get(&lease.room).is_some_and(|(held, expiry)| held == lease && *expiry > now);
-        if held {
-            state.snapshots.insert(lease.room.clone(), (lease.epoch, data));
-        }
-        Ok(held)
+        let newer = state.snapshots.get(&lease.room).is_some_and(|(epoch, _)| *epoch > lease.epoch);
+        Ok(match state.leases.get(&lease.room).filter(|(_, expiry)| *expiry > now) {
+            Some((held, _)) if held == lease && !newer => {
+                state.snapshots.insert(lease.room.clone(), (lease.epoch, data));
+                SnapshotWrite::Saved
+            }
+            None if !newer => SnapshotWrite::Missing,
+            _ => SnapshotWrite::Lost,
+        })
     }
 
     async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
         Ok(self.state().snapshots.get(room).cloned())
     }
 
-    async fn delete_snapshot(&self, room: &RoomId) -> Result<(), BusError> {
-        self.state().snapshots.remove(room);
-        Ok(())
+    async fn drop_room(&self, lease: &Lease) -> Result<bool, BusError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        let held = state.leases.get(&lease.room).is_some_and(|(held, expiry)| held == lease && *expiry > now);
+        if held {
+            state.leases.remove(&lease.room);
+            state.snapshots.remove(&lease.room);
+        }
+        Ok(held)
     }
 }

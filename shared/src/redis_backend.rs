@@ -22,9 +22,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
-use crate::backend::{BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, Subscription};
+use crate::backend::{
+    BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
+};
 use crate::envelope::{Notice, OutFrame, RoomInput};
-use crate::ids::RoomId;
+use crate::ids::{PlayerId, RoomId};
 use crate::keys::Keys;
 use crate::{Bus, Store};
 
@@ -40,50 +42,139 @@ impl From<redis::RedisError> for BusError {
     }
 }
 
-/// Takes a seat: KEYS directory, capacities; ARGV room ('' to matchmake),
-/// capacity, id for a new room. Returns {room, created} ({'', 0}: full).
+/// Lua shared by the seat scripts; KEYS[1] directory, KEYS[2] capacities,
+/// KEYS[3] seats. `now()` is the server's clock in ms; `expire_seats` frees
+/// the seats whose hold ran out, so every count read after it is live.
+const SEATS_LUA: &str = r"
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function expire_seats(t)
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', t)
+  for _, seat in ipairs(gone) do
+    local room = string.match(seat, '^(.*)/')
+    local s = redis.call('ZSCORE', KEYS[1], room)
+    if s and tonumber(s) > 0 then redis.call('ZINCRBY', KEYS[1], -1, room) end
+  end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t) end
+end
+-- Holds a seat until `untl`; true if the seat is new (and counted).
+local function hold_seat(room, player, untl)
+  local seat = room .. '/' .. player
+  local old = redis.call('ZSCORE', KEYS[3], seat)
+  if old then
+    if tonumber(old) < untl then redis.call('ZADD', KEYS[3], untl, seat) end
+    return false
+  end
+  redis.call('ZADD', KEYS[3], untl, seat)
+  redis.call('ZINCRBY', KEYS[1], 1, room)
+  return true
+end
+";
+
+fn seats_script(body: &str) -> Script {
+    Script::new(&format!("{SEATS_LUA}\n{body}"))
+}
+
+/// Takes a seat. ARGV room ('' to matchmake), player, capacity, hold ms, id
+/// for a new room. Returns {room, created} ({'', 0}: full).
 static TAKE_SEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    seats_script(
         r"
-local cap = tonumber(ARGV[2])
+local t = now()
+expire_seats(t)
+local player, cap, untl = ARGV[2], tonumber(ARGV[3]), t + tonumber(ARGV[4])
+local function capacity(room) return tonumber(redis.call('HGET', KEYS[2], room)) or cap end
 if ARGV[1] ~= '' then
   local room = ARGV[1]
   local seats = redis.call('ZSCORE', KEYS[1], room)
   if not seats then
-    redis.call('ZADD', KEYS[1], 1, room)
+    redis.call('ZADD', KEYS[1], 0, room)
     redis.call('HSET', KEYS[2], room, cap)
+    hold_seat(room, player, untl)
     return {room, 1}
   end
-  local c = tonumber(redis.call('HGET', KEYS[2], room)) or cap
-  if tonumber(seats) >= c then return {'', 0} end
-  redis.call('ZINCRBY', KEYS[1], 1, room)
+  local mine = redis.call('ZSCORE', KEYS[3], room .. '/' .. player)
+  if not mine and tonumber(seats) >= capacity(room) then return {'', 0} end
+  hold_seat(room, player, untl)
   return {room, 0}
 end
-local found = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. cap, '-inf', 'LIMIT', 0, 1)
-if #found > 0 then
-  redis.call('ZINCRBY', KEYS[1], 1, found[1])
-  return {found[1], 0}
+-- The fullest room with a free seat by its own capacity; rooms are listed
+-- fullest first, so the full ones come first: look past them in pages.
+local offset = 0
+while true do
+  local page = redis.call('ZREVRANGE', KEYS[1], offset, offset + 63, 'WITHSCORES')
+  if #page == 0 then break end
+  for i = 1, #page, 2 do
+    if tonumber(page[i + 1]) < capacity(page[i]) then
+      hold_seat(page[i], player, untl)
+      return {page[i], 0}
+    end
+  end
+  offset = offset + 64
 end
-redis.call('ZADD', KEYS[1], 1, ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[3], cap)
-return {ARGV[3], 1}
+redis.call('ZADD', KEYS[1], 0, ARGV[5])
+redis.call('HSET', KEYS[2], ARGV[5], cap)
+hold_seat(ARGV[5], player, untl)
+return {ARGV[5], 1}
 ",
     )
 });
 
+/// ARGV room, player.
 static RELEASE_SEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    seats_script(
         r"
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and tonumber(s) > 0 then redis.call('ZINCRBY', KEYS[1], -1, ARGV[1]) end
+expire_seats(now())
+if redis.call('ZREM', KEYS[3], ARGV[1] .. '/' .. ARGV[2]) == 1 then
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if s and tonumber(s) > 0 then redis.call('ZINCRBY', KEYS[1], -1, ARGV[1]) end
+end
 return 0
 ",
     )
 });
 
-static RETIRE_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// ARGV room, hold ms, then the room's players.
+static CONFIRM_SEATS: LazyLock<Script> = LazyLock::new(|| {
+    seats_script(
         r"
+local t = now()
+expire_seats(t)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local untl = t + tonumber(ARGV[2])
+for i = 3, #ARGV do hold_seat(ARGV[1], ARGV[i], untl) end
+return 1
+",
+    )
+});
+
+/// Frees expired seats; ARGV the last rank to list.
+static LIST_ROOMS: LazyLock<Script> = LazyLock::new(|| {
+    seats_script(
+        r"
+expire_seats(now())
+return redis.call('ZREVRANGE', KEYS[1], 0, ARGV[1], 'WITHSCORES')
+",
+    )
+});
+
+/// Frees expired seats; ARGV room. Returns {seats or false, capacity}.
+static ROOM_INFO: LazyLock<Script> = LazyLock::new(|| {
+    seats_script(
+        r"
+expire_seats(now())
+return {redis.call('ZSCORE', KEYS[1], ARGV[1]), redis.call('HGET', KEYS[2], ARGV[1])}
+",
+    )
+});
+
+/// ARGV room.
+static RETIRE_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    seats_script(
+        r"
+expire_seats(now())
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not s then return 1 end
 if tonumber(s) > 0 then return 0 end
@@ -134,18 +225,22 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
     )
 });
 
-/// KEYS lease, epoch counter; ARGV worker, ttl ms, min epoch. Returns the
-/// new epoch, or 0 if the lease is held.
+/// KEYS lease, epoch counter; ARGV worker, ttl ms, min epoch, counter ttl
+/// ms. Returns the new epoch, or 0 if the lease is held. The epoch is above
+/// the counter, `min epoch` and the server's clock in ms: a counter lost
+/// with Redis's data can never hand out an epoch seen before.
 static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
 local e = redis.call('INCR', KEYS[2])
-if e <= tonumber(ARGV[3]) then
-  e = tonumber(ARGV[3]) + 1
-  redis.call('SET', KEYS[2], e)
-end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. e, 'NX', 'PX', ARGV[2])
+local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if e < floor then e = floor end
+if e <= tonumber(ARGV[3]) then e = tonumber(ARGV[3]) + 1 end
+local es = string.format('%.0f', e)
+redis.call('SET', KEYS[2], es, 'PX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. es, 'NX', 'PX', ARGV[2])
 return e
 ",
     )
@@ -182,16 +277,34 @@ return 0
     )
 });
 
-/// KEYS lease, snapshot; ARGV lease value, epoch, data, ttl ms. Refused
-/// (0) unless the lease is still ours and no newer epoch has written.
+/// KEYS lease, snapshot; ARGV lease value, epoch, data, ttl ms. Returns 1
+/// saved, -1 nobody holds the lease, 0 another holds it or a newer epoch
+/// has written.
 static SAVE_SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local cur = redis.call('HGET', KEYS[2], 'epoch')
 if cur and tonumber(cur) > tonumber(ARGV[2]) then return 0 end
+local held = redis.call('GET', KEYS[1])
+if not held then return -1 end
+if held ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+",
+    )
+});
+
+/// KEYS lease, snapshot, epoch counter; ARGV lease value. While the lease
+/// is ours, deletes the lease and the snapshot, and lets the counter expire
+/// in a minute (by then the clock alone keeps a new room's epochs above the
+/// old ones); 1 if so.
+static DROP_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PEXPIRE', KEYS[3], 60000)
 return 1
 ",
     )
@@ -201,6 +314,11 @@ type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
 
 struct Router {
     routes: Mutex<HashMap<String, Vec<Route>>>,
+    /// Held across each SUBSCRIBE and UNSUBSCRIBE with the routes check
+    /// before it, so the server sees them in the order the routes changed:
+    /// an UNSUBSCRIBE of a channel that just lost its last subscriber can
+    /// never land after the SUBSCRIBE of its next one.
+    control: tokio::sync::Mutex<()>,
 }
 
 impl Router {
@@ -238,6 +356,17 @@ impl Router {
         }
         gone
     }
+
+    /// Unsubscribes from `channel` unless it has subscribers again.
+    async fn unsubscribe_unused(&self, sub: &ConnectionManager, channel: &str) {
+        let _order = self.control.lock().await;
+        if self.routes().contains_key(channel) {
+            return;
+        }
+        if let Err(e) = sub.clone().unsubscribe(channel).await {
+            debug!(channel, error = %e, "unsubscribe failed");
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -267,7 +396,7 @@ impl RedisBackend {
         let sub = client
             .get_connection_manager_with_config(config().set_push_sender(push_tx).set_automatic_resubscription())
             .await?;
-        let router = Arc::new(Router { routes: Mutex::new(HashMap::new()) });
+        let router = Arc::new(Router { routes: Mutex::new(HashMap::new()), control: Default::default() });
         let stop = CancellationToken::new();
         tokio::spawn(route_messages(push_rx, router.clone(), sub.clone(), stop.clone()));
         Ok(Self { keys: Keys::new(prefix), cmd, sub, router, _stop: Arc::new(stop.drop_guard()) })
@@ -290,6 +419,13 @@ impl RedisBackend {
 
     fn conn(&self) -> ConnectionManager {
         self.cmd.clone()
+    }
+
+    /// A call of one of the seat scripts, with their keys.
+    fn seats<'a>(&self, script: &'a Script) -> redis::ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        call.key(self.keys.directory()).key(self.keys.capacities()).key(self.keys.seats());
+        call
     }
 
     async fn publish<T: Serialize>(&self, channel: String, msg: &T) -> Result<usize, BusError> {
@@ -319,6 +455,7 @@ impl RedisBackend {
                 }
             }
         });
+        let _order = self.router.control.lock().await;
         let first = {
             let mut routes = self.router.routes();
             let subs = routes.entry(channel.clone()).or_default();
@@ -359,7 +496,8 @@ async fn route_messages(
                         };
                         let ch = String::from_utf8_lossy(ch);
                         if router.dispatch(&ch, payload) {
-                            let _ = sub.clone().unsubscribe(ch.as_ref()).await;
+                            let (router, sub, ch) = (router.clone(), sub.clone(), ch.into_owned());
+                            tokio::spawn(async move { router.unsubscribe_unused(&sub, &ch).await });
                         }
                     }
                     PushKind::Disconnection => {
@@ -385,7 +523,7 @@ async fn route_messages(
                     }
                 }
                 for ch in router.sweep() {
-                    let _ = sub.clone().unsubscribe(&ch).await;
+                    router.unsubscribe_unused(&sub, &ch).await;
                 }
             }
         }
@@ -431,12 +569,19 @@ impl Bus for RedisBackend {
 }
 
 impl Store for RedisBackend {
-    async fn take_seat(&self, room: Option<&RoomId>, capacity: u16) -> Result<Seat, BusError> {
-        let (id, created): (String, i64) = TAKE_SEAT
-            .key(self.keys.directory())
-            .key(self.keys.capacities())
+    async fn take_seat(
+        &self,
+        room: Option<&RoomId>,
+        player: PlayerId,
+        capacity: u16,
+        hold: Duration,
+    ) -> Result<Seat, BusError> {
+        let (id, created): (String, i64) = self
+            .seats(&TAKE_SEAT)
             .arg(room.map(RoomId::as_str).unwrap_or(""))
+            .arg(player.to_string())
             .arg(capacity)
+            .arg(millis(hold))
             .arg(RoomId::random().as_str())
             .invoke_async(&mut self.conn())
             .await?;
@@ -447,22 +592,46 @@ impl Store for RedisBackend {
         Ok(Seat::Taken { room, created: created == 1 })
     }
 
-    async fn release_seat(&self, room: &RoomId) -> Result<(), BusError> {
-        RELEASE_SEAT.key(self.keys.directory()).arg(room.as_str()).invoke_async::<i64>(&mut self.conn()).await?;
+    async fn release_seat(&self, room: &RoomId, player: PlayerId) -> Result<(), BusError> {
+        self.seats(&RELEASE_SEAT)
+            .arg(room.as_str())
+            .arg(player.to_string())
+            .invoke_async::<i64>(&mut self.conn())
+            .await?;
         Ok(())
     }
 
-    async fn rooms(&self) -> Result<Vec<RoomInfo>, BusError> {
-        let (seats, caps): (Vec<(String, f64)>, HashMap<String, u16>) = redis::pipe()
-            .zrevrange_withscores(self.keys.directory(), 0, -1)
-            .hgetall(self.keys.capacities())
-            .query_async(&mut self.conn())
-            .await?;
+    async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
+        let mut call = self.seats(&CONFIRM_SEATS);
+        call.arg(room.as_str()).arg(millis(hold));
+        for p in players {
+            call.arg(p.to_string());
+        }
+        call.invoke_async::<i64>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn rooms(&self, limit: usize) -> Result<Vec<RoomInfo>, BusError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let seats: Vec<(String, f64)> =
+            self.seats(&LIST_ROOMS).arg(limit.min(1 << 40) - 1).invoke_async(&mut self.conn()).await?;
+        if seats.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = seats.iter().map(|(id, _)| id.as_str()).collect();
+        let caps: Vec<Option<u16>> =
+            redis::cmd("HMGET").arg(self.keys.capacities()).arg(&names).query_async(&mut self.conn()).await?;
         let mut rooms: Vec<RoomInfo> = seats
-            .into_iter()
-            .filter_map(|(id, players)| {
-                let capacity = caps.get(&id).copied().unwrap_or(0);
-                Some(RoomInfo { id: RoomId::parse(&id).ok()?, players: players as u16, capacity })
+            .iter()
+            .zip(caps)
+            .filter_map(|((id, players), capacity)| {
+                Some(RoomInfo {
+                    id: RoomId::parse(id).ok()?,
+                    players: *players as u16,
+                    capacity: capacity.unwrap_or(0),
+                })
             })
             .collect();
         rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.id.cmp(&b.id)));
@@ -470,11 +639,8 @@ impl Store for RedisBackend {
     }
 
     async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, BusError> {
-        let (players, capacity): (Option<f64>, Option<u16>) = redis::pipe()
-            .zscore(self.keys.directory(), room.as_str())
-            .hget(self.keys.capacities(), room.as_str())
-            .query_async(&mut self.conn())
-            .await?;
+        let (players, capacity): (Option<f64>, Option<u16>) =
+            self.seats(&ROOM_INFO).arg(room.as_str()).invoke_async(&mut self.conn()).await?;
         Ok(players.map(|p| RoomInfo { id: room.clone(), players: p as u16, capacity: capacity.unwrap_or(0) }))
     }
 
@@ -494,12 +660,7 @@ impl Store for RedisBackend {
     }
 
     async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
-        let retired: i64 = RETIRE_ROOM
-            .key(self.keys.directory())
-            .key(self.keys.capacities())
-            .arg(room.as_str())
-            .invoke_async(&mut self.conn())
-            .await?;
+        let retired: i64 = self.seats(&RETIRE_ROOM).arg(room.as_str()).invoke_async(&mut self.conn()).await?;
         Ok(retired == 1)
     }
 
@@ -558,6 +719,10 @@ impl Store for RedisBackend {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    d.as_millis().max(1) as u64
+}
+
 fn lease_value(lease: &Lease) -> String {
     format!("{}:{}", lease.worker, lease.epoch)
 }
@@ -597,6 +762,7 @@ impl Ownership for RedisBackend {
             .arg(worker)
             .arg(ttl.as_millis() as u64)
             .arg(min_epoch)
+            .arg(SNAPSHOT_TTL_MS)
             .invoke_async(&mut self.conn())
             .await?;
         Ok((epoch > 0).then(|| Lease { room: room.clone(), worker: worker.to_owned(), epoch }))
@@ -631,7 +797,7 @@ impl Ownership for RedisBackend {
         Ok(())
     }
 
-    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<bool, BusError> {
+    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
         let saved: i64 = SAVE_SNAPSHOT
             .key(self.keys.lease(&lease.room))
             .key(self.keys.snapshot(&lease.room))
@@ -641,7 +807,11 @@ impl Ownership for RedisBackend {
             .arg(SNAPSHOT_TTL_MS)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(saved == 1)
+        Ok(match saved {
+            1 => SnapshotWrite::Saved,
+            -1 => SnapshotWrite::Missing,
+            _ => SnapshotWrite::Lost,
+        })
     }
 
     async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
@@ -654,8 +824,14 @@ impl Ownership for RedisBackend {
         Ok(epoch.zip(data).map(|(e, d)| (e, Bytes::from(d))))
     }
 
-    async fn delete_snapshot(&self, room: &RoomId) -> Result<(), BusError> {
-        let _: i64 = self.conn().del(self.keys.snapshot(room)).await?;
-        Ok(())
+    async fn drop_room(&self, lease: &Lease) -> Result<bool, BusError> {
+        let dropped: i64 = DROP_ROOM
+            .key(self.keys.lease(&lease.room))
+            .key(self.keys.snapshot(&lease.room))
+            .key(self.keys.epoch(&lease.room))
+            .arg(lease_value(lease))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(dropped == 1)
     }
 }

@@ -39,6 +39,7 @@ pub fn config(settings: GameSettings) -> StandaloneConfig {
             empty_ttl: Duration::from_secs(30),
             snapshot_every: None,
             presence_timeout: Duration::from_secs(20),
+            seat_hold: Duration::from_secs(15),
         },
         shutdown_grace: Duration::from_secs(2),
     }
