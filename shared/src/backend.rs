@@ -179,6 +179,10 @@ pub trait Ownership: Clone + Send + Sync + 'static {
     /// The room's last snapshot and the epoch that wrote it.
     fn load_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<Option<(u64, Bytes)>, BusError>> + Send;
     fn delete_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// For each room, the worker whose lease on it has not expired, if any:
+    /// one round trip however many rooms (a host skips rooms another worker
+    /// holds without trying to acquire each).
+    fn lease_holders(&self, rooms: &[RoomId]) -> impl Future<Output = Result<Vec<Option<String>>, BusError>> + Send;
 }
 
 /// What a gateway or a worker needs: all of it.
