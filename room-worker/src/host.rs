@@ -10,6 +10,10 @@
 //! renewal of the rooms it already runs; a claim race is settled by the
 //! lease. A claimed room starts from its last snapshot, if any.
 //!
+//! A room task that panics is reported like one that returned (see
+//! [`crate::supervise`]): its lease is released with no final snapshot, and
+//! the room is taken over from its last good one.
+//!
 //! On shutdown it withdraws, lets every room write a final snapshot,
 //! releases the leases and tells the other workers, which take over.
 
@@ -28,6 +32,7 @@ use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::rendezvous;
 use crate::room::{RoomConfig, RoomControl, RoomExit};
+use crate::supervise::{Panicked, supervise};
 
 /// Claims under way at once: enough to take over a dead worker's rooms in
 /// a few rounds, few enough not to flood the backend meanwhile.
@@ -48,6 +53,9 @@ struct Running {
     control: RoomControl,
 }
 
+/// How a room task ended: it returned, or it panicked.
+type RoomEnd = (RoomId, Result<RoomExit, Panicked>);
+
 pub struct Host<B> {
     backend: B,
     config: HostConfig,
@@ -55,8 +63,8 @@ pub struct Host<B> {
     publisher: Publisher,
     rooms: HashMap<RoomId, Running>,
     tracker: TaskTracker,
-    ended_tx: mpsc::UnboundedSender<(RoomId, RoomExit)>,
-    ended_rx: mpsc::UnboundedReceiver<(RoomId, RoomExit)>,
+    ended_tx: mpsc::UnboundedSender<RoomEnd>,
+    ended_rx: mpsc::UnboundedReceiver<RoomEnd>,
     /// Rooms to claim, fullest first, from the last directory scan.
     to_claim: VecDeque<RoomId>,
     /// Claims under way, and the room of each.
@@ -110,7 +118,10 @@ impl<B: Backend> Host<B> {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = rounds.tick() => self.round().await,
-                Some((room, exit)) = self.ended_rx.recv() => self.ended(room, exit).await,
+                Some((room, end)) = self.ended_rx.recv() => match end {
+                    Ok(exit) => self.ended(room, exit).await,
+                    Err(panic) => self.panicked(room, panic).await,
+                },
                 Some(done) = self.claims.join_next_with_id() => self.claimed(done),
                 notice = async { notices.as_mut()?.recv().await }, if notices.is_some() => match notice {
                     Some(Notice::RoomCreated(_)) | Some(Notice::RoomsReleased) => self.scan().await,
@@ -210,8 +221,8 @@ impl<B: Backend> Host<B> {
         self.rooms.insert(room.clone(), Running { lease, control: control.clone() });
         let ended = self.ended_tx.clone();
         self.tracker.spawn(async move {
-            let exit = r.run(control).await;
-            let _ = ended.send((room, exit));
+            let end = supervise(r.run(control)).await;
+            let _ = ended.send((room, end));
         });
     }
 
@@ -277,6 +288,19 @@ impl<B: Backend> Host<B> {
         }
     }
 
+    /// A room task panicked: its state cannot be trusted, so no final
+    /// snapshot; the lease goes back, and the room is taken over (by another
+    /// worker or this one) from its last good snapshot.
+    async fn panicked(&mut self, room: RoomId, panic: Panicked) {
+        let Some(running) = self.rooms.remove(&room) else { return };
+        self.metrics.room_panics.inc();
+        warn!(%room, panic = %panic.message, "room task panicked; releasing the room");
+        let lease = running.lease.borrow().clone();
+        if let Err(e) = self.backend.release_lease(&lease).await {
+            warn!(%room, error = %e, "cannot release the lease; the room moves when it expires");
+        }
+    }
+
     async fn hand_over(mut self) {
         info!(rooms = self.rooms.len(), "handing rooms over");
         if let Err(e) = self.backend.withdraw(&self.config.worker_id).await {
@@ -295,8 +319,11 @@ impl<B: Backend> Host<B> {
         }
         self.tracker.close();
         self.tracker.wait().await;
-        while let Ok((room, exit)) = self.ended_rx.try_recv() {
-            self.ended(room, exit).await;
+        while let Ok((room, end)) = self.ended_rx.try_recv() {
+            match end {
+                Ok(exit) => self.ended(room, exit).await,
+                Err(panic) => self.panicked(room, panic).await,
+            }
         }
         if let Err(e) = self.backend.publish_notice(Notice::RoomsReleased).await {
             warn!(error = %e, "cannot tell the other workers");

@@ -1,21 +1,23 @@
 //! The host under faults, on tokio's paused clock: a large failover over a
-//! slow backend, and rooms another worker holds.
+//! slow backend, rooms another worker holds, and a room task that panics.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use prometheus::Registry;
-use snakepit_shared::{MemoryBackend, Ownership, RoomId, Store};
+use snakepit_shared::{Bus, ConnId, MemoryBackend, Ownership, PlayerId, RoomId, Store};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::game::Game;
 use crate::host::{Host, HostConfig};
 use crate::metrics::WorkerMetrics;
 use crate::rendezvous;
 use crate::room::RoomConfig;
 use crate::settings::GameSettings;
 use crate::slow_backend::SlowBackend;
+use crate::snapshot::{MemberSnapshot, RoomSnapshot};
 
 const LEASE_TTL: Duration = Duration::from_secs(3);
 
@@ -121,6 +123,48 @@ async fn sticky_rooms_cost_no_acquire_per_round() {
     let acquired = backend.log().acquired.clone();
     assert_eq!(acquired.iter().filter(|r| sticky.contains(r)).count(), 0, "acquires of held rooms");
     assert_eq!(acquired.len(), free.len());
+    stop.cancel();
+    host.await.unwrap();
+}
+
+/// A snapshot that decodes but whose field lost its cells: the first step
+/// indexes out of bounds and the room task panics. The host must hear of
+/// it and let the room go, so that it is taken over again (here by the
+/// same worker, with a new epoch), rather than renew it forever.
+#[tokio::test(start_paused = true)]
+async fn a_panicked_room_is_released_and_taken_over() {
+    let memory = MemoryBackend::new();
+    let r = room("broken");
+    let player = PlayerId::random();
+    let mut game = Game::new(GameSettings::default(), 7);
+    assert!(game.add_player(player, "ann".into()));
+    game.join(player).unwrap();
+    let snapshot = RoomSnapshot {
+        game,
+        members: vec![MemberSnapshot { player, conn: ConnId::random(), is_player: true, disconnected: false }],
+    };
+    let mut value = serde_json::to_value(&snapshot).unwrap();
+    value["game"]["grid"]["cells"] = serde_json::json!([]);
+    let corrupt: RoomSnapshot = serde_json::from_value(value).unwrap();
+    let old = memory.acquire_lease(&r, "old", LEASE_TTL, 0).await.unwrap().unwrap();
+    assert!(memory.save_snapshot(&old, corrupt.encode().unwrap().into()).await.unwrap());
+    memory.release_lease(&old).await.unwrap();
+    memory.ensure_room(&r, 10).await.unwrap();
+
+    let mut frames = memory.subscribe_output(&r).await.unwrap();
+    let m = metrics();
+    let stop = CancellationToken::new();
+    let host = tokio::spawn(Host::new(memory.clone(), config("host"), m.clone()).run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut epochs = Vec::new();
+    while epochs.len() < 2 {
+        let frame = tokio::time::timeout_at(deadline, frames.recv()).await.expect("taken over again").unwrap();
+        if epochs.last() != Some(&frame.epoch) {
+            epochs.push(frame.epoch);
+        }
+    }
+    assert!(epochs[1] > epochs[0] && epochs[0] > old.epoch, "{epochs:?}");
+    assert!(m.room_panics.get() >= 1);
     stop.cancel();
     host.await.unwrap();
 }

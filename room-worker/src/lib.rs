@@ -20,6 +20,7 @@ pub mod settings_args;
 #[cfg(test)]
 mod slow_backend;
 pub mod snapshot;
+pub mod supervise;
 
 pub use game::Game;
 pub use host::{Host, HostConfig};
