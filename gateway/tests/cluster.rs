@@ -118,13 +118,24 @@ async fn a_worker_that_loses_its_lease_stops_and_its_frames_are_ignored() {
     assert!(resumed, "the room was taken over and the player got a fresh world");
     let new_epoch: u64 = c.lease(&room).await.unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
     assert!(new_epoch > old_epoch);
+    // Fencing, not a resync, keeps it out: the gateway counts it as stale
+    // and nobody is resynchronised (no second world).
+    for _ in 0..5 {
+        a.steer_tick(&a_id).await;
+    }
+    let g = &c.gateways[0];
+    let (stale_before, resyncs_before) =
+        (g.metric("snakepit_stale_frames_total").await, g.metric("snakepit_resyncs_total").await);
     let channel = format!("snakepit:room:{{{room}}}:out");
     let _: i64 =
         redis::cmd("PUBLISH").arg(&channel).arg(rmp_serde::to_vec(&stale).unwrap()).query_async(&mut r).await.unwrap();
     for _ in 0..10 {
         let f = a.steer_tick(&a_id).await;
         assert!(!f.raw.contains("1000000"), "a stale frame got through: {}", f.raw);
+        assert!(!f.has("world"), "the stale frame caused a resync");
     }
+    assert_eq!(g.metric("snakepit_stale_frames_total").await, stale_before + 1.0);
+    assert_eq!(g.metric("snakepit_resyncs_total").await, resyncs_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,6 +265,8 @@ async fn a_gateway_killed_without_a_word_frees_its_players() {
     assert_eq!(watcher.until("p_gameover").await[1], a_id.as_str());
     let w = &c.workers[0];
     wait_until(Duration::from_secs(10), || async { w.metric("snakepit_room_players").await == 0.0 }).await;
+    // And the directory agrees: ann's seat is free.
+    wait_until(Duration::from_secs(10), || async { c.seats(&room).await == Some(0) }).await;
     // The spectator on the live gateway is still served.
     watcher.send(json!(["ping"])).await;
     watcher.until("pong").await;

@@ -1,28 +1,42 @@
 //! The host: decides which rooms this worker runs, and runs them.
 //!
-//! Every round (and on a notice) it announces itself with a heartbeat,
-//! renews the leases of its rooms in one call (a room whose lease is gone
-//! stops at once), and claims the directory's rooms that rendezvous hashing
-//! gives it over the live workers; a claim race is settled by the lease.
-//! A claimed room starts from its last snapshot, if any.
+//! Every round it announces itself with a heartbeat and renews the leases
+//! of its rooms in one call (a room whose lease is gone stops at once), then
+//! scans the directory for rooms that rendezvous hashing gives it over the
+//! live workers. Rooms whose lease another worker holds are skipped after
+//! one batched look-up, not tried one by one each round. The others are
+//! queued and claimed a bounded number at a time in the background (see
+//! [`crate::claim`]), so a failover of thousands of rooms never delays the
+//! renewal of the rooms it already runs; a claim race is settled by the
+//! lease. A claimed room starts from its last snapshot, if any.
+//!
+//! A room task that panics is reported like one that returned (see
+//! [`crate::supervise`]): its lease is released with no final snapshot, and
+//! the room is taken over from its last good one.
 //!
 //! On shutdown it withdraws, lets every room write a final snapshot,
 //! releases the leases and tells the other workers, which take over.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use snakepit_shared::{Backend, Lease, LeaseState, Notice, RoomId};
 use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::claim::{Claimed, Claimer};
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::rendezvous;
-use crate::room::{Room, RoomConfig, RoomControl, RoomExit};
-use crate::snapshot::RoomSnapshot;
+use crate::room::{RoomConfig, RoomControl, RoomExit};
+use crate::supervise::{Panicked, supervise};
+
+/// Claims under way at once: enough to take over a dead worker's rooms in
+/// a few rounds, few enough not to flood the backend meanwhile.
+const CLAIMS_IN_FLIGHT: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct HostConfig {
@@ -39,6 +53,9 @@ struct Running {
     control: RoomControl,
 }
 
+/// How a room task ended: it returned, or it panicked.
+type RoomEnd = (RoomId, Result<RoomExit, Panicked>);
+
 pub struct Host<B> {
     backend: B,
     config: HostConfig,
@@ -46,8 +63,13 @@ pub struct Host<B> {
     publisher: Publisher,
     rooms: HashMap<RoomId, Running>,
     tracker: TaskTracker,
-    ended_tx: mpsc::UnboundedSender<(RoomId, RoomExit)>,
-    ended_rx: mpsc::UnboundedReceiver<(RoomId, RoomExit)>,
+    ended_tx: mpsc::UnboundedSender<RoomEnd>,
+    ended_rx: mpsc::UnboundedReceiver<RoomEnd>,
+    /// Rooms to claim, fullest first, from the last directory scan.
+    to_claim: VecDeque<RoomId>,
+    /// Claims under way, and the room of each.
+    claims: JoinSet<Option<Claimed<B>>>,
+    claiming: HashMap<tokio::task::Id, RoomId>,
     /// Set once the first heartbeat has gone out (readiness).
     announced: CancellationToken,
 }
@@ -65,6 +87,9 @@ impl<B: Backend> Host<B> {
             tracker: TaskTracker::new(),
             ended_tx,
             ended_rx,
+            to_claim: VecDeque::new(),
+            claims: JoinSet::new(),
+            claiming: HashMap::new(),
             announced: CancellationToken::new(),
         }
     }
@@ -86,14 +111,22 @@ impl<B: Backend> Host<B> {
                     Err(e) => warn!(error = %e, "cannot subscribe to notices"),
                 }
             }
+            self.start_claims();
+            // Biased: the round (heartbeat and renewals) goes first, and no
+            // arm waits on more than a few round trips.
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => break,
+                _ = rounds.tick() => self.round().await,
+                Some((room, end)) = self.ended_rx.recv() => match end {
+                    Ok(exit) => self.ended(room, exit).await,
+                    Err(panic) => self.panicked(room, panic).await,
+                },
+                Some(done) = self.claims.join_next_with_id() => self.claimed(done),
                 notice = async { notices.as_mut()?.recv().await }, if notices.is_some() => match notice {
-                    Some(Notice::RoomCreated(_)) | Some(Notice::RoomsReleased) => self.round().await,
+                    Some(Notice::RoomCreated(_)) | Some(Notice::RoomsReleased) => self.scan(false).await,
                     None => notices = None,
                 },
-                Some((room, exit)) = self.ended_rx.recv() => self.ended(room, exit).await,
-                _ = rounds.tick() => self.round().await,
             }
         }
         self.hand_over().await;
@@ -107,6 +140,16 @@ impl<B: Backend> Host<B> {
         }
         self.announced.cancel();
         let all_held = self.renew().await;
+        self.scan(all_held).await;
+    }
+
+    /// Reads the directory and queues the rooms to claim: those rendezvous
+    /// gives this worker, that it neither runs nor claims already, and whose
+    /// lease nobody holds (one look-up for all of them). With `restore`
+    /// (every lease of ours is held), rooms of ours the directory lost are
+    /// put back.
+    async fn scan(&mut self, restore: bool) {
+        let id = self.config.worker_id.clone();
         let (live, rooms) = match (self.backend.live_workers().await, self.backend.rooms(usize::MAX).await) {
             (Ok(live), Ok(rooms)) => (live, rooms),
             (Err(e), _) | (_, Err(e)) => {
@@ -117,18 +160,74 @@ impl<B: Backend> Host<B> {
         // Rooms we run that the directory lost (Redis restarted empty), once
         // their leases are ours again: listed earlier, another worker could
         // claim one and start it afresh.
-        let listed: std::collections::HashSet<&RoomId> = rooms.iter().map(|r| &r.id).collect();
-        for room in self.rooms.keys().filter(|r| all_held && !listed.contains(r)) {
+        let listed: HashSet<&RoomId> = rooms.iter().map(|r| &r.id).collect();
+        for room in self.rooms.keys().filter(|r| restore && !listed.contains(r)) {
             if let Err(e) = self.backend.ensure_room(room, self.config.room.settings.max_players).await {
                 warn!(%room, error = %e, "cannot restore the room in the directory");
             }
         }
-        for info in rooms {
-            if self.rooms.contains_key(&info.id) || rendezvous::owner(&info.id, &live) != Some(id.as_str()) {
+        let claiming: HashSet<&RoomId> = self.claiming.values().collect();
+        let candidates: Vec<RoomId> = rooms
+            .into_iter()
+            .map(|info| info.id)
+            .filter(|r| !self.rooms.contains_key(r) && !claiming.contains(r))
+            .filter(|r| rendezvous::owner(r, &live) == Some(id.as_str()))
+            .collect();
+        if candidates.is_empty() {
+            self.to_claim.clear();
+            return;
+        }
+        let holders = match self.backend.lease_holders(&candidates).await {
+            Ok(holders) => holders,
+            Err(e) => {
+                warn!(error = %e, "cannot read lease holders");
+                return;
+            }
+        };
+        // A held lease is another worker's room until it expires (or a
+        // claim of ours that failed half-way, until it expires).
+        self.to_claim = candidates.into_iter().zip(holders).filter(|(_, h)| h.is_none()).map(|(r, _)| r).collect();
+    }
+
+    /// Starts queued claims while fewer than [`CLAIMS_IN_FLIGHT`] run.
+    fn start_claims(&mut self) {
+        while self.claims.len() < CLAIMS_IN_FLIGHT {
+            let Some(room) = self.to_claim.pop_front() else { break };
+            if self.rooms.contains_key(&room) || self.claiming.values().any(|r| *r == room) {
                 continue;
             }
-            self.claim(info.id).await;
+            let claimer = Claimer {
+                backend: self.backend.clone(),
+                worker_id: self.config.worker_id.clone(),
+                lease_ttl: self.config.lease_ttl,
+                room: self.config.room.clone(),
+                metrics: self.metrics.clone(),
+                publisher: self.publisher.clone(),
+            };
+            let task = self.claims.spawn(claimer.claim(room.clone()));
+            self.claiming.insert(task.id(), room);
         }
+    }
+
+    /// A claim finished: run the room if it was taken.
+    fn claimed(&mut self, done: Result<(tokio::task::Id, Option<Claimed<B>>), JoinError>) {
+        let (task, claimed) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                // Its lease, if taken, expires: the room is claimed again.
+                warn!(error = %e, "a claim failed");
+                (e.id(), None)
+            }
+        };
+        let Some(room) = self.claiming.remove(&task) else { return };
+        let Some(Claimed { lease, room: r }) = claimed else { return };
+        let control = RoomControl::default();
+        self.rooms.insert(room.clone(), Running { lease, control: control.clone() });
+        let ended = self.ended_tx.clone();
+        self.tracker.spawn(async move {
+            let end = supervise(r.run(control)).await;
+            let _ = ended.send((room, end));
+        });
     }
 
     /// Renews every lease; true if all of them are ours afterwards.
@@ -186,65 +285,6 @@ impl<B: Backend> Host<B> {
         }
     }
 
-    async fn claim(&mut self, room: RoomId) {
-        let lease = match self.backend.acquire_lease(&room, &self.config.worker_id, self.config.lease_ttl, 0).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) => return,
-            Err(e) => {
-                warn!(%room, error = %e, "cannot acquire a lease");
-                return;
-            }
-        };
-        let snapshot = match self.backend.load_snapshot(&room).await {
-            Ok(Some((epoch, bytes))) => match RoomSnapshot::decode(&bytes) {
-                Ok(s) => {
-                    info!(%room, from_epoch = epoch, epoch = lease.epoch, tick = s.game.tick(), "taking over from a snapshot");
-                    self.metrics.failovers.inc();
-                    Some(s)
-                }
-                Err(e) => {
-                    warn!(%room, error = %e, "unreadable snapshot; starting afresh");
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(e) => {
-                // Starting afresh would lose the room's state: try later.
-                warn!(%room, error = %e, "cannot load the snapshot");
-                let _ = self.backend.release_lease(&lease).await;
-                return;
-            }
-        };
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        let (lease_tx, lease_rx) = watch::channel(lease.clone());
-        let opened = Room::open(
-            room.clone(),
-            self.backend.clone(),
-            self.config.room.clone(),
-            lease_rx,
-            snapshot,
-            seed,
-            self.metrics.clone(),
-            self.publisher.clone(),
-        )
-        .await;
-        let r = match opened {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(%room, error = %e, "cannot open the room");
-                let _ = self.backend.release_lease(&lease).await;
-                return;
-            }
-        };
-        let control = RoomControl::default();
-        self.rooms.insert(room.clone(), Running { lease: lease_tx, control: control.clone() });
-        let ended = self.ended_tx.clone();
-        self.tracker.spawn(async move {
-            let exit = r.run(control).await;
-            let _ = ended.send((room, exit));
-        });
-    }
-
     async fn ended(&mut self, room: RoomId, exit: RoomExit) {
         let Some(running) = self.rooms.remove(&room) else { return };
         let lease = running.lease.borrow().clone();
@@ -262,6 +302,19 @@ impl<B: Backend> Host<B> {
         }
     }
 
+    /// A room task panicked: its state cannot be trusted, so no final
+    /// snapshot; the lease goes back, and the room is taken over (by another
+    /// worker or this one) from its last good snapshot.
+    async fn panicked(&mut self, room: RoomId, panic: Panicked) {
+        let Some(running) = self.rooms.remove(&room) else { return };
+        self.metrics.room_panics.inc();
+        warn!(%room, panic = %panic.message, "room task panicked; releasing the room");
+        let lease = running.lease.borrow().clone();
+        if let Err(e) = self.backend.release_lease(&lease).await {
+            warn!(%room, error = %e, "cannot release the lease; the room moves when it expires");
+        }
+    }
+
     async fn hand_over(mut self) {
         info!(rooms = self.rooms.len(), "handing rooms over");
         if let Err(e) = self.backend.withdraw(&self.config.worker_id).await {
@@ -270,10 +323,21 @@ impl<B: Backend> Host<B> {
         for r in self.rooms.values() {
             r.control.shutdown.cancel();
         }
+        // Claims under way: their rooms never ran, so their leases go back.
+        self.to_claim.clear();
+        while let Some(done) = self.claims.join_next().await {
+            if let Ok(Some(Claimed { lease, .. })) = done {
+                let lease = lease.borrow().clone();
+                let _ = self.backend.release_lease(&lease).await;
+            }
+        }
         self.tracker.close();
         self.tracker.wait().await;
-        while let Ok((room, exit)) = self.ended_rx.try_recv() {
-            self.ended(room, exit).await;
+        while let Ok((room, end)) = self.ended_rx.try_recv() {
+            match end {
+                Ok(exit) => self.ended(room, exit).await,
+                Err(panic) => self.panicked(room, panic).await,
+            }
         }
         if let Err(e) = self.backend.publish_notice(Notice::RoomsReleased).await {
             warn!(error = %e, "cannot tell the other workers");

@@ -20,6 +20,9 @@ pub struct WorkerMetrics {
     pub failovers: IntCounter,
     /// Rooms stopped because their lease went to another worker.
     pub leases_lost: IntCounter,
+    /// Rooms whose task panicked: their lease was released for a takeover
+    /// from the last good snapshot.
+    pub room_panics: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -63,6 +66,10 @@ impl WorkerMetrics {
                 "snakepit_leases_lost_total",
                 "Rooms stopped because their lease was lost",
             ))?,
+            room_panics: IntCounter::with_opts(opts(
+                "snakepit_room_panics_total",
+                "Room tasks that panicked; their rooms were released for a takeover",
+            ))?,
         };
         registry.register(Box::new(m.tick_duration.clone()))?;
         registry.register(Box::new(m.tick_lag.clone()))?;
@@ -74,6 +81,7 @@ impl WorkerMetrics {
         registry.register(Box::new(m.publish_latency.clone()))?;
         registry.register(Box::new(m.failovers.clone()))?;
         registry.register(Box::new(m.leases_lost.clone()))?;
+        registry.register(Box::new(m.room_panics.clone()))?;
         Ok(m)
     }
 }

@@ -221,10 +221,14 @@ pub trait Ownership: Clone + Send + Sync + 'static {
     -> impl Future<Output = Result<SnapshotWrite, BusError>> + Send;
     /// The room's last snapshot and the epoch that wrote it.
     fn load_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<Option<(u64, Bytes)>, BusError>> + Send;
-    /// The room retired: deletes its snapshot, epoch counter and lease, but
-    /// only while `lease` is still held (a stale owner deletes nothing);
-    /// true if they were deleted.
+    /// The room retired: deletes its snapshot and lease (its epoch counter
+    /// expires soon after), but only while `lease` is still held (a stale
+    /// owner deletes nothing); true if they were deleted.
     fn drop_room(&self, lease: &Lease) -> impl Future<Output = Result<bool, BusError>> + Send;
+    /// For each room, the worker whose lease on it has not expired, if any:
+    /// one round trip however many rooms (a host skips rooms another worker
+    /// holds without trying to acquire each).
+    fn lease_holders(&self, rooms: &[RoomId]) -> impl Future<Output = Result<Vec<Option<String>>, BusError>> + Send;
 }
 
 /// What a gateway or a worker needs: all of it.

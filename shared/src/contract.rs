@@ -280,6 +280,19 @@ pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     assert!(b.live_workers().await.unwrap().is_empty());
 }
 
+/// Lease holders: the worker of each live lease, none for a free or
+/// expired one, in the order asked.
+pub async fn lease_holders_name_live_owners<B: Backend>(b: B) {
+    let (r1, r2, r3) = (room("c-hold-1"), room("c-hold-2"), room("c-hold-3"));
+    assert!(b.lease_holders(&[]).await.unwrap().is_empty());
+    b.acquire_lease(&r1, "w:1", Duration::from_secs(5), 0).await.unwrap().expect("free lease");
+    b.acquire_lease(&r3, "w2", Duration::from_millis(300), 0).await.unwrap().expect("free lease");
+    let holders = b.lease_holders(&[r1.clone(), r2.clone(), r3.clone()]).await.unwrap();
+    assert_eq!(holders, vec![Some("w:1".to_string()), None, Some("w2".to_string())]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.lease_holders(&[r3, r2, r1]).await.unwrap(), vec![None, None, Some("w:1".to_string())]);
+}
+
 /// Two clusters with different prefixes on one server see nothing of each
 /// other.
 pub async fn prefixes_isolate_clusters<B: Backend>(a: B, b: B) {
@@ -331,6 +344,7 @@ macro_rules! backend_contract_tests {
             sessions => sessions_expire,
             top_scores => top_scores_keep_the_best_per_name,
             ownership => leases_fence_snapshots_and_expire,
+            lease_holders => lease_holders_name_live_owners,
         );
     };
     (@each $make:expr; $($name:ident => $check:ident,)*) => {

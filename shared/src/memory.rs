@@ -385,4 +385,15 @@ impl Ownership for MemoryBackend {
         }
         Ok(held)
     }
+
+    async fn lease_holders(&self, rooms: &[RoomId]) -> Result<Vec<Option<String>>, BusError> {
+        let state = self.state();
+        let now = Instant::now();
+        Ok(rooms
+            .iter()
+            .map(|room| {
+                state.leases.get(room).filter(|(_, expiry)| *expiry > now).map(|(lease, _)| lease.worker.clone())
+            })
+            .collect())
+    }
 }

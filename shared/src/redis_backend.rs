@@ -727,6 +727,11 @@ fn lease_value(lease: &Lease) -> String {
     format!("{}:{}", lease.worker, lease.epoch)
 }
 
+/// The worker part of a lease value (a worker id may itself hold colons).
+fn worker_of(value: &str) -> &str {
+    value.rsplit_once(':').map_or(value, |(worker, _)| worker)
+}
+
 impl Ownership for RedisBackend {
     async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<(), BusError> {
         HEARTBEAT
@@ -833,5 +838,21 @@ impl Ownership for RedisBackend {
             .invoke_async(&mut self.conn())
             .await?;
         Ok(dropped == 1)
+    }
+
+    async fn lease_holders(&self, rooms: &[RoomId]) -> Result<Vec<Option<String>>, BusError> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each lease key has its room's hash tag, so a multi-key MGET would
+        // be refused on Redis Cluster: one GET per key, pipelined into one
+        // round trip.
+        let mut pipe = redis::pipe();
+        for room in rooms {
+            pipe.get(self.keys.lease(room));
+        }
+        let values: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+        // A lease value is `worker:epoch`.
+        Ok(values.into_iter().map(|v| v.map(|v| worker_of(&v).to_owned())).collect())
     }
 }

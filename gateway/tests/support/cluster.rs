@@ -27,20 +27,29 @@ const GAME_ARGS: &[&str] = &[
     "0.5",
     "--presence-timeout-secs",
     "2",
+    "--seat-hold-secs",
+    "3",
 ];
 
 fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gateway"))
 }
 
-/// The `room-worker` binary beside the gateway's, built once if needed.
+/// The `room-worker` binary beside the gateway's, built once, in the
+/// gateway's own profile (so `cargo test --release` never runs a stale
+/// release worker).
 fn worker_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let dir = gateway_bin().parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned());
+            let profile = match dir.as_deref() {
+                Some("debug") | None => "dev".to_string(),
+                Some(other) => other.to_string(),
+            };
             let status = std::process::Command::new(cargo)
-                .args(["build", "-q", "-p", "snakepit-room-worker", "--bin", "room-worker"])
+                .args(["build", "-q", "-p", "snakepit-room-worker", "--bin", "room-worker", "--profile", &profile])
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "cannot build room-worker");
@@ -130,12 +139,27 @@ pub struct Cluster {
     pub redis: TestRedis,
     pub workers: Vec<Proc>,
     pub gateways: Vec<Proc>,
+    /// Game flags of every process: the fast defaults, some overridden.
+    game: Vec<String>,
 }
 
 impl Cluster {
     pub async fn start(workers: usize, gateways: usize) -> Self {
+        Self::start_with(workers, gateways, &[]).await
+    }
+
+    /// A cluster whose processes take `game` flags (`--flag value` pairs)
+    /// in place of the fast defaults' own.
+    pub async fn start_with(workers: usize, gateways: usize, game: &[(&str, &str)]) -> Self {
         let redis = TestRedis::start();
-        let mut c = Self { redis, workers: Vec::new(), gateways: Vec::new() };
+        let mut args: Vec<(String, String)> =
+            GAME_ARGS.chunks(2).map(|kv| (kv[0].to_string(), kv[1].to_string())).collect();
+        for (flag, value) in game {
+            args.retain(|(f, _)| f != flag);
+            args.push((flag.to_string(), value.to_string()));
+        }
+        let game = args.into_iter().flat_map(|(f, v)| [f, v]).collect();
+        let mut c = Self { redis, workers: Vec::new(), gateways: Vec::new(), game };
         for i in 0..workers {
             c.add_worker(&format!("w{}", i + 1)).await;
         }
@@ -156,7 +180,7 @@ impl Cluster {
             .map(|s| s.to_string())
             .collect();
         args.extend(["--lease-secs", "1.5", "--shutdown-grace-secs", "5"].map(String::from));
-        args.extend(GAME_ARGS.iter().map(|s| s.to_string()));
+        args.extend(self.game.iter().cloned());
         let p = Proc::spawn(id, &format!("{}-{id}", self.redis.port), worker_bin(), &args).await;
         self.workers.push(p);
     }
@@ -167,7 +191,7 @@ impl Cluster {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-        args.extend(GAME_ARGS.iter().map(|s| s.to_string()));
+        args.extend(self.game.iter().cloned());
         let name = format!("g{}", self.gateways.len() + 1);
         let p = Proc::spawn(&name, &format!("{}-{name}", self.redis.port), gateway_bin(), &args).await;
         self.gateways.push(p);
@@ -185,6 +209,19 @@ impl Cluster {
     pub async fn lease(&self, room: &str) -> Option<String> {
         let mut r = self.redis().await;
         redis::cmd("GET").arg(format!("snakepit:room:{{{room}}}:lease")).query_async(&mut r).await.unwrap()
+    }
+
+    /// The epoch of a room's lease, if held.
+    pub async fn epoch(&self, room: &str) -> Option<u64> {
+        self.lease(room).await?.rsplit_once(':')?.1.parse().ok()
+    }
+
+    /// Seats taken in `room` by the directory (`None`: not listed).
+    pub async fn seats(&self, room: &str) -> Option<u64> {
+        let mut r = self.redis().await;
+        let score: Option<f64> =
+            redis::cmd("ZSCORE").arg("snakepit:rooms").arg(room).query_async(&mut r).await.unwrap();
+        score.map(|s| s as u64)
     }
 
     /// The index of the worker that holds `room`.

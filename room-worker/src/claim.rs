@@ -1,0 +1,89 @@
+//! Claiming one room: its lease, its last snapshot and its input
+//! subscription (three round trips or more). A claim borrows nothing from
+//! the host, so the host runs many at once beside its renewals, and a large
+//! failover cannot delay the leases of the rooms it already runs.
+
+use std::time::Duration;
+
+use snakepit_shared::{Backend, Lease, RoomId};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::metrics::WorkerMetrics;
+use crate::publisher::Publisher;
+use crate::room::{Room, RoomConfig};
+use crate::snapshot::RoomSnapshot;
+
+/// What a claim needs from its host.
+#[derive(Clone)]
+pub struct Claimer<B> {
+    pub backend: B,
+    pub worker_id: String,
+    pub lease_ttl: Duration,
+    pub room: RoomConfig,
+    pub metrics: WorkerMetrics,
+    pub publisher: Publisher,
+}
+
+/// A room claimed and opened, ready to run.
+pub struct Claimed<B> {
+    pub lease: watch::Sender<Lease>,
+    pub room: Room<B>,
+}
+
+impl<B: Backend> Claimer<B> {
+    /// Takes the room if its lease is free, from its last snapshot if any;
+    /// `None` if another worker has it or the backend failed (the lease is
+    /// then released, and a later round tries again).
+    pub async fn claim(self, room: RoomId) -> Option<Claimed<B>> {
+        let lease = match self.backend.acquire_lease(&room, &self.worker_id, self.lease_ttl, 0).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(%room, error = %e, "cannot acquire a lease");
+                return None;
+            }
+        };
+        let snapshot = match self.backend.load_snapshot(&room).await {
+            Ok(Some((epoch, bytes))) => match RoomSnapshot::decode(&bytes) {
+                Ok(s) => {
+                    info!(%room, from_epoch = epoch, epoch = lease.epoch, tick = s.game.tick(), "taking over from a snapshot");
+                    self.metrics.failovers.inc();
+                    Some(s)
+                }
+                Err(e) => {
+                    warn!(%room, error = %e, "unreadable snapshot; starting afresh");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                // Starting afresh would lose the room's state: try later.
+                warn!(%room, error = %e, "cannot load the snapshot");
+                let _ = self.backend.release_lease(&lease).await;
+                return None;
+            }
+        };
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let (lease_tx, lease_rx) = watch::channel(lease.clone());
+        let opened = Room::open(
+            room.clone(),
+            self.backend.clone(),
+            self.room,
+            lease_rx,
+            snapshot,
+            seed,
+            self.metrics,
+            self.publisher,
+        )
+        .await;
+        match opened {
+            Ok(r) => Some(Claimed { lease: lease_tx, room: r }),
+            Err(e) => {
+                warn!(%room, error = %e, "cannot open the room");
+                let _ = self.backend.release_lease(&lease).await;
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Running a room so that its end is always heard of: a room task that
+//! panics would otherwise vanish silently, and the host would go on renewing
+//! its lease, so that nobody ever took the room over.
+
+use std::future::Future;
+
+/// A supervised task panicked (or was cancelled by the runtime).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Panicked {
+    pub message: String,
+}
+
+/// Runs `task` in its own task and returns its output, or the panic that
+/// ended it.
+pub async fn supervise<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) -> Result<T, Panicked> {
+    tokio::spawn(task).await.map_err(|e| {
+        let message = if e.is_panic() {
+            let payload = e.into_panic();
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+        } else {
+            "cancelled".to_owned()
+        };
+        Panicked { message }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reports_the_output_or_the_panic() {
+        assert_eq!(supervise(async { 7 }).await, Ok(7));
+        let panicked = supervise(async {
+            let cells: Vec<u8> = Vec::new();
+            cells[3]
+        })
+        .await;
+        let message = panicked.expect_err("the panic is reported").message;
+        assert!(message.contains("index out of bounds"), "{message}");
+        let formatted: Result<(), _> = supervise(async { panic!("room {} broke", 3) }).await;
+        assert_eq!(formatted, Err(Panicked { message: "room 3 broke".into() }));
+    }
+}
