@@ -67,3 +67,38 @@ async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
     let text = String::from_utf8_lossy(&death.payload);
     assert!(text.contains("top_scores"), "{text}");
 }
+
+/// A snapshot that could not be written (nobody held the lease: Redis lost
+/// it) leaves the room's changes to be saved: once the lease is back, the
+/// next snapshot holds them, though nothing changed since.
+#[tokio::test(start_paused = true)]
+async fn changes_not_saved_are_saved_once_the_lease_is_back() {
+    use snakepit_shared::Ownership;
+    let backend = MemoryBackend::new();
+    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let room = RoomId::parse("unsaved").unwrap();
+    let ttl = Duration::from_secs(3600);
+    let lease = backend.acquire_lease(&room, "w", ttl, 0).await.unwrap().unwrap();
+    let (lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let config = RoomConfig { snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
+    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
+    tokio::spawn(r.run(RoomControl::default()));
+    // The lease vanishes; then a member enters (a change).
+    backend.release_lease(&lease).await.unwrap();
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    backend
+        .publish_input(&room, RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()) } })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(backend.load_snapshot(&room).await.unwrap(), None, "nothing can be written without the lease");
+    // The lease is taken again (as the host does).
+    let again = backend.acquire_lease(&room, "w", ttl, lease.epoch).await.unwrap().unwrap();
+    lease_tx.send_replace(again.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (epoch, data) = backend.load_snapshot(&room).await.unwrap().expect("the changes were saved");
+    assert_eq!(epoch, again.epoch);
+    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    assert!(snapshot.members.iter().any(|m| m.player == player), "ann is in the snapshot");
+}

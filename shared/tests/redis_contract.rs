@@ -57,6 +57,10 @@ async fn epochs_never_repeat_after_redis_loses_its_data() {
     let room = RoomId::parse("lossy").unwrap();
     let ttl = std::time::Duration::from_secs(5);
     let before = b.acquire_lease(&room, "w1", ttl, 0).await.unwrap().expect("free");
+    // The counter does not outlive its room for ever.
+    let mut raw = redis::Client::open(r.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg("test:room:{lossy}:epoch").query_async(&mut raw).await.unwrap();
+    assert!(pttl > 0, "the epoch counter has no expiry ({pttl})");
     r.restart();
     let after = retry(|| b.acquire_lease(&room, "w1", ttl, 0)).await.expect("free after the loss");
     assert!(after.epoch > before.epoch, "epoch {} reused after {}", after.epoch, before.epoch);
