@@ -416,8 +416,12 @@ impl<B: Backend> Connection<B> {
         }
         self.place = Some(Place { room: room.clone(), member, as_player });
         let input = self.input(member, InputKind::Enter { name });
-        self.publish(&room, input.clone()).await?;
-        self.await_welcome(room, input);
+        // The retry is armed first: an enter lost to a failed publish is
+        // repeated like one the room did not answer.
+        self.await_welcome(room.clone(), input.clone());
+        if let Err(e) = self.publish(&room, input).await {
+            debug!(%room, error = %e, "enter not sent; it will be repeated");
+        }
         Ok(())
     }
 

@@ -1,0 +1,168 @@
+//! Faults over real sockets: a bus that drops a publish, clients that stop
+//! reading or answering, a resume while the old connection is still open,
+//! the largest field the settings accept. Each test stands for a defect that
+//! once let a connection hang, die silently or lose its snake.
+
+// Helpers below are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prometheus::Registry;
+use snakepit_gateway::{AppState, GatewayConfig};
+use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
+use snakepit_shared::{
+    Bus, BusError, InputKind, Lease, LeaseState, MemoryBackend, Notice, OutFrame, Ownership, RoomId, RoomInfo,
+    RoomInput, ScoreEntry, Seat, Session, Store, Subscription,
+};
+use support::Client;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The in-memory backend, except that the first `fail_enters` publishes of
+/// an `enter` fail, as a publish does while Redis is briefly unreachable.
+#[derive(Clone)]
+struct FlakyBackend {
+    inner: MemoryBackend,
+    fail_enters: Arc<AtomicUsize>,
+}
+
+impl Bus for FlakyBackend {
+    async fn publish_input(&self, room: &RoomId, input: RoomInput) -> Result<usize, BusError> {
+        let failing = matches!(input.kind, InputKind::Enter { .. })
+            && self.fail_enters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if failing {
+            return Err(BusError::Unavailable("injected".into()));
+        }
+        self.inner.publish_input(room, input).await
+    }
+    async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
+        self.inner.subscribe_input(room).await
+    }
+    async fn publish_output(&self, room: &RoomId, frame: OutFrame) -> Result<usize, BusError> {
+        self.inner.publish_output(room, frame).await
+    }
+    async fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> Result<(), BusError> {
+        self.inner.publish_outputs(frames).await
+    }
+    async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
+        self.inner.subscribe_output(room).await
+    }
+    async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {
+        self.inner.publish_notice(notice).await
+    }
+    async fn subscribe_notices(&self) -> Result<Subscription<Notice>, BusError> {
+        self.inner.subscribe_notices().await
+    }
+}
+
+impl Store for FlakyBackend {
+    async fn take_seat(&self, room: Option<&RoomId>, capacity: u16) -> Result<Seat, BusError> {
+        self.inner.take_seat(room, capacity).await
+    }
+    async fn release_seat(&self, room: &RoomId) -> Result<(), BusError> {
+        self.inner.release_seat(room).await
+    }
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, BusError> {
+        self.inner.rooms().await
+    }
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, BusError> {
+        self.inner.room(room).await
+    }
+    async fn ensure_room(&self, room: &RoomId, capacity: u16) -> Result<(), BusError> {
+        self.inner.ensure_room(room, capacity).await
+    }
+    async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
+        self.inner.retire_room_if_empty(room).await
+    }
+    async fn put_session(&self, token: &str, session: &Session, ttl: Duration) -> Result<(), BusError> {
+        self.inner.put_session(token, session, ttl).await
+    }
+    async fn session(&self, token: &str) -> Result<Option<Session>, BusError> {
+        self.inner.session(token).await
+    }
+    async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
+        self.inner.submit_score(entry).await
+    }
+    async fn top_scores(&self, n: usize) -> Result<Vec<ScoreEntry>, BusError> {
+        self.inner.top_scores(n).await
+    }
+    async fn ping(&self) -> Result<(), BusError> {
+        self.inner.ping().await
+    }
+}
+
+impl Ownership for FlakyBackend {
+    async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<(), BusError> {
+        self.inner.heartbeat(worker, ttl).await
+    }
+    async fn withdraw(&self, worker: &str) -> Result<(), BusError> {
+        self.inner.withdraw(worker).await
+    }
+    async fn live_workers(&self) -> Result<Vec<String>, BusError> {
+        self.inner.live_workers().await
+    }
+    async fn acquire_lease(
+        &self,
+        room: &RoomId,
+        worker: &str,
+        ttl: Duration,
+        min_epoch: u64,
+    ) -> Result<Option<Lease>, BusError> {
+        self.inner.acquire_lease(room, worker, ttl, min_epoch).await
+    }
+    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<LeaseState>, BusError> {
+        self.inner.renew_leases(leases, ttl).await
+    }
+    async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
+        self.inner.release_lease(lease).await
+    }
+    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<bool, BusError> {
+        self.inner.save_snapshot(lease, data).await
+    }
+    async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
+        self.inner.load_snapshot(room).await
+    }
+    async fn delete_snapshot(&self, room: &RoomId) -> Result<(), BusError> {
+        self.inner.delete_snapshot(room).await
+    }
+}
+
+/// A gateway over `FlakyBackend` with rooms in-process (as standalone, but
+/// with the backend in the test's hands); its address.
+async fn flaky_gateway(fail_enters: usize, stop: &CancellationToken) -> std::net::SocketAddr {
+    let inner = MemoryBackend::new();
+    let backend = FlakyBackend { inner: inner.clone(), fail_enters: Arc::new(AtomicUsize::new(fail_enters)) };
+    let registry = Registry::new();
+    let host_config = HostConfig {
+        worker_id: "w".into(),
+        room: support::config(support::settings()).room,
+        round_every: Duration::from_millis(200),
+        lease_ttl: Duration::from_secs(5),
+    };
+    let host = Host::new(inner, host_config, WorkerMetrics::register(&registry, "w").unwrap());
+    tokio::spawn(host.run(stop.clone()));
+    let state = AppState::new(backend, GatewayConfig::default(), registry).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = stop.clone();
+    tokio::spawn(async move { snakepit_gateway::run(listener, state, shutdown, Duration::from_secs(1)).await });
+    addr
+}
+
+#[tokio::test]
+async fn an_enter_whose_publish_failed_is_repeated_until_the_world_arrives() {
+    let stop = CancellationToken::new();
+    let addr = flaky_gateway(1, &stop).await;
+    let mut c = Client::connect(addr).await;
+    // The first enter is lost on the bus; the retry brings the world.
+    let (id, room, _) = c.new_player("ann", Some("flaky")).await;
+    assert_eq!(room, "flaky");
+    c.join(&id).await;
+    stop.cancel();
+}
