@@ -53,6 +53,15 @@ struct PendingEnter {
     warned: bool,
 }
 
+/// How a write to the client ended.
+enum Wrote {
+    Done,
+    /// The stop token fired (kick or shutdown) while the write waited.
+    Stopped,
+    /// The client is gone, or did not take the data in time.
+    Failed,
+}
+
 enum Flow {
     Continue,
     End,
@@ -127,11 +136,7 @@ impl<B: Backend> Connection<B> {
         let close = loop {
             let retry_at = self.pending.as_ref().map(|p| p.next);
             tokio::select! {
-                _ = &mut stopped => break Some(if self.state.shutdown.is_cancelled() {
-                    (CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
-                } else {
-                    (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
-                }),
+                _ = &mut stopped => break Some(self.stop_reason()),
                 msg = stream.next() => match msg {
                     None => break None,
                     Some(Err(e)) => break too_big(&e).then_some((CLOSE_TOO_BIG, "message too big")),
@@ -142,8 +147,12 @@ impl<B: Backend> Connection<B> {
                     },
                 },
                 Some(out) = self.out_rx.recv() => {
-                    if !self.write(&mut sink, out, stopped.as_mut()).await {
-                        break None;
+                    match self.write(&mut sink, out, stopped.as_mut()).await {
+                        Wrote::Done => {}
+                        // Kicked or shut down while waiting on the socket:
+                        // the client still hears why.
+                        Wrote::Stopped => break Some(self.stop_reason()),
+                        Wrote::Failed => break None,
                     }
                     if std::mem::take(&mut self.resync) {
                         self.reenter().await;
@@ -155,31 +164,42 @@ impl<B: Backend> Connection<B> {
                 _ = sleep_until(retry_at.unwrap_or(idle)), if retry_at.is_some() => self.retry_enter().await,
             }
         };
-        if let Some((code, reason)) = close {
-            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-            let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-        }
-        // The session lives on from now, for a resume.
+        // The session lives on from now, for a resume: saved before the
+        // close frame, which the client may answer with a resume at once.
         if let Some(place) = self.place.as_ref().filter(|p| p.as_player) {
             let room = place.room.clone();
             self.save_session(&room).await;
         }
         self.leave(InputKind::Disconnect).await;
+        if let Some((code, reason)) = close {
+            // Behind whatever the socket still holds: a slow client needs
+            // as long as any write to take it in.
+            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+            let _ = timeout(self.state.config.write_timeout, sink.send(Message::Close(Some(frame)))).await;
+        }
         self.state.metrics.connections.dec();
     }
 
-    /// Writes `first` and whatever else is queued, then flushes; false if
-    /// the client is gone or did not take the data in time.
+    /// Why the connection's stop token fired: shutdown, or a kick.
+    fn stop_reason(&self) -> (u16, &'static str) {
+        if self.state.shutdown.is_cancelled() {
+            (CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
+        } else {
+            (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
+        }
+    }
+
+    /// Writes `first` and whatever else is queued, then flushes.
     async fn write(
         &mut self,
         sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
         first: Outgoing,
         stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
-    ) -> bool {
+    ) -> Wrote {
         tokio::select! {
-            ok = self.write_batch(sink, first) => ok,
+            ok = self.write_batch(sink, first) => if ok { Wrote::Done } else { Wrote::Failed },
             // A kicked connection stops waiting on its socket at once.
-            _ = stopped => false,
+            _ = stopped => Wrote::Stopped,
         }
     }
 

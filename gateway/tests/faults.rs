@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus::Registry;
+use serde_json::json;
 use snakepit_gateway::{AppState, GatewayConfig};
-use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
+use snakepit_room_worker::{GameSettings, Host, HostConfig, WorkerMetrics};
 use snakepit_shared::{
     Bus, BusError, InputKind, Lease, LeaseState, MemoryBackend, Notice, OutFrame, Ownership, RoomId, RoomInfo,
     RoomInput, ScoreEntry, Seat, Session, Store, Subscription,
 };
-use support::Client;
+use support::{Client, Server};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -165,4 +166,26 @@ async fn an_enter_whose_publish_failed_is_repeated_until_the_world_arrives() {
     assert_eq!(room, "flaky");
     c.join(&id).await;
     stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_too_slow_to_read_gets_the_4008_close_frame() {
+    // A large world that a small socket cannot take in at once, and a short
+    // queue behind it.
+    let mut config = support::config(GameSettings { width: 100, height: 60, ..support::settings() });
+    config.gateway.send_queue = 4;
+    config.gateway.tcp_send_buffer = 4096;
+    let server = Server::start_with(config).await;
+    let mut driver = server.client().await;
+    let (d_id, _, _) = driver.new_player("drv", Some("slow")).await;
+    driver.join(&d_id).await;
+    let mut slow = Client::connect_small(server.addr, 4096).await;
+    slow.send(json!(["new_player", "slow", "slow"])).await;
+    // The slow client reads nothing while the room ticks on; its queue
+    // fills while the gateway waits on its socket, and it is kicked.
+    for _ in 0..30 {
+        driver.steer_tick(&d_id).await;
+    }
+    // Reading at last, it gets what was on the way, then the reason.
+    assert_eq!(slow.closed().await, Some(4008));
 }
