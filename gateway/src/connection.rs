@@ -27,6 +27,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Nothing (no message, no pong) from the client for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4000;
 
 /// Rooms listed in one `rooms` reply.
 const ROOMS_LISTED: usize = 100;
@@ -133,18 +135,44 @@ impl<B: Backend> Connection<B> {
         let stopped = self.kick.clone().cancelled_owned();
         tokio::pin!(stopped);
         let idle = Instant::now() + Duration::from_secs(86400 * 365);
+        // Dead peers: pings go out every `ping_every`, and a client heard
+        // from (any message, pongs included) for `idle_timeout` is closed.
+        // The silence timer is moved on lazily, when it fires.
+        let (ping_every, idle_timeout) = (self.state.config.ping_every, self.state.config.idle_timeout);
+        let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
+        let silence = sleep_until(heard + idle_timeout);
+        tokio::pin!(silence);
         let close = loop {
             let retry_at = self.pending.as_ref().map(|p| p.next);
             tokio::select! {
                 _ = &mut stopped => break Some(self.stop_reason()),
+                _ = pings.tick() => match self.ping(&mut sink, stopped.as_mut()).await {
+                    Wrote::Done => {}
+                    Wrote::Stopped => break Some(self.stop_reason()),
+                    Wrote::Failed => break None,
+                },
+                _ = &mut silence => {
+                    let until = heard + idle_timeout;
+                    if until > Instant::now() {
+                        silence.as_mut().reset(until);
+                    } else {
+                        debug!("client silent for the idle timeout");
+                        break Some((CLOSE_IDLE, "no message or pong in time; reconnect and resume"));
+                    }
+                }
                 msg = stream.next() => match msg {
                     None => break None,
                     Some(Err(e)) => break too_big(&e).then_some((CLOSE_TOO_BIG, "message too big")),
-                    Some(Ok(msg)) => match self.on_message(msg).await {
-                        Flow::Continue => {}
-                        Flow::End => break None,
-                        Flow::Close(code, reason) => break Some((code, reason)),
-                    },
+                    Some(Ok(msg)) => {
+                        heard = Instant::now();
+                        match self.on_message(msg).await {
+                            Flow::Continue => {}
+                            Flow::End => break None,
+                            Flow::Close(code, reason) => break Some((code, reason)),
+                        }
+                    }
                 },
                 Some(out) = self.out_rx.recv() => {
                     match self.write(&mut sink, out, stopped.as_mut()).await {
@@ -199,6 +227,22 @@ impl<B: Backend> Connection<B> {
         tokio::select! {
             ok = self.write_batch(sink, first) => if ok { Wrote::Done } else { Wrote::Failed },
             // A kicked connection stops waiting on its socket at once.
+            _ = stopped => Wrote::Stopped,
+        }
+    }
+
+    /// Sends a ping (tungstenite answers the client's own pings).
+    async fn ping(
+        &mut self,
+        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+        stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Wrote {
+        let write_timeout = self.state.config.write_timeout;
+        tokio::select! {
+            sent = timeout(write_timeout, sink.send(Message::Ping(bytes::Bytes::new()))) => match sent {
+                Ok(Ok(())) => Wrote::Done,
+                _ => Wrote::Failed,
+            },
             _ = stopped => Wrote::Stopped,
         }
     }

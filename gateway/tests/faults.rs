@@ -189,3 +189,53 @@ async fn a_client_too_slow_to_read_gets_the_4008_close_frame() {
     // Reading at last, it gets what was on the way, then the reason.
     assert_eq!(slow.closed().await, Some(4008));
 }
+
+/// A standalone gateway that pings every 200 ms and closes a client silent
+/// for 600 ms.
+async fn pinging_server() -> Server {
+    let mut config = support::config(support::settings());
+    config.gateway.ping_every = Duration::from_millis(200);
+    config.gateway.idle_timeout = Duration::from_millis(600);
+    Server::start_with(config).await
+}
+
+/// Players of the standalone gateway's rooms, from its metrics.
+async fn room_players(server: &Server) -> f64 {
+    let (_, body) = server.get("/metrics").await;
+    body.lines()
+        .filter(|l| l.starts_with("snakepit_room_players"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_nothing_is_closed_and_leaves_its_room() {
+    let server = pinging_server().await;
+    // A player in an idle room (nobody alive, so no frames), whose client
+    // then goes dark: it is never polled again, so it answers no ping.
+    let mut dark = server.client().await;
+    dark.new_player("dark", Some("quiet")).await;
+    assert_eq!(room_players(&server).await, 1.0);
+    support::cluster::wait_until(Duration::from_secs(5), || async { room_players(&server).await == 0.0 }).await;
+    // Its seat is free again.
+    let mut other = server.client().await;
+    other.send(json!(["rooms"])).await;
+    let rooms = other.until("rooms").await;
+    let quiet = rooms[1].as_array().unwrap().iter().find(|r| r[0] == "quiet").cloned();
+    assert!(quiet.is_none_or(|r| r[1] == 0), "seat still taken: {rooms}");
+    drop(dark);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_pings_stays_connected() {
+    let server = pinging_server().await;
+    let mut c = server.client().await;
+    c.new_player("awake", Some("quiet")).await;
+    // Only reading (which answers the pings) for several idle timeouts: no
+    // frame comes in an idle room, and no close.
+    let read = tokio::time::timeout(Duration::from_secs(3), c.next()).await;
+    assert!(read.is_err(), "something arrived in an idle room");
+    c.send(json!(["ping"])).await;
+    c.until("pong").await;
+    assert_eq!(room_players(&server).await, 1.0);
+}
