@@ -239,3 +239,27 @@ async fn a_client_that_answers_pings_stays_connected() {
     c.until("pong").await;
     assert_eq!(room_players(&server).await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_field_the_settings_accept_can_be_played() {
+    use snakepit_room_worker::settings::{MAX_PLAYERS, MAX_SIDE, MAX_TOP_SCORES};
+    let settings = GameSettings {
+        width: MAX_SIDE,
+        height: MAX_SIDE,
+        max_players: MAX_PLAYERS,
+        top_scores: MAX_TOP_SCORES,
+        ..support::settings()
+    };
+    assert_eq!(settings.validate(), Ok(()));
+    let server = Server::start_with(support::config(settings)).await;
+    let mut c = server.client().await;
+    // The handshake, then the whole world (360 KB even empty).
+    let (id, _, _) = c.new_player("wide", Some("wide")).await;
+    assert_eq!((c.view.grid.len(), c.view.grid[0].len()), (usize::from(MAX_SIDE), usize::from(MAX_SIDE)));
+    c.join(&id).await;
+    assert!(c.turns(&id).await, "the snake is steered");
+    // A second client entering later gets the world with the snake in it.
+    let mut d = server.client().await;
+    d.new_player("late", Some("wide")).await;
+    assert!(d.view.head(&id).is_some());
+}
