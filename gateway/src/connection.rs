@@ -6,6 +6,8 @@
 //! token) and tags every input with it: a client can only steer its own
 //! snake. It never runs game rules.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -27,6 +29,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// A newer connection of the same player (a resume) took over.
+pub const CLOSE_SUPERSEDED: u16 = 4009;
 /// Nothing (no message, no pong) from the client for the idle timeout.
 pub const CLOSE_IDLE: u16 = 4000;
 
@@ -92,6 +96,10 @@ pub struct Connection<B> {
     out_tx: mpsc::Sender<Outgoing>,
     out_rx: mpsc::Receiver<Outgoing>,
     kick: CancellationToken,
+    /// Set by the fan-out when a newer connection of this player took over:
+    /// this one then ends without a word to the room, the session or the
+    /// room's members, which belong to the newer connection.
+    superseded: Arc<AtomicBool>,
     limiter: TokenBucket,
     throttled: bool,
     dropped: u32,
@@ -117,6 +125,7 @@ impl<B: Backend> Connection<B> {
             out_rx,
             // A child of the shutdown token: one future watches both.
             kick: state.shutdown.child_token(),
+            superseded: Arc::default(),
             limiter,
             throttled: false,
             dropped: 0,
@@ -194,7 +203,7 @@ impl<B: Backend> Connection<B> {
         };
         // The session lives on from now, for a resume: saved before the
         // close frame, which the client may answer with a resume at once.
-        if let Some(place) = self.place.as_ref().filter(|p| p.as_player) {
+        if let Some(place) = self.place.as_ref().filter(|p| p.as_player && !self.is_superseded()) {
             let room = place.room.clone();
             self.save_session(&room).await;
         }
@@ -208,9 +217,17 @@ impl<B: Backend> Connection<B> {
         self.state.metrics.connections.dec();
     }
 
-    /// Why the connection's stop token fired: shutdown, or a kick.
+    fn is_superseded(&self) -> bool {
+        self.superseded.load(Ordering::Acquire)
+    }
+
+    /// Why the connection's stop token fired: a newer connection, shutdown,
+    /// or a kick. A superseded client must not resume: it would shut out
+    /// the newer connection in turn.
     fn stop_reason(&self) -> (u16, &'static str) {
-        if self.state.shutdown.is_cancelled() {
+        if self.is_superseded() {
+            (CLOSE_SUPERSEDED, "resumed elsewhere")
+        } else if self.state.shutdown.is_cancelled() {
             (CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
         } else {
             (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
@@ -470,7 +487,11 @@ impl<B: Backend> Connection<B> {
         let attached = self
             .state
             .fanout
-            .attach(&room, member, Member::new(self.conn, self.out_tx.clone(), self.kick.clone()))
+            .attach(
+                &room,
+                member,
+                Member::new(self.conn, self.out_tx.clone(), self.kick.clone(), self.superseded.clone()),
+            )
             .await;
         if let Err(e) = attached {
             if as_player {
@@ -479,7 +500,7 @@ impl<B: Backend> Connection<B> {
             return Err(e.into());
         }
         self.place = Some(Place { room: room.clone(), member, as_player });
-        let input = self.input(member, InputKind::Enter { name });
+        let input = self.input(member, InputKind::Enter { name, resync: false });
         // The retry is armed first: an enter lost to a failed publish is
         // repeated like one the room did not answer.
         self.await_welcome(room.clone(), input.clone());
@@ -514,7 +535,7 @@ impl<B: Backend> Connection<B> {
     async fn reenter(&mut self) {
         let Some(place) = &self.place else { return };
         let name = if place.as_player { self.identity.as_ref().map(|i| i.name.clone()) } else { None };
-        let input = self.input(place.member, InputKind::Enter { name });
+        let input = self.input(place.member, InputKind::Enter { name, resync: true });
         let room = place.room.clone();
         let _ = self.publish(&room, input.clone()).await;
         self.await_welcome(room, input);
@@ -541,11 +562,16 @@ impl<B: Backend> Connection<B> {
         self.pending = None;
         self.join_after_welcome = false;
         let Some(place) = self.place.take() else { return };
-        let input = self.input(place.member, kind);
-        if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
-            debug!(room = %place.room, error = %e, "could not tell the room");
+        // A superseded connection's member is the newer connection's now.
+        if !self.is_superseded() {
+            let input = self.input(place.member, kind);
+            if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
+                debug!(room = %place.room, error = %e, "could not tell the room");
+            }
         }
         self.state.fanout.detach(&place.room, place.member, self.conn).await;
+        // Its seat is still its own to give back: the newer connection took
+        // one of its own when it resumed.
         if place.as_player {
             if let Err(e) = self.state.backend.release_seat(&place.room).await {
                 warn!(room = %place.room, error = %e, "could not release a seat");

@@ -21,6 +21,7 @@ use snakepit_shared::{
     Bus, BusError, InputKind, Lease, LeaseState, MemoryBackend, Notice, OutFrame, Ownership, RoomId, RoomInfo,
     RoomInput, ScoreEntry, Seat, Session, Store, Subscription,
 };
+use support::cluster::Cluster;
 use support::{Client, Server};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -262,4 +263,138 @@ async fn the_largest_field_the_settings_accept_can_be_played() {
     let mut d = server.client().await;
     d.new_player("late", Some("wide")).await;
     assert!(d.view.head(&id).is_some());
+}
+
+/// Seats taken in `room`, as the room list tells `client`.
+async fn seats(client: &mut Client, room: &str) -> u64 {
+    client.send(json!(["rooms"])).await;
+    let rooms = client.until("rooms").await;
+    let entry = rooms[1].as_array().unwrap().iter().find(|r| r[0] == room).cloned();
+    entry.map_or(0, |r| r[1].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_the_same_gateway_closes_the_older_connection() {
+    let server = Server::start().await;
+    let mut a = server.client().await;
+    let (a_id, _, token) = a.new_player("ann", Some("twice")).await;
+    a.join(&a_id).await;
+    a.head_for_open_space(&a_id).await;
+    // A second tab resumes while the first is still open.
+    let mut b = server.client().await;
+    b.send(json!(["resume", token])).await;
+    assert_eq!(b.until("handshake").await[2], a_id.as_str());
+    b.until("world").await;
+    let closed = tokio::time::timeout(support::WAIT, a.closed()).await.expect("the older connection was closed");
+    assert_eq!(closed, Some(4009));
+    // The snake is the newer connection's, and one seat is taken.
+    b.head_for_open_space(&a_id).await;
+    assert!(b.turns(&a_id).await, "steered by the new connection");
+    assert_eq!(seats(&mut b, "twice").await, 1);
+    assert_eq!(room_players(&server).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_another_gateway_closes_the_older_connection_and_keeps_the_snake_over_resyncs() {
+    let mut c = Cluster::start(2, 2).await;
+    let mut a = c.client(0).await;
+    let (a_id, room, token) = a.new_player("ann", Some("tabs")).await;
+    a.join(&a_id).await;
+    a.head_for_open_space(&a_id).await;
+    let mut b = c.client(1).await;
+    b.send(json!(["resume", token])).await;
+    assert_eq!(b.until("handshake").await[2], a_id.as_str());
+    b.until("world").await;
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), a.closed()).await.expect("the older connection was closed");
+    assert_eq!(closed, Some(4009));
+    b.head_for_open_space(&a_id).await;
+    assert!(b.turns(&a_id).await, "steered through the other gateway");
+    // Twice the room's owner dies: each time the newer connection enters
+    // the new owner's room again, and the snake stays its own.
+    for round in 0..2 {
+        // Long enough for a snapshot with the newer connection in it.
+        for _ in 0..20 {
+            b.steer_tick(&a_id).await;
+        }
+        let owner = c.owner(&room).await;
+        c.workers[owner].kill().await;
+        assert!(b.next_world(Duration::from_secs(20)).await, "no fresh world after failover {round}");
+        assert!(b.view.head(&a_id).is_some(), "the snake survived failover {round}");
+        b.head_for_open_space(&a_id).await;
+        assert!(b.turns(&a_id).await, "steered after failover {round}");
+        if round == 0 {
+            c.add_worker("w3").await;
+        }
+    }
+    let w = &c.workers[2];
+    assert_eq!(w.metric("snakepit_room_players").await, 1.0);
+}
+
+/// The room's side of a takeover, on the bus: an older connection that
+/// enters again (a resync, a late retry) is told it is superseded and does
+/// not take the member back; the newer one keeps steering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_connection_entering_again_is_shut_out() {
+    use snakepit_shared::{ConnId, FrameKind, PlayerId};
+    let backend = MemoryBackend::new();
+    let stop = CancellationToken::new();
+    let registry = Registry::new();
+    let host_config = HostConfig {
+        worker_id: "w".into(),
+        room: support::config(support::settings()).room,
+        round_every: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(5),
+    };
+    let host = Host::new(backend.clone(), host_config, WorkerMetrics::register(&registry, "w").unwrap());
+    tokio::spawn(host.run(stop.clone()));
+    let Seat::Taken { room, .. } = backend.take_seat(Some(&RoomId::parse("bus").unwrap()), 10).await.unwrap() else {
+        panic!("no seat");
+    };
+    backend.publish_notice(Notice::RoomCreated(room.clone())).await.unwrap();
+    let mut out = backend.subscribe_output(&room).await.unwrap();
+    let (player, c1, c2) = (PlayerId::random(), ConnId::random(), ConnId::random());
+    let enter = |conn, resync| RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync } };
+    // The first enter also waits for the room to listen.
+    support::cluster::wait_until(support::WAIT, || {
+        let (backend, room, input) = (backend.clone(), room.clone(), enter(c1, false));
+        async move { backend.publish_input(&room, input).await.unwrap() > 0 }
+    })
+    .await;
+    // Frames other than ticks, in order.
+    let mut next = async || loop {
+        let f = tokio::time::timeout(support::WAIT, out.recv()).await.unwrap().unwrap();
+        if f.kind != FrameKind::Tick {
+            return f.kind;
+        }
+    };
+    assert_eq!(next().await, FrameKind::Welcome(player));
+    // A resume: c2 takes over, c1 is told.
+    backend.publish_input(&room, enter(c2, false)).await.unwrap();
+    assert_eq!(next().await, FrameKind::Superseded { player, conn: c1 });
+    assert_eq!(next().await, FrameKind::Welcome(player));
+    // c1 enters again, as after a resync and as a late retry: shut out.
+    for resync in [true, false] {
+        backend.publish_input(&room, enter(c1, resync)).await.unwrap();
+        assert_eq!(next().await, FrameKind::Superseded { player, conn: c1 });
+    }
+    // The member is still c2's: c1's join is ignored, c2's starts the game.
+    let join = |conn| RoomInput { player, conn, kind: InputKind::Join };
+    let mut born = async |limit| {
+        tokio::time::timeout(limit, async {
+            loop {
+                let f = out.recv().await.unwrap();
+                if std::str::from_utf8(&f.payload).unwrap().contains("p_joined") {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    };
+    backend.publish_input(&room, join(c1)).await.unwrap();
+    assert!(!born(Duration::from_millis(500)).await, "the superseded connection's join was taken");
+    backend.publish_input(&room, join(c2)).await.unwrap();
+    assert!(born(support::WAIT).await, "the newer connection's join was ignored");
+    stop.cancel();
 }
