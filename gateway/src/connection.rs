@@ -1,6 +1,7 @@
 //! One client connection: a struct whose `run` selects over the socket, the
-//! connection's outgoing queue, the room's answer timer, a kick (too slow)
-//! and the gateway's shutdown.
+//! connection's outgoing queue, the room's answer timer, pings and the idle
+//! timer (dead peers), a kick (too slow, or superseded by a newer
+//! connection of the player) and the gateway's shutdown.
 //!
 //! The connection owns the player's identity (player id, name, resume
 //! token) and tags every input with it: a client can only steer its own
