@@ -30,6 +30,11 @@ pub struct GatewayConfig {
     /// How often `enter` is repeated until the room answers, and for how long.
     pub enter_retry: Duration,
     pub enter_timeout: Duration,
+    /// How often each client is pinged, and how long a client may send
+    /// nothing at all (no message, no pong) before it counts as dead and is
+    /// closed: a half-open connection must not hold its seat forever.
+    pub ping_every: Duration,
+    pub idle_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +52,8 @@ impl Default for GatewayConfig {
             seat_hold: Duration::from_secs(30),
             enter_retry: Duration::from_millis(100),
             enter_timeout: Duration::from_secs(10),
+            ping_every: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
         }
     }
 }

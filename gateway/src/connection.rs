@@ -1,11 +1,14 @@
 //! One client connection: a struct whose `run` selects over the socket, the
-//! connection's outgoing queue, the room's answer timer, a kick (too slow)
-//! and the gateway's shutdown.
+//! connection's outgoing queue, the room's answer timer, pings and the idle
+//! timer (dead peers), a kick (too slow, or superseded by a newer
+//! connection of the player) and the gateway's shutdown.
 //!
 //! The connection owns the player's identity (player id, name, resume
 //! token) and tags every input with it: a client can only steer its own
 //! snake. It never runs game rules.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -27,6 +30,10 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// A newer connection of the same player (a resume) took over.
+pub const CLOSE_SUPERSEDED: u16 = 4009;
+/// Nothing (no message, no pong) from the client for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4000;
 
 /// Rooms listed in one `rooms` reply.
 const ROOMS_LISTED: usize = 100;
@@ -51,6 +58,15 @@ struct PendingEnter {
     next: Instant,
     deadline: Instant,
     warned: bool,
+}
+
+/// How a write to the client ended.
+enum Wrote {
+    Done,
+    /// The stop token fired (kick or shutdown) while the write waited.
+    Stopped,
+    /// The client is gone, or did not take the data in time.
+    Failed,
 }
 
 enum Flow {
@@ -81,6 +97,10 @@ pub struct Connection<B> {
     out_tx: mpsc::Sender<Outgoing>,
     out_rx: mpsc::Receiver<Outgoing>,
     kick: CancellationToken,
+    /// Set by the fan-out when a newer connection of this player took over:
+    /// this one then ends without a word to the room, the session or the
+    /// room's members, which belong to the newer connection.
+    superseded: Arc<AtomicBool>,
     limiter: TokenBucket,
     throttled: bool,
     dropped: u32,
@@ -106,6 +126,7 @@ impl<B: Backend> Connection<B> {
             out_rx,
             // A child of the shutdown token: one future watches both.
             kick: state.shutdown.child_token(),
+            superseded: Arc::default(),
             limiter,
             throttled: false,
             dropped: 0,
@@ -124,26 +145,52 @@ impl<B: Backend> Connection<B> {
         let stopped = self.kick.clone().cancelled_owned();
         tokio::pin!(stopped);
         let idle = Instant::now() + Duration::from_secs(86400 * 365);
+        // Dead peers: pings go out every `ping_every`, and a client heard
+        // from (any message, pongs included) for `idle_timeout` is closed.
+        // The silence timer is moved on lazily, when it fires.
+        let (ping_every, idle_timeout) = (self.state.config.ping_every, self.state.config.idle_timeout);
+        let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
+        let silence = sleep_until(heard + idle_timeout);
+        tokio::pin!(silence);
         let close = loop {
             let retry_at = self.pending.as_ref().map(|p| p.next);
             tokio::select! {
-                _ = &mut stopped => break Some(if self.state.shutdown.is_cancelled() {
-                    (CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
-                } else {
-                    (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
-                }),
+                _ = &mut stopped => break Some(self.stop_reason()),
+                _ = pings.tick() => match self.ping(&mut sink, stopped.as_mut()).await {
+                    Wrote::Done => {}
+                    Wrote::Stopped => break Some(self.stop_reason()),
+                    Wrote::Failed => break None,
+                },
+                _ = &mut silence => {
+                    let until = heard + idle_timeout;
+                    if until > Instant::now() {
+                        silence.as_mut().reset(until);
+                    } else {
+                        debug!("client silent for the idle timeout");
+                        break Some((CLOSE_IDLE, "no message or pong in time; reconnect and resume"));
+                    }
+                }
                 msg = stream.next() => match msg {
                     None => break None,
                     Some(Err(e)) => break too_big(&e).then_some((CLOSE_TOO_BIG, "message too big")),
-                    Some(Ok(msg)) => match self.on_message(msg).await {
-                        Flow::Continue => {}
-                        Flow::End => break None,
-                        Flow::Close(code, reason) => break Some((code, reason)),
-                    },
+                    Some(Ok(msg)) => {
+                        heard = Instant::now();
+                        match self.on_message(msg).await {
+                            Flow::Continue => {}
+                            Flow::End => break None,
+                            Flow::Close(code, reason) => break Some((code, reason)),
+                        }
+                    }
                 },
                 Some(out) = self.out_rx.recv() => {
-                    if !self.write(&mut sink, out, stopped.as_mut()).await {
-                        break None;
+                    match self.write(&mut sink, out, stopped.as_mut()).await {
+                        Wrote::Done => {}
+                        // Kicked or shut down while waiting on the socket:
+                        // the client still hears why.
+                        Wrote::Stopped => break Some(self.stop_reason()),
+                        Wrote::Failed => break None,
                     }
                     if std::mem::take(&mut self.resync) {
                         self.reenter().await;
@@ -155,31 +202,66 @@ impl<B: Backend> Connection<B> {
                 _ = sleep_until(retry_at.unwrap_or(idle)), if retry_at.is_some() => self.retry_enter().await,
             }
         };
-        if let Some((code, reason)) = close {
-            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-            let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-        }
-        // The session lives on from now, for a resume.
-        if let Some(place) = self.place.as_ref().filter(|p| p.as_player) {
+        // The session lives on from now, for a resume: saved before the
+        // close frame, which the client may answer with a resume at once.
+        if let Some(place) = self.place.as_ref().filter(|p| p.as_player && !self.is_superseded()) {
             let room = place.room.clone();
             self.save_session(&room).await;
         }
         self.leave(InputKind::Disconnect).await;
+        if let Some((code, reason)) = close {
+            // Behind whatever the socket still holds: a slow client needs
+            // as long as any write to take it in.
+            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+            let _ = timeout(self.state.config.write_timeout, sink.send(Message::Close(Some(frame)))).await;
+        }
         self.state.metrics.connections.dec();
     }
 
-    /// Writes `first` and whatever else is queued, then flushes; false if
-    /// the client is gone or did not take the data in time.
+    fn is_superseded(&self) -> bool {
+        self.superseded.load(Ordering::Acquire)
+    }
+
+    /// Why the connection's stop token fired: a newer connection, shutdown,
+    /// or a kick. A superseded client must not resume: it would shut out
+    /// the newer connection in turn.
+    fn stop_reason(&self) -> (u16, &'static str) {
+        if self.is_superseded() {
+            (CLOSE_SUPERSEDED, "resumed elsewhere")
+        } else if self.state.shutdown.is_cancelled() {
+            (CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
+        } else {
+            (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
+        }
+    }
+
+    /// Writes `first` and whatever else is queued, then flushes.
     async fn write(
         &mut self,
         sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
         first: Outgoing,
         stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
-    ) -> bool {
+    ) -> Wrote {
         tokio::select! {
-            ok = self.write_batch(sink, first) => ok,
+            ok = self.write_batch(sink, first) => if ok { Wrote::Done } else { Wrote::Failed },
             // A kicked connection stops waiting on its socket at once.
-            _ = stopped => false,
+            _ = stopped => Wrote::Stopped,
+        }
+    }
+
+    /// Sends a ping (tungstenite answers the client's own pings).
+    async fn ping(
+        &mut self,
+        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+        stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Wrote {
+        let write_timeout = self.state.config.write_timeout;
+        tokio::select! {
+            sent = timeout(write_timeout, sink.send(Message::Ping(bytes::Bytes::new()))) => match sent {
+                Ok(Ok(())) => Wrote::Done,
+                _ => Wrote::Failed,
+            },
+            _ = stopped => Wrote::Stopped,
         }
     }
 
@@ -411,7 +493,11 @@ impl<B: Backend> Connection<B> {
         let attached = self
             .state
             .fanout
-            .attach(&room, member, Member::new(self.conn, self.out_tx.clone(), self.kick.clone()))
+            .attach(
+                &room,
+                member,
+                Member::new(self.conn, self.out_tx.clone(), self.kick.clone(), self.superseded.clone()),
+            )
             .await;
         if let Err(e) = attached {
             if as_player {
@@ -420,9 +506,13 @@ impl<B: Backend> Connection<B> {
             return Err(e.into());
         }
         self.place = Some(Place { room: room.clone(), member, as_player });
-        let input = self.input(member, InputKind::Enter { name });
-        self.publish(&room, input.clone()).await?;
-        self.await_welcome(room, input);
+        let input = self.input(member, InputKind::Enter { name, resync: false });
+        // The retry is armed first: an enter lost to a failed publish is
+        // repeated like one the room did not answer.
+        self.await_welcome(room.clone(), input.clone());
+        if let Err(e) = self.publish(&room, input).await {
+            debug!(%room, error = %e, "enter not sent; it will be repeated");
+        }
         Ok(())
     }
 
@@ -451,7 +541,7 @@ impl<B: Backend> Connection<B> {
     async fn reenter(&mut self) {
         let Some(place) = &self.place else { return };
         let name = if place.as_player { self.identity.as_ref().map(|i| i.name.clone()) } else { None };
-        let input = self.input(place.member, InputKind::Enter { name });
+        let input = self.input(place.member, InputKind::Enter { name, resync: true });
         let room = place.room.clone();
         let _ = self.publish(&room, input.clone()).await;
         self.await_welcome(room, input);
@@ -480,10 +570,15 @@ impl<B: Backend> Connection<B> {
         self.pending = None;
         self.join_after_welcome = false;
         let Some(place) = self.place.take() else { return };
-        let release = place.as_player && kind == InputKind::Leave;
-        let input = self.input(place.member, kind);
-        if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
-            debug!(room = %place.room, error = %e, "could not tell the room");
+        // A superseded connection's member, and its seat (seats are the
+        // player's), are the newer connection's now.
+        let superseded = self.is_superseded();
+        let release = place.as_player && kind == InputKind::Leave && !superseded;
+        if !superseded {
+            let input = self.input(place.member, kind);
+            if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
+                debug!(room = %place.room, error = %e, "could not tell the room");
+            }
         }
         self.state.fanout.detach(&place.room, place.member, self.conn).await;
         if release {

@@ -14,8 +14,13 @@
 //! tick (frames lost on the bus, a room that started over, a new owner
 //! taking over the room) is resynchronised: its connection enters again and
 //! gets a fresh world.
+//!
+//! One connection per player: a newer one (a resume, a second tab) replaces
+//! the member, here or, through the room's `Superseded` frame, on another
+//! gateway. The replaced connection is told, and closes with 4009.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
@@ -45,13 +50,22 @@ pub struct Member {
     pub conn: ConnId,
     pub tx: mpsc::Sender<Outgoing>,
     pub kick: CancellationToken,
+    /// Set, just before the kick, when a newer connection of the player
+    /// took the member over.
+    pub superseded: Arc<AtomicBool>,
     /// Tick of the last frame delivered; `None` until the welcome.
     after: Option<u64>,
 }
 
 impl Member {
-    pub fn new(conn: ConnId, tx: mpsc::Sender<Outgoing>, kick: CancellationToken) -> Self {
-        Self { conn, tx, kick, after: None }
+    pub fn new(conn: ConnId, tx: mpsc::Sender<Outgoing>, kick: CancellationToken, superseded: Arc<AtomicBool>) -> Self {
+        Self { conn, tx, kick, superseded, after: None }
+    }
+
+    /// Ends the connection: a newer one of the same player holds the seat.
+    fn supersede(&self) {
+        self.superseded.store(true, Ordering::Release);
+        self.kick.cancel();
     }
 }
 
@@ -91,7 +105,11 @@ impl<B: Bus> Fanout<B> {
     pub async fn attach(&self, room: &RoomId, player: PlayerId, member: Member) -> Result<(), BusError> {
         let mut feeds = self.feeds.lock().await;
         if let Some(feed) = feeds.get(room) {
-            feed.members().insert(player, member);
+            let conn = member.conn;
+            if let Some(old) = feed.members().insert(player, member).filter(|old| old.conn != conn) {
+                // The same player on this gateway through another connection.
+                old.supersede();
+            }
             return Ok(());
         }
         let sub = self.bus.subscribe_output(room).await?;
@@ -206,6 +224,11 @@ async fn pump<B: Bus>(
                     deliver(member, Outgoing::Frame(text), &metrics);
                 }
             }
+            FrameKind::Superseded { player, conn } => {
+                if let Some(member) = members.get(&player).filter(|m| m.conn == conn) {
+                    member.supersede();
+                }
+            }
         }
     }
     debug!("room feed ended");
@@ -264,7 +287,8 @@ mod tests {
         );
         let (room, player) = (RoomId::parse("fan").unwrap(), PlayerId::random());
         let (tx, rx) = mpsc::channel(64);
-        fanout.attach(&room, player, Member::new(ConnId::random(), tx, CancellationToken::new())).await.unwrap();
+        let member = Member::new(ConnId::random(), tx, CancellationToken::new(), Default::default());
+        fanout.attach(&room, player, member).await.unwrap();
         Fixture { bus, fanout, metrics, room, player, rx }
     }
 

@@ -37,6 +37,13 @@ struct Args {
     /// members in (rooms drop members no gateway vouches for).
     #[arg(long, env = "SNAKEPIT_PRESENCE_SECS", default_value_t = 5.0)]
     presence_secs: f64,
+    /// Seconds between WebSocket pings to each client.
+    #[arg(long, env = "SNAKEPIT_PING_SECS", default_value_t = 15.0)]
+    ping_secs: f64,
+    /// Seconds a client may send nothing (no message, no pong) before it is
+    /// closed as dead; more than the ping interval.
+    #[arg(long, env = "SNAKEPIT_IDLE_TIMEOUT_SECS", default_value_t = 45.0)]
+    idle_timeout_secs: f64,
     /// Log format: text or json.
     #[arg(long, env = "SNAKEPIT_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
@@ -54,8 +61,12 @@ async fn main() -> anyhow::Result<()> {
         presence_every: secs("presence", args.presence_secs)?,
         // A fresh seat outlasts the room's first confirmation of it.
         seat_hold: room.seat_hold * 2,
+        ping_every: secs("ping", args.ping_secs)?,
+        idle_timeout: secs("idle timeout", args.idle_timeout_secs)?,
         ..GatewayConfig::default()
     };
+    // A client that answers every ping must never look idle.
+    anyhow::ensure!(gateway.idle_timeout > gateway.ping_every, "the idle timeout must exceed the ping interval");
     let grace = secs("shutdown grace", args.shutdown_grace_secs)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;

@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::{Encoder, TextEncoder};
+use snakepit_room_worker::frame::MAX_WELCOME_LEN;
 use snakepit_shared::Backend;
 use snakepit_shared::protocol::MAX_CLIENT_FRAME;
 
@@ -20,8 +21,12 @@ use crate::web;
 const READ_BUFFER: usize = 1024;
 /// Bytes gathered before a write goes to the socket.
 const WRITE_BUFFER: usize = 16 * 1024;
-/// Bytes a connection may hold unsent before writes fail.
-const MAX_WRITE_BUFFER: usize = 256 * 1024;
+/// Bytes a connection may hold unsent before writes fail: what is gathered
+/// plus the largest frame of any valid game settings (a `world` of the
+/// largest field, every cell filled), so that every room's world can be
+/// sent. From the largest settings rather than this gateway's own flags: in
+/// a cluster, the workers' flags decide the field.
+const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + MAX_WELCOME_LEN + 1024;
 
 pub fn app<B: Backend>(state: AppState<B>) -> Router {
     Router::new()

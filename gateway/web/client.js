@@ -148,12 +148,14 @@
         setConn('disconnected');
         return;
       }
-      if (ev.code === 1008 || ev.code === 1009) {
+      if (ev.code === 1008 || ev.code === 1009 || ev.code === 4009) {
         wanted = false;
         setConn('disconnected');
         setStatus(ev.code === 1008
           ? 'Disconnected by the server: too many messages.'
-          : 'Disconnected by the server: message too big.');
+          : ev.code === 1009
+            ? 'Disconnected by the server: message too big.'
+            : 'This game was resumed elsewhere (another tab?).');
         return;
       }
       // 1001 (gateway shutting down), 4008 (we read too slowly) and any

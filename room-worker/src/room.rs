@@ -33,6 +33,9 @@ use crate::snapshot::{MemberSnapshot, RoomSnapshot};
 
 /// Most members (players and spectators) a room keeps.
 const MAX_MEMBERS: usize = 1000;
+/// Superseded connections a room remembers; past this it forgets them all
+/// (they are closed within moments of being superseded anyway).
+const MAX_SUPERSEDED: usize = 4 * MAX_MEMBERS;
 /// Longest a taken-over room waits for its players to be resynchronised.
 const HOLD_AFTER_TAKEOVER: Duration = Duration::from_secs(1);
 
@@ -84,6 +87,9 @@ struct Member {
     disconnected_at: Option<Instant>,
     /// Last input or presence from the member's gateway.
     seen: Instant,
+    /// `conn` entered this room instance; false for a member restored from
+    /// a snapshot until its connection enters again.
+    confirmed: bool,
 }
 
 enum Internal {
@@ -120,6 +126,9 @@ pub struct Room<B> {
     /// or until this instant: nobody's snake moves unseen.
     hold_until: Option<Instant>,
     awaiting: std::collections::HashSet<PlayerId>,
+    /// Connections replaced by a newer one of the same player: an enter
+    /// from one of them is answered with `Superseded` again, never let in.
+    superseded: HashMap<ConnId, PlayerId>,
 }
 
 impl<B: Backend> Room<B> {
@@ -146,7 +155,9 @@ impl<B: Backend> Room<B> {
                     .into_iter()
                     .map(|m| {
                         let disconnected_at = m.disconnected.then_some(now);
-                        (m.player, Member { conn: m.conn, player: m.is_player, disconnected_at, seen: now })
+                        let member =
+                            Member { conn: m.conn, player: m.is_player, disconnected_at, seen: now, confirmed: false };
+                        (m.player, member)
                     })
                     .collect();
                 (s.game, members)
@@ -173,6 +184,7 @@ impl<B: Backend> Room<B> {
             alive_reported: 0,
             hold_until: None,
             awaiting: Default::default(),
+            superseded: HashMap::new(),
         };
         if restored {
             room.hold_until = Some(Instant::now() + HOLD_AFTER_TAKEOVER);
@@ -315,7 +327,7 @@ impl<B: Backend> Room<B> {
             m.seen = Instant::now();
         }
         match kind {
-            InputKind::Enter { name } => self.enter(player, conn, name),
+            InputKind::Enter { name, resync } => self.enter(player, conn, name, resync),
             InputKind::Join if self.current(player, conn) => {
                 let is_player = self.members.get(&player).is_some_and(|m| m.player);
                 if !is_player {
@@ -348,13 +360,31 @@ impl<B: Backend> Room<B> {
         }
     }
 
-    fn enter(&mut self, player: PlayerId, conn: ConnId, name: Option<String>) {
+    fn enter(&mut self, player: PlayerId, conn: ConnId, name: Option<String>, resync: bool) {
+        if self.superseded.contains_key(&conn) {
+            // A resync or a late retry of a replaced connection.
+            self.supersede(player, conn);
+            return;
+        }
+        match self.members.get(&player) {
+            // A connection that had its world entering again does not take
+            // the member back from a newer one that entered here since.
+            Some(m) if m.conn != conn && resync && m.confirmed => {
+                self.supersede(player, conn);
+                return;
+            }
+            // A new connection of the player (a resume, a second tab): the
+            // older one is shut out, so that only one steers.
+            Some(m) if m.conn != conn => self.supersede(player, m.conn),
+            _ => {}
+        }
         self.awaiting.remove(&player);
         let full = self.members.len() >= MAX_MEMBERS;
         match self.members.get_mut(&player) {
             Some(m) => {
                 // Back within the grace period, or a repeated enter.
                 m.conn = conn;
+                m.confirmed = true;
                 m.disconnected_at = None;
                 if let (false, Some(name)) = (m.player, name) {
                     m.player = true;
@@ -372,12 +402,24 @@ impl<B: Backend> Room<B> {
                     self.game.add_player(player, clamp_name(name));
                     self.metrics.players.inc();
                 }
-                self.members
-                    .insert(player, Member { conn, player: is_player, disconnected_at: None, seen: Instant::now() });
+                let member =
+                    Member { conn, player: is_player, disconnected_at: None, seen: Instant::now(), confirmed: true };
+                self.members.insert(player, member);
             }
         }
         self.empty_since = None;
         self.publish(FrameKind::Welcome(player), encode_welcome(&self.game));
+    }
+
+    /// Remembers `conn` of `player` as replaced and tells its gateway, which
+    /// closes it.
+    fn supersede(&mut self, player: PlayerId, conn: ConnId) {
+        if self.superseded.len() >= MAX_SUPERSEDED {
+            self.superseded.clear();
+        }
+        self.superseded.insert(conn, player);
+        debug!(room = %self.id, %player, "connection superseded");
+        self.publish(FrameKind::Superseded { player, conn }, Bytes::new());
     }
 
     /// Whether a taken-over room still waits for its players' worlds.
@@ -403,6 +445,7 @@ impl<B: Backend> Room<B> {
     /// Removes a member; a player's seat comes free at once (should that
     /// be lost, it expires once the room no longer confirms it).
     fn remove(&mut self, player: PlayerId) {
+        self.superseded.retain(|_, p| *p != player);
         if let Some(m) = self.members.remove(&player) {
             if m.player {
                 self.metrics.players.dec();

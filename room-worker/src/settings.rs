@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 /// Colours 1..=6 are players' and digits'; 0 is text, stones and the dead.
 pub const COLOURS: u8 = 6;
 
+/// The largest settings `validate` accepts: they bound the largest frame a
+/// room can send (see `frame::MAX_WELCOME_LEN`).
+pub const MAX_SIDE: u16 = 200;
+pub const MAX_PLAYERS: u16 = 100;
+pub const MAX_TOP_SCORES: usize = 100;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GameSettings {
     /// World steps per second.
@@ -69,10 +75,10 @@ impl GameSettings {
         if !(0.1..=100.0).contains(&self.tick_rate) {
             return Err(SettingsError::TickRate);
         }
-        if !(10..=200).contains(&self.width) || !(10..=200).contains(&self.height) {
+        if !(10..=MAX_SIDE).contains(&self.width) || !(10..=MAX_SIDE).contains(&self.height) {
             return Err(SettingsError::Field);
         }
-        if !(1..=100).contains(&self.max_players) {
+        if !(1..=MAX_PLAYERS).contains(&self.max_players) {
             return Err(SettingsError::MaxPlayers);
         }
         if self.initial_length == 0 || self.initial_length >= self.width.min(self.height) / 2 {
@@ -85,7 +91,7 @@ impl GameSettings {
         if self.digit_min == 0 || self.digit_min > self.digit_max || self.digit_max > 9 {
             return Err(SettingsError::Digits);
         }
-        if !(1..=100).contains(&self.top_scores) {
+        if !(1..=MAX_TOP_SCORES).contains(&self.top_scores) {
             return Err(SettingsError::TopScores);
         }
         Ok(())

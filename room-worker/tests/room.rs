@@ -48,7 +48,7 @@ async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
     let mut out = backend.subscribe_output(&room).await.unwrap();
     tokio::spawn(r.run(RoomControl::default()));
     let (player, conn) = (PlayerId::random(), ConnId::random());
-    for kind in [InputKind::Enter { name: Some("ann".into()) }, InputKind::Join] {
+    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
         backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
     }
     let first = frames_within(&mut out, Duration::from_millis(10_500)).await;
@@ -88,7 +88,10 @@ async fn changes_not_saved_are_saved_once_the_lease_is_back() {
     backend.release_lease(&lease).await.unwrap();
     let (player, conn) = (PlayerId::random(), ConnId::random());
     backend
-        .publish_input(&room, RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()) } })
+        .publish_input(
+            &room,
+            RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync: false } },
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -38,7 +38,7 @@ pub async fn pubsub_delivers_in_order_per_room<B: Backend>(b: B) {
     let player = PlayerId::random();
     let conn = ConnId::random();
     let inputs = [
-        InputKind::Enter { name: Some("ann".into()) },
+        InputKind::Enter { name: Some("ann".into()), resync: false },
         InputKind::Turn(Direction::Up),
         InputKind::Join,
         InputKind::Disconnect,

@@ -34,8 +34,16 @@ pub enum InputKind {
     /// The connection enters the room; `name` is `None` for a spectator.
     /// Idempotent: the gateway repeats it until the welcome arrives. A player
     /// who is still in the room (within the grace period) gets its snake back.
+    ///
+    /// A new connection of a member (a resume, a second tab) takes the
+    /// member over, and the room tells the older one it is
+    /// [`FrameKind::Superseded`]. `resync` marks an enter again of a
+    /// connection that had its world already (after a gap or a new owner):
+    /// that one never takes a member back from a newer connection.
     Enter {
         name: Option<String>,
+        #[serde(default)]
+        resync: bool,
     },
     Join,
     Turn(Direction),
@@ -65,6 +73,10 @@ pub enum FrameKind {
     Welcome(PlayerId),
     /// Anything else for one member (an error).
     Direct(PlayerId),
+    /// The player's connection `conn` was replaced by a newer one: that
+    /// connection closes (4009) without leaving the room, which the newer
+    /// connection now holds. The payload is empty.
+    Superseded { player: PlayerId, conn: ConnId },
 }
 
 /// Room -> gateways: one client frame (a JSON array of commands).

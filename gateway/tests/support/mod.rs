@@ -123,6 +123,17 @@ impl Client {
         Self { ws, view: View::default() }
     }
 
+    /// A client whose socket holds little unread data (SO_RCVBUF), so that
+    /// a client that stops reading backs up to the gateway soon.
+    pub async fn connect_small(addr: SocketAddr, recv_buffer: u32) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(recv_buffer).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let url = format!("ws://{addr}/connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
+        Self { ws, view: View::default() }
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.ws.send(Message::text(v.to_string())).await.unwrap();
     }

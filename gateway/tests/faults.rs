@@ -1,0 +1,413 @@
+//! Faults over real sockets: a bus that drops a publish, clients that stop
+//! reading or answering, a resume while the old connection is still open,
+//! the largest field the settings accept. Each test stands for a defect that
+//! once let a connection hang, die silently or lose its snake.
+
+// Helpers below are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prometheus::Registry;
+use serde_json::json;
+use snakepit_gateway::{AppState, GatewayConfig};
+use snakepit_room_worker::{GameSettings, Host, HostConfig, WorkerMetrics};
+use snakepit_shared::{
+    Bus, BusError, InputKind, Lease, LeaseState, MemoryBackend, Notice, OutFrame, Ownership, PlayerId, RoomId,
+    RoomInfo, RoomInput, ScoreEntry, Seat, Session, SnapshotWrite, Store, Subscription,
+};
+use support::cluster::Cluster;
+use support::{Client, Server};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The in-memory backend, except that the first `fail_enters` publishes of
+/// an `enter` fail, as a publish does while Redis is briefly unreachable.
+#[derive(Clone)]
+struct FlakyBackend {
+    inner: MemoryBackend,
+    fail_enters: Arc<AtomicUsize>,
+}
+
+impl Bus for FlakyBackend {
+    async fn publish_input(&self, room: &RoomId, input: RoomInput) -> Result<usize, BusError> {
+        let failing = matches!(input.kind, InputKind::Enter { .. })
+            && self.fail_enters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if failing {
+            return Err(BusError::Unavailable("injected".into()));
+        }
+        self.inner.publish_input(room, input).await
+    }
+    async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
+        self.inner.subscribe_input(room).await
+    }
+    async fn publish_output(&self, room: &RoomId, frame: OutFrame) -> Result<usize, BusError> {
+        self.inner.publish_output(room, frame).await
+    }
+    async fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> Result<(), BusError> {
+        self.inner.publish_outputs(frames).await
+    }
+    async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
+        self.inner.subscribe_output(room).await
+    }
+    async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {
+        self.inner.publish_notice(notice).await
+    }
+    async fn subscribe_notices(&self) -> Result<Subscription<Notice>, BusError> {
+        self.inner.subscribe_notices().await
+    }
+}
+
+impl Store for FlakyBackend {
+    async fn take_seat(
+        &self,
+        room: Option<&RoomId>,
+        player: PlayerId,
+        capacity: u16,
+        hold: Duration,
+    ) -> Result<Seat, BusError> {
+        self.inner.take_seat(room, player, capacity, hold).await
+    }
+    async fn release_seat(&self, room: &RoomId, player: PlayerId) -> Result<(), BusError> {
+        self.inner.release_seat(room, player).await
+    }
+    async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
+        self.inner.confirm_seats(room, players, hold).await
+    }
+    async fn rooms(&self, limit: usize) -> Result<Vec<RoomInfo>, BusError> {
+        self.inner.rooms(limit).await
+    }
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, BusError> {
+        self.inner.room(room).await
+    }
+    async fn ensure_room(&self, room: &RoomId, capacity: u16) -> Result<(), BusError> {
+        self.inner.ensure_room(room, capacity).await
+    }
+    async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
+        self.inner.retire_room_if_empty(room).await
+    }
+    async fn put_session(&self, token: &str, session: &Session, ttl: Duration) -> Result<(), BusError> {
+        self.inner.put_session(token, session, ttl).await
+    }
+    async fn session(&self, token: &str) -> Result<Option<Session>, BusError> {
+        self.inner.session(token).await
+    }
+    async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
+        self.inner.submit_score(entry).await
+    }
+    async fn top_scores(&self, n: usize) -> Result<Vec<ScoreEntry>, BusError> {
+        self.inner.top_scores(n).await
+    }
+    async fn ping(&self) -> Result<(), BusError> {
+        self.inner.ping().await
+    }
+}
+
+impl Ownership for FlakyBackend {
+    async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<(), BusError> {
+        self.inner.heartbeat(worker, ttl).await
+    }
+    async fn withdraw(&self, worker: &str) -> Result<(), BusError> {
+        self.inner.withdraw(worker).await
+    }
+    async fn live_workers(&self) -> Result<Vec<String>, BusError> {
+        self.inner.live_workers().await
+    }
+    async fn acquire_lease(
+        &self,
+        room: &RoomId,
+        worker: &str,
+        ttl: Duration,
+        min_epoch: u64,
+    ) -> Result<Option<Lease>, BusError> {
+        self.inner.acquire_lease(room, worker, ttl, min_epoch).await
+    }
+    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<LeaseState>, BusError> {
+        self.inner.renew_leases(leases, ttl).await
+    }
+    async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
+        self.inner.release_lease(lease).await
+    }
+    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
+        self.inner.save_snapshot(lease, data).await
+    }
+    async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
+        self.inner.load_snapshot(room).await
+    }
+    async fn drop_room(&self, lease: &Lease) -> Result<bool, BusError> {
+        self.inner.drop_room(lease).await
+    }
+    async fn lease_holders(&self, rooms: &[RoomId]) -> Result<Vec<Option<String>>, BusError> {
+        self.inner.lease_holders(rooms).await
+    }
+}
+
+/// A gateway over `FlakyBackend` with rooms in-process (as standalone, but
+/// with the backend in the test's hands); its address.
+async fn flaky_gateway(fail_enters: usize, stop: &CancellationToken) -> std::net::SocketAddr {
+    let inner = MemoryBackend::new();
+    let backend = FlakyBackend { inner: inner.clone(), fail_enters: Arc::new(AtomicUsize::new(fail_enters)) };
+    let registry = Registry::new();
+    let host_config = HostConfig {
+        worker_id: "w".into(),
+        room: support::config(support::settings()).room,
+        round_every: Duration::from_millis(200),
+        lease_ttl: Duration::from_secs(5),
+    };
+    let host = Host::new(inner, host_config, WorkerMetrics::register(&registry, "w").unwrap());
+    tokio::spawn(host.run(stop.clone()));
+    let state = AppState::new(backend, GatewayConfig::default(), registry).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = stop.clone();
+    tokio::spawn(async move { snakepit_gateway::run(listener, state, shutdown, Duration::from_secs(1)).await });
+    addr
+}
+
+#[tokio::test]
+async fn an_enter_whose_publish_failed_is_repeated_until_the_world_arrives() {
+    let stop = CancellationToken::new();
+    let addr = flaky_gateway(1, &stop).await;
+    let mut c = Client::connect(addr).await;
+    // The first enter is lost on the bus; the retry brings the world.
+    let (id, room, _) = c.new_player("ann", Some("flaky")).await;
+    assert_eq!(room, "flaky");
+    c.join(&id).await;
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_too_slow_to_read_gets_the_4008_close_frame() {
+    // A large world that a small socket cannot take in at once, and a short
+    // queue behind it.
+    let mut config = support::config(GameSettings { width: 100, height: 60, ..support::settings() });
+    config.gateway.send_queue = 4;
+    config.gateway.tcp_send_buffer = 4096;
+    let server = Server::start_with(config).await;
+    let mut driver = server.client().await;
+    let (d_id, _, _) = driver.new_player("drv", Some("slow")).await;
+    driver.join(&d_id).await;
+    let mut slow = Client::connect_small(server.addr, 4096).await;
+    slow.send(json!(["new_player", "slow", "slow"])).await;
+    // The slow client reads nothing while the room ticks on; its queue
+    // fills while the gateway waits on its socket, and it is kicked.
+    for _ in 0..30 {
+        driver.steer_tick(&d_id).await;
+    }
+    // Reading at last, it gets what was on the way, then the reason.
+    assert_eq!(slow.closed().await, Some(4008));
+}
+
+/// A standalone gateway that pings every 200 ms and closes a client silent
+/// for 600 ms.
+async fn pinging_server() -> Server {
+    let mut config = support::config(support::settings());
+    config.gateway.ping_every = Duration::from_millis(200);
+    config.gateway.idle_timeout = Duration::from_millis(600);
+    Server::start_with(config).await
+}
+
+/// Players of the standalone gateway's rooms, from its metrics.
+async fn room_players(server: &Server) -> f64 {
+    let (_, body) = server.get("/metrics").await;
+    body.lines()
+        .filter(|l| l.starts_with("snakepit_room_players"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_nothing_is_closed_and_leaves_its_room() {
+    let server = pinging_server().await;
+    // A player in an idle room (nobody alive, so no frames), whose client
+    // then goes dark: it is never polled again, so it answers no ping.
+    let mut dark = server.client().await;
+    dark.new_player("dark", Some("quiet")).await;
+    assert_eq!(room_players(&server).await, 1.0);
+    support::cluster::wait_until(Duration::from_secs(5), || async { room_players(&server).await == 0.0 }).await;
+    // Its seat is free again.
+    let mut other = server.client().await;
+    other.send(json!(["rooms"])).await;
+    let rooms = other.until("rooms").await;
+    let quiet = rooms[1].as_array().unwrap().iter().find(|r| r[0] == "quiet").cloned();
+    assert!(quiet.is_none_or(|r| r[1] == 0), "seat still taken: {rooms}");
+    drop(dark);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_pings_stays_connected() {
+    let server = pinging_server().await;
+    let mut c = server.client().await;
+    c.new_player("awake", Some("quiet")).await;
+    // Only reading (which answers the pings) for several idle timeouts: no
+    // frame comes in an idle room, and no close.
+    let read = tokio::time::timeout(Duration::from_secs(3), c.next()).await;
+    assert!(read.is_err(), "something arrived in an idle room");
+    c.send(json!(["ping"])).await;
+    c.until("pong").await;
+    assert_eq!(room_players(&server).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_field_the_settings_accept_can_be_played() {
+    use snakepit_room_worker::settings::{MAX_PLAYERS, MAX_SIDE, MAX_TOP_SCORES};
+    let settings = GameSettings {
+        width: MAX_SIDE,
+        height: MAX_SIDE,
+        max_players: MAX_PLAYERS,
+        top_scores: MAX_TOP_SCORES,
+        ..support::settings()
+    };
+    assert_eq!(settings.validate(), Ok(()));
+    let server = Server::start_with(support::config(settings)).await;
+    let mut c = server.client().await;
+    // The handshake, then the whole world (360 KB even empty).
+    let (id, _, _) = c.new_player("wide", Some("wide")).await;
+    assert_eq!((c.view.grid.len(), c.view.grid[0].len()), (usize::from(MAX_SIDE), usize::from(MAX_SIDE)));
+    c.join(&id).await;
+    assert!(c.turns(&id).await, "the snake is steered");
+    // A second client entering later gets the world with the snake in it.
+    let mut d = server.client().await;
+    d.new_player("late", Some("wide")).await;
+    assert!(d.view.head(&id).is_some());
+}
+
+/// Seats taken in `room`, as the room list tells `client`.
+async fn seats(client: &mut Client, room: &str) -> u64 {
+    client.send(json!(["rooms"])).await;
+    let rooms = client.until("rooms").await;
+    let entry = rooms[1].as_array().unwrap().iter().find(|r| r[0] == room).cloned();
+    entry.map_or(0, |r| r[1].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_the_same_gateway_closes_the_older_connection() {
+    let server = Server::start().await;
+    let mut a = server.client().await;
+    let (a_id, _, token) = a.new_player("ann", Some("twice")).await;
+    a.join(&a_id).await;
+    a.head_for_open_space(&a_id).await;
+    // A second tab resumes while the first is still open.
+    let mut b = server.client().await;
+    b.send(json!(["resume", token])).await;
+    assert_eq!(b.until("handshake").await[2], a_id.as_str());
+    b.until("world").await;
+    let closed = tokio::time::timeout(support::WAIT, a.closed()).await.expect("the older connection was closed");
+    assert_eq!(closed, Some(4009));
+    // The snake is the newer connection's, and one seat is taken.
+    b.head_for_open_space(&a_id).await;
+    assert!(b.turns(&a_id).await, "steered by the new connection");
+    assert_eq!(seats(&mut b, "twice").await, 1);
+    assert_eq!(room_players(&server).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_another_gateway_closes_the_older_connection_and_keeps_the_snake_over_resyncs() {
+    let mut c = Cluster::start(2, 2).await;
+    let mut a = c.client(0).await;
+    let (a_id, room, token) = a.new_player("ann", Some("tabs")).await;
+    a.join(&a_id).await;
+    a.head_for_open_space(&a_id).await;
+    let mut b = c.client(1).await;
+    b.send(json!(["resume", token])).await;
+    assert_eq!(b.until("handshake").await[2], a_id.as_str());
+    b.until("world").await;
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), a.closed()).await.expect("the older connection was closed");
+    assert_eq!(closed, Some(4009));
+    b.head_for_open_space(&a_id).await;
+    assert!(b.turns(&a_id).await, "steered through the other gateway");
+    // Twice the room's owner dies: each time the newer connection enters
+    // the new owner's room again, and the snake stays its own.
+    for round in 0..2 {
+        // Long enough for a snapshot with the newer connection in it.
+        for _ in 0..20 {
+            b.steer_tick(&a_id).await;
+        }
+        let owner = c.owner(&room).await;
+        c.workers[owner].kill().await;
+        assert!(b.next_world(Duration::from_secs(20)).await, "no fresh world after failover {round}");
+        assert!(b.view.head(&a_id).is_some(), "the snake survived failover {round}");
+        b.head_for_open_space(&a_id).await;
+        assert!(b.turns(&a_id).await, "steered after failover {round}");
+        if round == 0 {
+            c.add_worker("w3").await;
+        }
+    }
+    let w = &c.workers[2];
+    assert_eq!(w.metric("snakepit_room_players").await, 1.0);
+}
+
+/// The room's side of a takeover, on the bus: an older connection that
+/// enters again (a resync, a late retry) is told it is superseded and does
+/// not take the member back; the newer one keeps steering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_connection_entering_again_is_shut_out() {
+    use snakepit_shared::{ConnId, FrameKind, PlayerId};
+    let backend = MemoryBackend::new();
+    let stop = CancellationToken::new();
+    let registry = Registry::new();
+    let host_config = HostConfig {
+        worker_id: "w".into(),
+        room: support::config(support::settings()).room,
+        round_every: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(5),
+    };
+    let host = Host::new(backend.clone(), host_config, WorkerMetrics::register(&registry, "w").unwrap());
+    tokio::spawn(host.run(stop.clone()));
+    let (player, c1, c2) = (PlayerId::random(), ConnId::random(), ConnId::random());
+    let bus_room = RoomId::parse("bus").unwrap();
+    let Seat::Taken { room, .. } = backend.take_seat(Some(&bus_room), player, 10, support::WAIT).await.unwrap() else {
+        panic!("no seat");
+    };
+    backend.publish_notice(Notice::RoomCreated(room.clone())).await.unwrap();
+    let mut out = backend.subscribe_output(&room).await.unwrap();
+    let enter = |conn, resync| RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync } };
+    // The first enter also waits for the room to listen.
+    support::cluster::wait_until(support::WAIT, || {
+        let (backend, room, input) = (backend.clone(), room.clone(), enter(c1, false));
+        async move { backend.publish_input(&room, input).await.unwrap() > 0 }
+    })
+    .await;
+    // Frames other than ticks, in order.
+    let mut next = async || loop {
+        let f = tokio::time::timeout(support::WAIT, out.recv()).await.unwrap().unwrap();
+        if f.kind != FrameKind::Tick {
+            return f.kind;
+        }
+    };
+    assert_eq!(next().await, FrameKind::Welcome(player));
+    // A resume: c2 takes over, c1 is told.
+    backend.publish_input(&room, enter(c2, false)).await.unwrap();
+    assert_eq!(next().await, FrameKind::Superseded { player, conn: c1 });
+    assert_eq!(next().await, FrameKind::Welcome(player));
+    // c1 enters again, as after a resync and as a late retry: shut out.
+    for resync in [true, false] {
+        backend.publish_input(&room, enter(c1, resync)).await.unwrap();
+        assert_eq!(next().await, FrameKind::Superseded { player, conn: c1 });
+    }
+    // The member is still c2's: c1's join is ignored, c2's starts the game.
+    let join = |conn| RoomInput { player, conn, kind: InputKind::Join };
+    let mut born = async |limit| {
+        tokio::time::timeout(limit, async {
+            loop {
+                let f = out.recv().await.unwrap();
+                if std::str::from_utf8(&f.payload).unwrap().contains("p_joined") {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    };
+    backend.publish_input(&room, join(c1)).await.unwrap();
+    assert!(!born(Duration::from_millis(500)).await, "the superseded connection's join was taken");
+    backend.publish_input(&room, join(c2)).await.unwrap();
+    assert!(born(support::WAIT).await, "the newer connection's join was ignored");
+    stop.cancel();
+}
