@@ -14,11 +14,14 @@ async fn two_players_in_one_room_see_each_others_moves_frame_by_frame() {
     let (b_id, room_b, _) = b.new_player("bob", Some("duo")).await;
     assert_eq!(room, "duo");
     assert_eq!(room_b, "duo");
-    a.join(&a_id).await;
+    // Bob first, so that ann's snake is the fresh one (nobody steers it
+    // while the other joins) and both are steered from then on.
     b.join(&b_id).await;
+    a.join(&a_id).await;
 
     // Each sees the other's snake.
     for _ in 0..10 {
+        a.steer_tick(&a_id).await;
         b.steer_tick(&b_id).await;
         if b.view.head(&a_id).is_some() {
             break;

@@ -265,6 +265,14 @@ impl<B: Backend> Room<B> {
         if self.holding(started) {
             return;
         }
+        let payload = self.step();
+        self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
+        self.publish(FrameKind::Tick, payload);
+    }
+
+    /// One step of the game as its tick frame; a game that ended saves its
+    /// top scores.
+    fn step(&mut self) -> Bytes {
         self.game.step();
         let payload = encode_tick(&mut self.writer, &self.game);
         self.dirty = true;
@@ -273,8 +281,7 @@ impl<B: Backend> Room<B> {
         }
         self.game.clear_events();
         self.sync_alive_metric();
-        self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
-        self.publish(FrameKind::Tick, payload);
+        payload
     }
 
     /// Publishes what happened outside a tick once the game has stopped: a
@@ -285,14 +292,7 @@ impl<B: Backend> Room<B> {
         if self.game.is_running() || self.game.events().is_empty() {
             return;
         }
-        self.game.step();
-        let payload = encode_tick(&mut self.writer, &self.game);
-        self.dirty = true;
-        if self.game.just_ended() {
-            self.save_top_scores();
-        }
-        self.game.clear_events();
-        self.sync_alive_metric();
+        let payload = self.step();
         self.publish(FrameKind::Tick, payload);
     }
 
