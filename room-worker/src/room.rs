@@ -344,10 +344,13 @@ impl<B: Backend> Room<B> {
                         m.disconnected_at = Some(Instant::now());
                     }
                 } else {
-                    self.remove(player);
+                    self.remove(player, true);
                 }
             }
-            InputKind::Leave if self.current(player, conn) => self.remove(player),
+            // The gateway gives the seat back itself, and may already have
+            // taken a new one in this room for the same player (spectate,
+            // then enter): the room must not free that one.
+            InputKind::Leave if self.current(player, conn) => self.remove(player, false),
             InputKind::Presence(members) => {
                 let now = Instant::now();
                 for (player, conn) in members {
@@ -442,13 +445,15 @@ impl<B: Backend> Room<B> {
         self.alive_reported = alive;
     }
 
-    /// Removes a member; a player's seat comes free at once (should that
-    /// be lost, it expires once the room no longer confirms it).
-    fn remove(&mut self, player: PlayerId) {
+    /// Removes a member; with `release`, a player's seat comes free at once
+    /// (should that be lost, it expires once the room no longer confirms it).
+    fn remove(&mut self, player: PlayerId, release: bool) {
         self.superseded.retain(|_, p| *p != player);
         if let Some(m) = self.members.remove(&player) {
             if m.player {
                 self.metrics.players.dec();
+            }
+            if m.player && release {
                 let (backend, room) = (self.backend.clone(), self.id.clone());
                 tokio::spawn(async move {
                     if let Err(e) = backend.release_seat(&room, player).await {
@@ -483,7 +488,7 @@ impl<B: Backend> Room<B> {
             .collect();
         for player in expired {
             debug!(room = %self.id, %player, "grace period over");
-            self.remove(player);
+            self.remove(player, true);
         }
     }
 
