@@ -433,14 +433,11 @@ impl<B: Backend> Connection<B> {
     }
 
     async fn enter_as_player(&mut self, room: RoomId) -> Result<(), Refusal> {
-        if self.identity.is_none() {
-            return Err(state("Send new_player first"));
-        }
+        let Some(player) = self.identity.as_ref().map(|i| i.id) else { return Err(state("Send new_player first")) };
         if self.place.as_ref().is_some_and(|p| p.room == room && p.as_player) {
             self.send_handshake(&room);
             return Ok(());
         }
-        let Some(player) = self.identity.as_ref().map(|i| i.id) else { return Err(state("Send new_player first")) };
         let room = self.take_seat(Some(&room), player).await?;
         self.move_in(room, true).await
     }

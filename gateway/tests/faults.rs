@@ -12,146 +12,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use prometheus::Registry;
 use serde_json::json;
 use snakepit_gateway::{AppState, GatewayConfig};
 use snakepit_room_worker::{GameSettings, Host, HostConfig, WorkerMetrics};
-use snakepit_shared::{
-    Bus, BusError, InputKind, Lease, LeaseState, MemoryBackend, Notice, OutFrame, Ownership, PlayerId, RoomId,
-    RoomInfo, RoomInput, ScoreEntry, Seat, Session, SnapshotWrite, Store, Subscription,
-};
+use snakepit_shared::intercept::{Call, Hook, Intercepted};
+use snakepit_shared::{Bus, BusError, InputKind, MemoryBackend, Notice, RoomId, RoomInput, Seat, Store};
 use support::cluster::Cluster;
 use support::{Client, Server};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The in-memory backend, except that the first `fail_enters` publishes of
-/// an `enter` fail, as a publish does while Redis is briefly unreachable.
+/// Fails the first `n` publishes of an `enter`, as a publish does while
+/// Redis is briefly unreachable; everything else reaches the real backend.
 #[derive(Clone)]
-struct FlakyBackend {
-    inner: MemoryBackend,
-    fail_enters: Arc<AtomicUsize>,
-}
+struct FailEnters(Arc<AtomicUsize>);
 
-impl Bus for FlakyBackend {
-    async fn publish_input(&self, room: &RoomId, input: RoomInput) -> Result<usize, BusError> {
-        let failing = matches!(input.kind, InputKind::Enter { .. })
-            && self.fail_enters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if failing {
-            return Err(BusError::Unavailable("injected".into()));
-        }
-        self.inner.publish_input(room, input).await
-    }
-    async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
-        self.inner.subscribe_input(room).await
-    }
-    async fn publish_output(&self, room: &RoomId, frame: OutFrame) -> Result<usize, BusError> {
-        self.inner.publish_output(room, frame).await
-    }
-    async fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> Result<(), BusError> {
-        self.inner.publish_outputs(frames).await
-    }
-    async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
-        self.inner.subscribe_output(room).await
-    }
-    async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {
-        self.inner.publish_notice(notice).await
-    }
-    async fn subscribe_notices(&self) -> Result<Subscription<Notice>, BusError> {
-        self.inner.subscribe_notices().await
+impl Hook for FailEnters {
+    fn before(&self, call: Call<'_>) -> impl std::future::Future<Output = Result<(), BusError>> + Send {
+        let enter = matches!(call, Call::PublishInput(RoomInput { kind: InputKind::Enter { .. }, .. }));
+        let failing = enter && self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        std::future::ready(if failing { Err(BusError::Unavailable("injected".into())) } else { Ok(()) })
     }
 }
 
-impl Store for FlakyBackend {
-    async fn take_seat(
-        &self,
-        room: Option<&RoomId>,
-        player: PlayerId,
-        capacity: u16,
-        hold: Duration,
-    ) -> Result<Seat, BusError> {
-        self.inner.take_seat(room, player, capacity, hold).await
-    }
-    async fn release_seat(&self, room: &RoomId, player: PlayerId) -> Result<(), BusError> {
-        self.inner.release_seat(room, player).await
-    }
-    async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
-        self.inner.confirm_seats(room, players, hold).await
-    }
-    async fn rooms(&self, limit: usize) -> Result<Vec<RoomInfo>, BusError> {
-        self.inner.rooms(limit).await
-    }
-    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, BusError> {
-        self.inner.room(room).await
-    }
-    async fn ensure_room(&self, room: &RoomId, capacity: u16) -> Result<(), BusError> {
-        self.inner.ensure_room(room, capacity).await
-    }
-    async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
-        self.inner.retire_room_if_empty(room).await
-    }
-    async fn put_session(&self, token: &str, session: &Session, ttl: Duration) -> Result<(), BusError> {
-        self.inner.put_session(token, session, ttl).await
-    }
-    async fn session(&self, token: &str) -> Result<Option<Session>, BusError> {
-        self.inner.session(token).await
-    }
-    async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
-        self.inner.submit_score(entry).await
-    }
-    async fn top_scores(&self, n: usize) -> Result<Vec<ScoreEntry>, BusError> {
-        self.inner.top_scores(n).await
-    }
-    async fn ping(&self) -> Result<(), BusError> {
-        self.inner.ping().await
-    }
-}
-
-impl Ownership for FlakyBackend {
-    async fn heartbeat(&self, worker: &str, ttl: Duration) -> Result<(), BusError> {
-        self.inner.heartbeat(worker, ttl).await
-    }
-    async fn withdraw(&self, worker: &str) -> Result<(), BusError> {
-        self.inner.withdraw(worker).await
-    }
-    async fn live_workers(&self) -> Result<Vec<String>, BusError> {
-        self.inner.live_workers().await
-    }
-    async fn acquire_lease(
-        &self,
-        room: &RoomId,
-        worker: &str,
-        ttl: Duration,
-        min_epoch: u64,
-    ) -> Result<Option<Lease>, BusError> {
-        self.inner.acquire_lease(room, worker, ttl, min_epoch).await
-    }
-    async fn renew_leases(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<LeaseState>, BusError> {
-        self.inner.renew_leases(leases, ttl).await
-    }
-    async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
-        self.inner.release_lease(lease).await
-    }
-    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
-        self.inner.save_snapshot(lease, data).await
-    }
-    async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
-        self.inner.load_snapshot(room).await
-    }
-    async fn drop_room(&self, lease: &Lease) -> Result<bool, BusError> {
-        self.inner.drop_room(lease).await
-    }
-    async fn lease_holders(&self, rooms: &[RoomId]) -> Result<Vec<Option<String>>, BusError> {
-        self.inner.lease_holders(rooms).await
-    }
-}
-
-/// A gateway over `FlakyBackend` with rooms in-process (as standalone, but
+/// A gateway over the in-memory backend whose first enters fail with rooms in-process (as standalone, but
 /// with the backend in the test's hands); its address.
 async fn flaky_gateway(fail_enters: usize, stop: &CancellationToken) -> std::net::SocketAddr {
     let inner = MemoryBackend::new();
-    let backend = FlakyBackend { inner: inner.clone(), fail_enters: Arc::new(AtomicUsize::new(fail_enters)) };
+    let backend = Intercepted::new(inner.clone(), FailEnters(Arc::new(AtomicUsize::new(fail_enters))));
     let registry = Registry::new();
     let host_config = HostConfig {
         worker_id: "w".into(),

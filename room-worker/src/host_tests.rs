@@ -16,7 +16,7 @@ use crate::metrics::WorkerMetrics;
 use crate::rendezvous;
 use crate::room::RoomConfig;
 use crate::settings::GameSettings;
-use crate::slow_backend::SlowBackend;
+use crate::slow_backend::slow;
 use crate::snapshot::{MemberSnapshot, RoomSnapshot};
 
 const LEASE_TTL: Duration = Duration::from_secs(3);
@@ -66,7 +66,7 @@ async fn eventually<F: Future<Output = bool>>(limit: Duration, what: &str, mut c
 #[tokio::test(start_paused = true)]
 async fn a_large_failover_never_lets_the_survivors_leases_lapse() {
     let memory = MemoryBackend::new();
-    let backend = SlowBackend::new(memory.clone(), Duration::from_millis(5));
+    let backend = slow(memory.clone(), Duration::from_millis(5));
     let own: Vec<RoomId> = (0..50).map(|i| room(&format!("own-{i}"))).collect();
     for r in &own {
         memory.ensure_room(r, 10).await.unwrap();
@@ -87,7 +87,7 @@ async fn a_large_failover_never_lets_the_survivors_leases_lapse() {
     assert!(holds_all(&memory, "survivor", &own).await);
 
     {
-        let log = backend.log();
+        let log = backend.hook.log();
         assert!(log.renewed_held > 0);
         let lapsed = &log.renewed_not_held;
         assert!(lapsed.is_empty(), "{} leases lapsed, such as {:?}", lapsed.len(), lapsed.first());
@@ -101,7 +101,7 @@ async fn a_large_failover_never_lets_the_survivors_leases_lapse() {
 #[tokio::test(start_paused = true)]
 async fn sticky_rooms_cost_no_acquire_per_round() {
     let memory = MemoryBackend::new();
-    let backend = SlowBackend::new(memory.clone(), Duration::from_millis(1));
+    let backend = slow(memory.clone(), Duration::from_millis(1));
     let workers = ["host".to_string(), "peer".to_string()];
     let ours: Vec<RoomId> =
         (0..200).map(|i| room(&format!("s-{i}"))).filter(|r| rendezvous::owner(r, &workers) == Some("host")).collect();
@@ -121,7 +121,7 @@ async fn sticky_rooms_cost_no_acquire_per_round() {
 
     assert!(holds_all(&memory, "host", free).await);
     assert!(holds_all(&memory, "peer", sticky).await);
-    let acquired = backend.log().acquired.clone();
+    let acquired = backend.hook.log().acquired.clone();
     assert_eq!(acquired.iter().filter(|r| sticky.contains(r)).count(), 0, "acquires of held rooms");
     assert_eq!(acquired.len(), free.len());
     stop.cancel();

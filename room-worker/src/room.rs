@@ -452,14 +452,14 @@ impl<B: Backend> Room<B> {
         if let Some(m) = self.members.remove(&player) {
             if m.player {
                 self.metrics.players.dec();
-            }
-            if m.player && release {
-                let (backend, room) = (self.backend.clone(), self.id.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = backend.release_seat(&room, player).await {
-                        debug!(%room, error = %e, "could not release a seat");
-                    }
-                });
+                if release {
+                    let (backend, room) = (self.backend.clone(), self.id.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = backend.release_seat(&room, player).await {
+                            debug!(%room, error = %e, "could not release a seat");
+                        }
+                    });
+                }
             }
         }
         self.game.remove_player(player);

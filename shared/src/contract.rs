@@ -143,6 +143,18 @@ pub async fn directory_matchmakes_without_overbooking<B: Backend>(b: B) {
     assert_eq!(b.room(&d).await.unwrap().unwrap().players, 1);
 }
 
+/// A player who holds a seat in a full room takes it again (a resume), and
+/// is counted once.
+pub async fn a_players_own_seat_is_never_full<B: Backend>(b: B) {
+    let r = room("c-own");
+    let (ann, bob) = (PlayerId::random(), PlayerId::random());
+    b.take_seat(Some(&r), ann, 2, HOLD).await.unwrap();
+    b.take_seat(Some(&r), bob, 2, HOLD).await.unwrap();
+    assert_eq!(b.take_seat(Some(&r), PlayerId::random(), 2, HOLD).await.unwrap(), Seat::Full);
+    assert_eq!(b.take_seat(Some(&r), ann, 2, HOLD).await.unwrap(), Seat::Taken { room: r.clone(), created: false });
+    assert_eq!(b.room(&r).await.unwrap().unwrap().players, 2);
+}
+
 /// Matchmaking goes by each room's own capacity, not the caller's.
 pub async fn matchmaking_uses_the_rooms_capacity<B: Backend>(b: B) {
     let big = room("c-big");
@@ -340,6 +352,7 @@ macro_rules! backend_contract_tests {
             directory => directory_matchmakes_without_overbooking,
             concurrent_seats => concurrent_seats_never_overbook,
             own_capacity => matchmaking_uses_the_rooms_capacity,
+            own_seat => a_players_own_seat_is_never_full,
             seats_converge => seats_expire_unless_the_room_confirms_them,
             sessions => sessions_expire,
             top_scores => top_scores_keep_the_best_per_name,

@@ -11,6 +11,8 @@ pub mod contract;
 pub mod encode;
 pub mod envelope;
 pub mod ids;
+#[doc(hidden)]
+pub mod intercept;
 pub mod keys;
 pub mod memory;
 pub mod protocol;

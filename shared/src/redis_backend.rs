@@ -150,12 +150,18 @@ return 1
     )
 });
 
-/// Frees expired seats; ARGV the last rank to list.
+/// Frees expired seats; ARGV the last rank to list. Returns {room, seats,
+/// capacity} per room, fullest first.
 static LIST_ROOMS: LazyLock<Script> = LazyLock::new(|| {
     seats_script(
         r"
 expire_seats(now())
-return redis.call('ZREVRANGE', KEYS[1], 0, ARGV[1], 'WITHSCORES')
+local page = redis.call('ZREVRANGE', KEYS[1], 0, ARGV[1], 'WITHSCORES')
+local out = {}
+for i = 1, #page, 2 do
+  out[#out + 1] = {page[i], page[i + 1], redis.call('HGET', KEYS[2], page[i]) or false}
+end
+return out
 ",
     )
 });
@@ -615,21 +621,14 @@ impl Store for RedisBackend {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let seats: Vec<(String, f64)> =
+        let listed: Vec<(String, f64, Option<u16>)> =
             self.seats(&LIST_ROOMS).arg(limit.min(1 << 40) - 1).invoke_async(&mut self.conn()).await?;
-        if seats.is_empty() {
-            return Ok(Vec::new());
-        }
-        let names: Vec<&str> = seats.iter().map(|(id, _)| id.as_str()).collect();
-        let caps: Vec<Option<u16>> =
-            redis::cmd("HMGET").arg(self.keys.capacities()).arg(&names).query_async(&mut self.conn()).await?;
-        let mut rooms: Vec<RoomInfo> = seats
-            .iter()
-            .zip(caps)
-            .filter_map(|((id, players), capacity)| {
+        let mut rooms: Vec<RoomInfo> = listed
+            .into_iter()
+            .filter_map(|(id, players, capacity)| {
                 Some(RoomInfo {
-                    id: RoomId::parse(id).ok()?,
-                    players: *players as u16,
+                    id: RoomId::parse(&id).ok()?,
+                    players: players as u16,
                     capacity: capacity.unwrap_or(0),
                 })
             })
