@@ -144,14 +144,8 @@ async fn a_client_that_answers_pings_stays_connected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_field_the_settings_accept_can_be_played() {
-    use snakepit_room_worker::settings::{MAX_PLAYERS, MAX_SIDE, MAX_TOP_SCORES};
-    let settings = GameSettings {
-        width: MAX_SIDE,
-        height: MAX_SIDE,
-        max_players: MAX_PLAYERS,
-        top_scores: MAX_TOP_SCORES,
-        ..support::settings()
-    };
+    use snakepit_room_worker::settings::MAX_SIDE;
+    let settings = support::settings().at_largest();
     assert_eq!(settings.validate(), Ok(()));
     let server = Server::start_with(support::config(settings)).await;
     let mut c = server.client().await;

@@ -80,13 +80,7 @@ mod tests {
 
     #[test]
     fn the_worst_welcome_of_the_largest_settings_fits_the_bound() {
-        let settings = GameSettings {
-            width: MAX_SIDE,
-            height: MAX_SIDE,
-            max_players: MAX_PLAYERS,
-            top_scores: MAX_TOP_SCORES,
-            ..GameSettings::default()
-        };
+        let settings = GameSettings::default().at_largest();
         assert_eq!(settings.validate(), Ok(()));
         let mut game = Game::new(settings, 7);
         for _ in 0..MAX_PLAYERS {

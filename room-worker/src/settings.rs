@@ -97,6 +97,12 @@ impl GameSettings {
         Ok(())
     }
 
+    /// These settings with the largest field, players and top scores that
+    /// [`GameSettings::validate`] accepts: what the worst frames are sized for.
+    pub fn at_largest(self) -> Self {
+        Self { width: MAX_SIDE, height: MAX_SIDE, max_players: MAX_PLAYERS, top_scores: MAX_TOP_SCORES, ..self }
+    }
+
     pub fn tick_period(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(1.0 / self.tick_rate)
     }
