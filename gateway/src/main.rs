@@ -27,6 +27,10 @@ struct Args {
     /// Redis URL of a cluster, e.g. redis://127.0.0.1:6379/ (none: standalone).
     #[arg(long, env = "SNAKEPIT_REDIS_URL")]
     redis_url: Option<String>,
+    /// PEM certificate authority to trust for a rediss:// URL (default: the
+    /// system's). User and password go in the URL: rediss://user:pass@host:6380/
+    #[arg(long, env = "SNAKEPIT_REDIS_CA_FILE")]
+    redis_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every Redis key and channel (clusters sharing one Redis).
     #[arg(long, env = "SNAKEPIT_REDIS_PREFIX", default_value = "snakepit")]
     redis_prefix: String,
@@ -55,6 +59,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format, "info");
+    let ca = args.redis_ca_file.as_ref().map(std::fs::read).transpose().context("cannot read --redis-ca-file")?;
     let room = args.game.room_config()?;
     let gateway = GatewayConfig {
         room_capacity: room.settings.max_players,
@@ -81,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(url) => {
             tracing::info!(%addr, "cluster gateway listening");
-            let Some(backend) = RedisBackend::connect_retrying(url, &args.redis_prefix, &shutdown).await else {
+            let Some(backend) = RedisBackend::connect_retrying(url, &args.redis_prefix, ca.as_deref(), &shutdown).await
+            else {
                 return Ok(());
             };
             let state = AppState::new(backend, gateway, Registry::new())?;

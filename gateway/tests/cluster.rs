@@ -32,6 +32,24 @@ async fn players_on_two_gateways_share_a_room_frame_by_frame() {
     }
 }
 
+/// A managed Redis speaks TLS and wants a password: the binaries take
+/// `rediss://user:pass@host` and `--redis-ca-file`, and the game is played
+/// across two gateways through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_plays_through_redis_over_tls_with_a_password() {
+    let c = Cluster::start_tls(1, 2).await;
+    let mut a = c.client(0).await;
+    let mut b = c.client(1).await;
+    let (a_id, room, _) = a.new_player("ann", Some("secure")).await;
+    let (b_id, _, _) = b.new_player("bob", Some("secure")).await;
+    assert_eq!(room, "secure");
+    a.join(&a_id).await;
+    b.join(&b_id).await;
+    assert!(support::turn_seen_by(&mut a, &a_id, &mut b, &b_id).await, "bob saw ann's turn");
+    assert_eq!(c.seats("secure").await, Some(2), "the directory, read over TLS");
+    assert!(c.lease("secure").await.is_some(), "the room is leased through TLS");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_land_on_both_workers() {
     let c = Cluster::start(2, 2).await;

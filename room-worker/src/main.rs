@@ -23,6 +23,10 @@ struct Args {
     /// Redis URL, e.g. redis://127.0.0.1:6379/
     #[arg(long, env = "SNAKEPIT_REDIS_URL")]
     redis_url: String,
+    /// PEM certificate authority to trust for a rediss:// URL (default: the
+    /// system's). User and password go in the URL: rediss://user:pass@host:6380/
+    #[arg(long, env = "SNAKEPIT_REDIS_CA_FILE")]
+    redis_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every Redis key and channel (clusters sharing one Redis).
     #[arg(long, env = "SNAKEPIT_REDIS_PREFIX", default_value = "snakepit")]
     redis_prefix: String,
@@ -56,6 +60,7 @@ fn default_worker_id() -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format, "info");
+    let ca = args.redis_ca_file.as_ref().map(std::fs::read).transpose().context("cannot read --redis-ca-file")?;
     let lease_ttl = secs("lease", args.lease_secs)?;
     let config = HostConfig {
         worker_id: args.worker_id.clone().unwrap_or_else(default_worker_id),
@@ -71,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let Some(backend) = RedisBackend::connect_retrying(&args.redis_url, &args.redis_prefix, &shutdown).await else {
+    let Some(backend) =
+        RedisBackend::connect_retrying(&args.redis_url, &args.redis_prefix, ca.as_deref(), &shutdown).await
+    else {
         return Ok(());
     };
     let registry = Registry::new();

@@ -36,6 +36,27 @@ const SCORES_KEPT: usize = 1000;
 /// How long a snapshot outlives its room's last write.
 const SNAPSHOT_TTL_MS: u64 = 24 * 3600 * 1000;
 
+/// A client for `url` speaking RESP3 (push messages for subscriptions),
+/// over TLS for `rediss://`, trusting `ca_pem` if given.
+fn client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, BusError> {
+    let info = url.into_connection_info()?;
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(resp3);
+    if tls {
+        // The process-wide TLS crypto provider; a second call keeps the first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    match ca_pem {
+        None => Ok(redis::Client::open(info)?),
+        Some(_) if !tls => Err(BusError::Unavailable("a CA certificate needs a rediss:// (TLS) URL".into())),
+        Some(pem) => {
+            let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) };
+            Ok(redis::Client::build_with_tls(info, certs)?)
+        }
+    }
+}
+
 impl From<redis::RedisError> for BusError {
     fn from(e: redis::RedisError) -> Self {
         BusError::Unavailable(e.to_string())
@@ -385,11 +406,18 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects (both connections) to `url`, keys under `prefix`.
+    /// Connects (both connections) to `url`, keys under `prefix`. A
+    /// `rediss://` URL speaks TLS and trusts the system's certificate
+    /// authorities; a user and password in the URL authenticate.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
-        let info = url.into_connection_info()?;
-        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(resp3))?;
+        Self::connect_with_ca(url, prefix, None).await
+    }
+
+    /// As [`connect`](Self::connect), trusting only `ca_pem` (PEM
+    /// certificates) for a `rediss://` URL: a managed Redis with a private
+    /// certificate authority, or a self-signed one.
+    pub async fn connect_with_ca(url: &str, prefix: &str, ca_pem: Option<&[u8]>) -> Result<Self, BusError> {
+        let client = client(url, ca_pem)?;
         let config = || {
             ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -410,9 +438,14 @@ impl RedisBackend {
 
     /// Connects, retrying every second until it works or `stop` is
     /// cancelled (then `None`): a process may start before its Redis.
-    pub async fn connect_retrying(url: &str, prefix: &str, stop: &CancellationToken) -> Option<Self> {
+    pub async fn connect_retrying(
+        url: &str,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+        stop: &CancellationToken,
+    ) -> Option<Self> {
         loop {
-            match Self::connect(url, prefix).await {
+            match Self::connect_with_ca(url, prefix, ca_pem).await {
                 Ok(b) => return Some(b),
                 Err(e) => warn!(error = %e, "cannot reach Redis; retrying"),
             }

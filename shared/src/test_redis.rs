@@ -10,24 +10,83 @@ use std::time::{Duration, Instant};
 pub struct TestRedis {
     pub port: u16,
     child: Option<Child>,
+    tls: Option<Tls>,
 }
+
+/// A server that speaks only TLS, on a certificate of a throwaway
+/// certificate authority, and lets in only one user with a password: what a
+/// managed Redis asks of its clients.
+struct Tls {
+    dir: std::path::PathBuf,
+}
+
+pub const TLS_USER: &str = "snake";
+pub const TLS_PASSWORD: &str = "s3cret-pit";
 
 impl TestRedis {
     /// Starts `redis-server` on a free port and waits until it answers.
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Self { port, child: None };
+        let mut r = Self { port, child: None, tls: None };
+        r.spawn();
+        r
+    }
+
+    /// Starts `redis-server` with TLS only (no plain port) on a free port,
+    /// with a certificate for 127.0.0.1 signed by a certificate authority
+    /// made for it (`openssl`), and one user, [`TLS_USER`] with
+    /// [`TLS_PASSWORD`]; the default user is off.
+    pub fn start_tls() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("snakepit-redis-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        make_certificates(&dir);
+        let mut r = Self { port, child: None, tls: Some(Tls { dir }) };
         r.spawn();
         r
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.tls {
+            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(_) => format!("rediss://{TLS_USER}:{TLS_PASSWORD}@127.0.0.1:{}/", self.port),
+        }
+    }
+
+    /// The PEM of the certificate authority a TLS server's certificate is
+    /// signed by.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.ca_file().expect("a TLS server")).unwrap()
+    }
+
+    /// The file holding [`ca_pem`](Self::ca_pem), for `--redis-ca-file`.
+    pub fn ca_file(&self) -> Option<std::path::PathBuf> {
+        self.tls.as_ref().map(|t| t.dir.join("ca.crt"))
+    }
+
+    fn args(&self) -> Vec<String> {
+        let port = self.port.to_string();
+        let mut args: Vec<String> =
+            ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from).into();
+        match &self.tls {
+            None => args.extend(["--port".into(), port]),
+            Some(t) => {
+                let file = |name: &str| t.dir.join(name).display().to_string();
+                args.extend(["--port".into(), "0".into(), "--tls-port".into(), port]);
+                args.extend(["--tls-cert-file".into(), file("redis.crt"), "--tls-key-file".into(), file("redis.key")]);
+                args.extend(["--tls-ca-cert-file".into(), file("ca.crt"), "--tls-auth-clients".into(), "no".into()]);
+                args.extend(["--user".into(), "default".into(), "off".into()]);
+                let user = format!("{TLS_USER} on >{TLS_PASSWORD} ~* &* +@all");
+                args.push("--user".into());
+                args.extend(user.split(' ').map(String::from));
+            }
+        }
+        args
     }
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(self.args())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -35,7 +94,12 @@ impl TestRedis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if ping(self.port) {
+            let up = match self.tls {
+                None => ping(self.port),
+                // The TLS port is open once the server is up.
+                Some(_) => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if up {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -69,8 +133,52 @@ fn ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// A certificate authority (`ca.crt`) and a server certificate for
+/// 127.0.0.1 and localhost signed by it (`redis.crt`, `redis.key`), in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed (apt-get install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=snakepit test CA"],
+        ]
+        .concat(),
+    );
+    openssl(&[&["req"], &ec[..], &["-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=127.0.0.1"]].concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "redis.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
 impl Drop for TestRedis {
     fn drop(&mut self) {
         self.kill();
+        if let Some(t) = &self.tls {
+            let _ = std::fs::remove_dir_all(&t.dir);
+        }
     }
 }

@@ -151,7 +151,17 @@ impl Cluster {
     /// A cluster whose processes take `game` flags (`--flag value` pairs)
     /// in place of the fast defaults' own.
     pub async fn start_with(workers: usize, gateways: usize, game: &[(&str, &str)]) -> Self {
-        let redis = TestRedis::start();
+        Self::start_on(TestRedis::start(), workers, gateways, game).await
+    }
+
+    /// A cluster whose Redis speaks only TLS and wants a password, as a
+    /// managed Redis does: every process gets `rediss://user:pass@...` and
+    /// `--redis-ca-file`.
+    pub async fn start_tls(workers: usize, gateways: usize) -> Self {
+        Self::start_on(TestRedis::start_tls(), workers, gateways, &[]).await
+    }
+
+    async fn start_on(redis: TestRedis, workers: usize, gateways: usize, game: &[(&str, &str)]) -> Self {
         let mut args: Vec<(String, String)> =
             GAME_ARGS.chunks(2).map(|kv| (kv[0].to_string(), kv[1].to_string())).collect();
         for (flag, value) in game {
@@ -175,10 +185,8 @@ impl Cluster {
     }
 
     pub async fn add_worker(&mut self, id: &str) {
-        let mut args: Vec<String> = ["--redis-url", &self.redis.url(), "--listen", "127.0.0.1:0", "--worker-id", id]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args = self.redis_args();
+        args.extend(["--listen", "127.0.0.1:0", "--worker-id", id].map(String::from));
         args.extend(["--lease-secs", "1.5", "--shutdown-grace-secs", "5"].map(String::from));
         args.extend(self.game.iter().cloned());
         let p = Proc::spawn(id, &format!("{}-{id}", self.redis.port), worker_bin(), &args).await;
@@ -186,15 +194,21 @@ impl Cluster {
     }
 
     pub async fn add_gateway(&mut self) {
-        let mut args: Vec<String> =
-            ["--redis-url", &self.redis.url(), "--listen", "127.0.0.1:0", "--presence-secs", "0.5"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let mut args = self.redis_args();
+        args.extend(["--listen", "127.0.0.1:0", "--presence-secs", "0.5"].map(String::from));
         args.extend(self.game.iter().cloned());
         let name = format!("g{}", self.gateways.len() + 1);
         let p = Proc::spawn(&name, &format!("{}-{name}", self.redis.port), gateway_bin(), &args).await;
         self.gateways.push(p);
+    }
+
+    /// How a process reaches this cluster's Redis.
+    fn redis_args(&self) -> Vec<String> {
+        let mut args = vec!["--redis-url".to_string(), self.redis.url()];
+        if let Some(ca) = self.redis.ca_file() {
+            args.extend(["--redis-ca-file".to_string(), ca.display().to_string()]);
+        }
+        args
     }
 
     pub async fn client(&self, gateway: usize) -> Client {
@@ -202,7 +216,15 @@ impl Cluster {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+        let client = match self.redis.ca_file() {
+            None => redis::Client::open(self.redis.url()).unwrap(),
+            Some(_) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(self.redis.ca_pem()) };
+                redis::Client::build_with_tls(self.redis.url(), certs).unwrap()
+            }
+        };
+        client.get_multiplexed_async_connection().await.unwrap()
     }
 
     /// `worker:epoch` of a room's lease, if held.
