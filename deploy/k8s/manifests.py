@@ -258,11 +258,11 @@ def wait_for(check, timeout: float, what: str, every: float = 0.1) -> Any:
 class Redis:
     """A throwaway `redis-server` on a free loopback port."""
 
-    def __init__(self, password: str | None = None):
+    def __init__(self, args: list[str] | None = None):
         self.port = free_port()
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        if password:
-            cmd += ["--requirepass", password]
+        # Later options win: the port and address are always these.
+        cmd = ["redis-server", "--save", "", "--appendonly", "no", *(args or [])]
+        cmd += ["--port", str(self.port), "--bind", "127.0.0.1"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._answers, 10, f"redis-server on port {self.port}")
 
