@@ -50,6 +50,9 @@ def elsewhere(why):
     return ("elsewhere", why)
 
 
+NO_DOCKER = "needs a Docker engine (none here); .ci/k8s-check lints the Dockerfile (hadolint)"
+NO_CLUSTER = "needs a Kubernetes cluster (none here); .ci/k8s-check renders and validates what it applies"
+
 # The game on 8080, for the commands that load it.
 GATEWAY = serve(f"{REL}/gateway", ["http://127.0.0.1:8080/readyz"], limit=30)
 
@@ -93,6 +96,35 @@ RECIPES = {
         ".ci/run: the browser test step"),
     "cargo bench -p snakepit-room-worker --bench room_tick": run(
         "cargo bench -p snakepit-room-worker --bench room_tick -- --warm-up-time 0.2 --measurement-time 0.5", 900),
+    # docs/deploy.md: no Docker engine and no Kubernetes cluster here;
+    # .ci/k8s-check proves offline what can be (lint, render, validate,
+    # the pods as local processes). Applies are rendered instead.
+    "deploy/k8s/test_manifests.py": elsewhere(".ci/k8s-check"),
+    "deploy/k8s/run-local.py": elsewhere(".ci/k8s-check"),
+    "hadolint Dockerfile": elsewhere(".ci/k8s-check"),
+    "yamllint -c .yamllint --strict deploy/": elsewhere(".ci/k8s-check"),
+    "docker build -t snakepit:dev .": elsewhere(NO_DOCKER),
+    "kind load docker-image snakepit:dev": elsewhere(NO_DOCKER),
+    "docker tag snakepit:dev registry.example.com/snakepit:0.1.0 && docker push registry.example.com/snakepit:0.1.0":
+        elsewhere(NO_DOCKER),
+    "(cd deploy/k8s/overlays/prod && kustomize edit set image snakepit=registry.example.com/snakepit:0.1.0)":
+        elsewhere("needs the kustomize CLI (kubectl has only its build) and a registry; not run"),
+    "kubectl apply -k deploy/k8s/overlays/dev": run("kubectl kustomize deploy/k8s/overlays/dev >/dev/null", 120),
+    "kubectl apply -k deploy/k8s/overlays/prod": run("kubectl kustomize deploy/k8s/overlays/prod >/dev/null", 120),
+    "kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/k8s/k6 | kubectl apply -f -": run(
+        "kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/k8s/k6 >/dev/null", 120),
+    "kubectl apply -k": elsewhere("named in a sentence, not a command"),
+    "kubectl -n snakepit-dev rollout status deploy/gateway deploy/room-worker": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit-dev port-forward svc/gateway 8080:8080": elsewhere(NO_CLUSTER),
+    "kubectl create namespace snakepit": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit create secret generic snakepit-redis "
+    "--from-literal=SNAKEPIT_REDIS_URL='rediss://:PASSWORD@redis.example.com:6380/'": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit create secret tls snakepit-tls --cert=tls.crt --key=tls.key": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit-dev delete job k6 --ignore-not-found": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit-dev logs -f job/k6": elsewhere(NO_CLUSTER),
+    "kubectl rollout restart deploy/room-worker deploy/gateway": elsewhere(NO_CLUSTER + "; the rolling restart "
+                                                                          "is measured on loopback instead"),
+    "kubectl -n snakepit create configmap snakepit-redis-ca --from-file=ca.crt=./redis-ca.pem": elsewhere(NO_CLUSTER),
 }
 
 def commands():
@@ -105,6 +137,7 @@ def commands():
             lines = f.read().splitlines()
         fence = None
         block = None
+        pending = None  # a line ending in a backslash, continued below
         for n, line in enumerate(lines, 1):
             m = re.match(r"^\s*```(\w*)", line)
             if m:
@@ -114,7 +147,13 @@ def commands():
             if fence is not None:
                 if fence in ("sh", "bash", "console", "shell"):
                     cmd = re.sub(r"\s+#.*$", "", line).strip()
-                    if cmd and not cmd.startswith("#"):
+                    if pending:
+                        cmd = pending[2] + " " + cmd
+                        n = pending[1]
+                        pending = None
+                    if cmd.endswith("\\"):
+                        pending = (doc, n, cmd[:-1].strip())
+                    elif cmd and not cmd.startswith("#"):
                         found.append((doc, n, cmd, block))
                 continue
             for span in re.findall(r"`([^`]+)`", line):
