@@ -14,8 +14,15 @@
   const DEFAULT_W = 50;
   const DEFAULT_H = 25;
   const ROOMS_EVERY_MS = 5000;
-  const RETRY_FIRST_MS = 500;
+  // Reconnects: full-jitter exponential backoff, each wait uniform in
+  // [0, min(RETRY_MAX_MS, RETRY_BASE_MS * 2^n)], n the failures in a row, so
+  // the players of a dropped gateway do not all come back at once. A
+  // connection open for RETRY_RESET_MS resets n. A planned drain (1001, 1012)
+  // after such a connection waits uniform in [0, DRAIN_SPREAD_MS] first.
+  const RETRY_BASE_MS = 500;
   const RETRY_MAX_MS = 5000;
+  const RETRY_RESET_MS = 10000;
+  const DRAIN_SPREAD_MS = 1000;
   const ROOM_RE = /^[A-Za-z0-9_-]{1,24}$/;
   // eslint-disable-next-line no-control-regex
   const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
@@ -76,6 +83,8 @@
     rooms: [],                   // [[room_id, players, capacity], ...]
     status: '',
     lastError: null,
+    lastCloseCode: null,         // code of the last close event
+    retryDelayMs: null,          // the last reconnect wait chosen
     send,
   };
   window.snakepit = S;
@@ -83,7 +92,8 @@
   // ---- connection --------------------------------------------------------
   let ws = null;
   let wanted = false;            // the user wants to be connected
-  let retryDelay = RETRY_FIRST_MS;
+  let retries = 0;               // failed connections in a row
+  let openedAt = 0;              // when the current socket opened (ms)
   let retryTimer = null;
   let roomsTimer = null;
   let resumePending = false;     // sent ["resume", token], waiting for handshake
@@ -124,7 +134,7 @@
     ws = sock;
     sock.onopen = () => {
       if (ws !== sock) return;
-      retryDelay = RETRY_FIRST_MS;
+      openedAt = Date.now();
       S.tick = null;
       worldReady = false;
       setConn('connected');
@@ -141,6 +151,7 @@
     sock.onclose = (ev) => {
       if (ws !== sock) return;
       ws = null;
+      S.lastCloseCode = ev.code;
       clearInterval(roomsTimer);
       roomsTimer = null;
       resumePending = false;
@@ -158,17 +169,23 @@
             : 'This game was resumed elsewhere (another tab?).');
         return;
       }
-      // 1001 (gateway shutting down), 4008 (we read too slowly) and any
-      // other unexpected close: reconnect and resume.
-      scheduleReconnect();
+      // 1001/1012 (gateway shutting down or draining), 4008 (we read too
+      // slowly) and any other unexpected close: reconnect and resume.
+      if (openedAt && Date.now() - openedAt >= RETRY_RESET_MS) retries = 0;
+      openedAt = 0;
+      scheduleReconnect(ev.code === 1001 || ev.code === 1012);
     };
   }
 
-  function scheduleReconnect() {
+  function scheduleReconnect(drained = false) {
     setConn('reconnecting');
     clearTimeout(retryTimer);
-    const delay = retryDelay;
-    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+    const span = drained && retries === 0
+      ? DRAIN_SPREAD_MS
+      : Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(retries, 16));
+    retries += 1;
+    const delay = Math.random() * span;
+    S.retryDelayMs = delay;
     retryTimer = setTimeout(() => { if (wanted) openSocket(); }, delay);
   }
 
@@ -612,7 +629,7 @@
     }
     if (ws && ws.readyState === WebSocket.CONNECTING) return;
     wanted = true;
-    retryDelay = RETRY_FIRST_MS;
+    retries = 0;
     setConn('connecting');
     openSocket();
   }
@@ -631,7 +648,7 @@
     enterAfterResume = nextIntent.mode === 'player' && resumeToken ? nextIntent.room : null;
     if (ws && ws.readyState === WebSocket.CONNECTING) return false;
     wanted = true;
-    retryDelay = RETRY_FIRST_MS;
+    retries = 0;
     setConn('connecting');
     openSocket();
     return false;

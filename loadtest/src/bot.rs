@@ -6,6 +6,8 @@
 //! with made-up clocks. A bot lives across reconnections (its tally, random
 //! source and buffers stay); everything a connection knows (player id,
 //! snake, ticks) lives in a [`Session`] that starts afresh on every connect.
+//! What must outlive a connection to come back from its loss (the resume
+//! token, where the snake was, the [`Ledger`]) lives in the bot.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::brain::Brain;
 use crate::dir::Dir;
+use crate::ledger::{Ledger, Outcome as Back, SnakeState};
 use crate::scan::{JsonStr, Visitor, scan_frame};
 use crate::snake::{Outcome, Tracker};
 use crate::stats::{Counter, Metric, Stats, Tally};
@@ -25,6 +28,10 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ECHO_STEPS: u8 = 5;
 /// A spectator asks for rooms at most this often before it plays instead.
 pub const ROOM_TRIES: u8 = 3;
+/// The gateway's answer to a resume whose session is gone.
+pub const BAD_TOKEN: &str = "Unknown or expired resume token";
+/// Closed because another connection resumed this player: do not fight it.
+pub const RESUMED_ELSEWHERE: u16 = 4009;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -92,6 +99,10 @@ pub struct Session {
     rooms_at: Option<Instant>,
     room_tries: u8,
     spectate_sent: bool,
+    /// This connection opened with `["resume", token]`.
+    resuming: bool,
+    /// The bot's score as the protocol reported it (`p_joined`, `p_score`).
+    score: u64,
 }
 
 /// What a frame held that the bot reacts to after applying it.
@@ -108,6 +119,8 @@ struct Facts {
     join_refused: bool,
     no_such_room: bool,
     room_full: bool,
+    token: Option<String>,
+    bad_token: bool,
 }
 
 pub struct Bot {
@@ -119,6 +132,11 @@ pub struct Bot {
     tally: Tally,
     outbox: Vec<Msg>,
     s: Session,
+    /// From the last `handshake`: what a reconnect resumes with.
+    token: Option<String>,
+    /// Where the snake's head was when the last connection dropped.
+    last_head: Option<Pos>,
+    ledger: Ledger,
 }
 
 /// Applies one frame's commands to the view and session, noting facts.
@@ -160,14 +178,30 @@ impl Visitor for Apply<'_> {
         self.s.snake.render(x, y, ch, colour);
     }
 
-    fn handshake(&mut self, _name: JsonStr<'_>, player_id: JsonStr<'_>, _room: Option<JsonStr<'_>>) {
+    fn handshake(
+        &mut self,
+        _name: JsonStr<'_>,
+        player_id: JsonStr<'_>,
+        _room: Option<JsonStr<'_>>,
+        token: Option<JsonStr<'_>>,
+    ) {
         self.s.snake.set_me(player_id.raw());
+        self.facts.token = token.and_then(|t| t.decode());
     }
 
-    fn p_joined(&mut self, player_id: JsonStr<'_>, _name: JsonStr<'_>, colour: u8, _score: u64) {
+    fn p_joined(&mut self, player_id: JsonStr<'_>, _name: JsonStr<'_>, colour: u8, score: u64) {
         let tick = self.facts.tick.or(self.s.tick).unwrap_or(0);
-        if self.s.snake.joined(player_id.raw(), colour, self.facts.world, tick) && !self.facts.world {
-            self.facts.joined = true;
+        if self.s.snake.joined(player_id.raw(), colour, self.facts.world, tick) {
+            self.s.score = score;
+            if !self.facts.world {
+                self.facts.joined = true;
+            }
+        }
+    }
+
+    fn p_score(&mut self, player_id: JsonStr<'_>, score: u64) {
+        if self.s.snake.is_me(player_id.raw()) {
+            self.s.score = score;
         }
     }
 
@@ -199,6 +233,7 @@ impl Visitor for Apply<'_> {
             "Maximum players reached" => self.facts.join_refused = true,
             "No such room" => self.facts.no_such_room = true,
             "Room is full" => self.facts.room_full = true,
+            BAD_TOKEN => self.facts.bad_token = true,
             _ => {}
         }
         self.stats.error_text(text);
@@ -228,6 +263,9 @@ impl Bot {
             tally: Tally::new(now),
             outbox: Vec::with_capacity(4),
             s: Session::default(),
+            token: None,
+            last_head: None,
+            ledger: Ledger::new(),
         }
     }
 
@@ -268,15 +306,48 @@ impl Bot {
         self.tally.add(c, 1);
     }
 
-    /// A connection attempt starts at `started`; it opened at `now`.
+    /// A connection attempt starts at `started`; it opened at `now`. A bot
+    /// that played resumes its player; else it starts as its role says.
     pub fn connected(&mut self, started: Instant, now: Instant) {
         self.tally.sample_duration(Metric::Connect, now.saturating_duration_since(started));
         self.s = Session { started: Some(started), role: Some(self.cfg.role), ..Session::default() };
         self.view.begin_world();
+        if let Some(token) = &self.token {
+            self.s.role = Some(Role::Player);
+            self.s.resuming = true;
+            self.s.snake.resume_at(self.last_head);
+            self.outbox.push(Msg::Owned(serde_json::json!(["resume", token]).to_string()));
+            return;
+        }
         match self.cfg.role {
             Role::Player => self.outbox.push(self.new_player.clone()),
             Role::Spectator => self.ask_rooms(),
         }
+    }
+
+    /// The server closed the connection with `code` (1006: no close frame)
+    /// or it broke, at `now`: a fault for the ledger.
+    pub fn fault(&mut self, code: u16, now: Instant) {
+        self.tally.add(Counter::Faults, 1);
+        let snake = self.alive().then(|| self.snake_state());
+        self.last_head = self.s.snake.head();
+        if self.ledger.fault(now, snake) && snake.is_some() {
+            self.tally.add(Counter::FaultSnakes, 1);
+        }
+        if code == RESUMED_ELSEWHERE {
+            self.token = None;
+        }
+    }
+
+    /// Whether a fault is still waiting for the bot to be back.
+    pub fn not_back(&self) -> bool {
+        self.ledger.is_open()
+    }
+
+    /// The bot's snake as the ledger compares it.
+    fn snake_state(&self) -> SnakeState {
+        let len = self.s.snake.head().zip(self.s.snake.colour()).and_then(|(h, c)| self.view.body_len(h, c));
+        SnakeState { len, score: self.s.score }
     }
 
     /// The connection ended (whatever the reason): hand the batch over.
@@ -365,6 +436,16 @@ impl Bot {
         if let Some(n) = f.tick {
             self.track_ticks(n, f, now);
         }
+        if let Some(token) = &f.token {
+            self.token = Some(token.clone());
+        }
+        if f.bad_token && self.s.resuming {
+            // The session is gone: play as a new player.
+            self.token = None;
+            self.s.resuming = false;
+            self.outbox.push(self.new_player.clone());
+        }
+        let first_world = f.world && !self.s.world_seen;
         if f.world {
             if !self.s.world_seen {
                 self.s.world_seen = true;
@@ -388,6 +469,9 @@ impl Bot {
             Outcome::Moved(dir) => self.resolve_turn(dir, now),
             Outcome::Lost => self.tally.add(Counter::SnakeLost, 1),
             _ => {}
+        }
+        if first_world {
+            self.back(now);
         }
         if f.died {
             self.died(now);
@@ -420,6 +504,20 @@ impl Bot {
             } else {
                 self.become_player(stats);
             }
+        }
+    }
+
+    /// The first `world` of a connection: the bot is back; if a fault was
+    /// open, how long it took and whether the snake survived.
+    fn back(&mut self, now: Instant) {
+        let snake = self.alive().then(|| self.snake_state());
+        let Some((took, outcome)) = self.ledger.back(now, snake) else { return };
+        self.tally.sample_duration(Metric::Back, took);
+        match outcome {
+            Back::Back => {}
+            Back::SnakeBack => self.tally.add(Counter::SnakesBack, 1),
+            Back::SnakeGone => self.tally.add(Counter::SnakesGone, 1),
+            Back::SnakeChanged => self.tally.add(Counter::SnakesChanged, 1),
         }
     }
 
@@ -779,5 +877,124 @@ mod tests {
         assert_eq!(sent(&mut bot), ["[\"new_player\",\"bot12\",\"swarm1\"]"]);
         bot.on_frame(b"[[\"error\",\"Room is full\"]]", t0, &stats);
         assert_eq!(sent(&mut bot), ["[\"new_player\",\"bot12\"]"]);
+    }
+
+    /// The welcome of a resumed connection: our snake where it was (tail
+    /// (3,5), head (5,5), colour 2) with `score`, and another of colour 2.
+    fn welcome(tick: u64, me_alive: bool, score: u64) -> Vec<u8> {
+        let cells = [(3, 5, '*', 2), (4, 5, '@', 2), (5, 5, '%', 2), (10, 2, '*', 2), (11, 2, '@', 2), (12, 2, '%', 2)];
+        let cells = if me_alive { &cells[..] } else { &cells[3..] };
+        let mut commands = vec![world(20, 10, cells), format!("[\"p_joined\",\"{OTHER}\",\"x\",2,7]")];
+        if me_alive {
+            commands.push(format!("[\"p_joined\",\"{ME}\",\"bot7\",2,{score}]"));
+        }
+        frame(tick, &commands)
+    }
+
+    /// A bot born and scored 4, then cut off at t0 + 200 ms with `code`.
+    fn faulted(stats: &Stats, t0: Instant, code: u16) -> Bot {
+        let mut bot = born(stats, t0);
+        bot.on_frame(&frame(12, &[format!("[\"p_score\",\"{ME}\",4]")]), t0 + ms(150), stats);
+        bot.fault(code, t0 + ms(200));
+        bot.disconnected(t0 + ms(200), stats);
+        assert!(bot.not_back());
+        bot
+    }
+
+    /// Opens a connection at `at` and answers its resume.
+    fn reconnect(bot: &mut Bot, at: Instant, stats: &Stats) -> Vec<String> {
+        bot.connected(at, at);
+        let out = sent(bot);
+        let hs = format!("[[\"handshake\",\"bot7\",\"{ME}\",\"r1\",\"tok\"]]");
+        bot.on_frame(hs.as_bytes(), at, stats);
+        out
+    }
+
+    fn back_samples(bot: &Bot) -> Vec<u64> {
+        bot.tally().pending_samples().iter().filter(|s| s.0 == Metric::Back).map(|s| s.1).collect()
+    }
+
+    #[test]
+    fn resumes_after_a_fault_and_finds_its_snake_unchanged() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = faulted(&stats, t0, 1012);
+        bot.connected(t0 + ms(700), t0 + ms(710));
+        assert_eq!(sent(&mut bot), ["[\"resume\",\"tok\"]"]);
+        let hs = format!("[[\"handshake\",\"bot7\",\"{ME}\",\"r1\",\"tok\"]]");
+        bot.on_frame(hs.as_bytes(), t0 + ms(720), &stats);
+        assert!(bot.not_back(), "back only once the world is there");
+        bot.on_frame(&welcome(40, true, 4), t0 + ms(1000), &stats);
+        assert!(!bot.not_back());
+        assert!(bot.alive());
+        assert_eq!(bot.snake(), Some(((5, 5), Dir::Right)), "its own snake, not the other of its colour");
+        assert!(!sent(&mut bot).contains(&"[\"join\"]".to_string()), "a living snake is not joined again");
+        assert_eq!(back_samples(&bot), [800_000]);
+        bot.disconnected(t0 + ms(1100), &stats);
+        let c = stats.counts();
+        let ledger =
+            [Counter::Faults, Counter::FaultSnakes, Counter::SnakesBack, Counter::SnakesGone, Counter::SnakesChanged];
+        assert_eq!(ledger.map(|k| c.get(k)), [1, 1, 1, 0, 0]);
+        assert_eq!(c.get(Counter::Joins), 1, "the resume is not a join");
+    }
+
+    #[test]
+    fn a_grown_or_rescored_snake_is_changed() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = faulted(&stats, t0, 1006);
+        reconnect(&mut bot, t0 + ms(300), &stats);
+        bot.on_frame(&welcome(40, true, 9), t0 + ms(400), &stats);
+        bot.disconnected(t0 + ms(500), &stats);
+        let c = stats.counts();
+        assert_eq!((c.get(Counter::SnakesBack), c.get(Counter::SnakesChanged)), (0, 1));
+    }
+
+    #[test]
+    fn an_expired_token_means_a_new_player_and_a_snake_gone() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = faulted(&stats, t0, 1001);
+        bot.connected(t0 + ms(300), t0 + ms(300));
+        assert_eq!(sent(&mut bot), ["[\"resume\",\"tok\"]"]);
+        bot.on_frame(format!("[[\"error\",\"{BAD_TOKEN}\"]]").as_bytes(), t0 + ms(310), &stats);
+        assert_eq!(sent(&mut bot), ["[\"new_player\",\"bot7\"]"]);
+        let hs = "[[\"handshake\",\"bot7\",\"77777777-2222-3333-4444-555555555555\",\"r2\",\"tok2\"]]";
+        bot.on_frame(hs.as_bytes(), t0 + ms(320), &stats);
+        bot.on_frame(&welcome(5, false, 0), t0 + ms(330), &stats);
+        assert!(!bot.not_back());
+        assert_eq!(sent(&mut bot), ["[\"join\"]"]);
+        bot.disconnected(t0 + ms(400), &stats);
+        assert_eq!((stats.counts().get(Counter::SnakesGone), stats.counts().get(Counter::SnakesBack)), (1, 0));
+        // the next fault resumes with the new token; a snake that was not
+        // alive leaves nothing to compare
+        bot.fault(1006, t0 + ms(500));
+        bot.connected(t0 + ms(600), t0 + ms(600));
+        assert_eq!(sent(&mut bot), ["[\"resume\",\"tok2\"]"]);
+        bot.on_frame(&welcome(6, false, 0), t0 + ms(700), &stats);
+        bot.disconnected(t0 + ms(800), &stats);
+        let c = stats.counts();
+        assert_eq!((c.get(Counter::Faults), c.get(Counter::FaultSnakes), c.get(Counter::SnakesGone)), (2, 1, 1));
+    }
+
+    #[test]
+    fn a_bot_cut_off_again_before_it_was_back_keeps_its_first_fault() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = faulted(&stats, t0, 1012);
+        assert_eq!(reconnect(&mut bot, t0 + ms(300), &stats), ["[\"resume\",\"tok\"]"]);
+        bot.fault(1006, t0 + ms(400));
+        bot.disconnected(t0 + ms(400), &stats);
+        assert!(bot.not_back());
+        assert_eq!(reconnect(&mut bot, t0 + ms(900), &stats), ["[\"resume\",\"tok\"]"]);
+        bot.on_frame(&welcome(40, true, 4), t0 + ms(1200), &stats);
+        assert_eq!(back_samples(&bot), [1_000_000]);
+        bot.disconnected(t0 + ms(1300), &stats);
+        let c = stats.counts();
+        assert_eq!((c.get(Counter::Faults), c.get(Counter::FaultSnakes), c.get(Counter::SnakesBack)), (2, 1, 1));
+        // 4009: another connection holds the player now; this bot starts over
+        bot.fault(RESUMED_ELSEWHERE, t0 + ms(1400));
+        bot.connected(t0 + ms(1500), t0 + ms(1500));
+        assert_eq!(sent(&mut bot), ["[\"new_player\",\"bot7\"]"]);
     }
 }

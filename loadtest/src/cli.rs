@@ -21,7 +21,8 @@ pub const MAX_BOTS: usize = 100_000;
 #[command(name = "swarm", version)]
 pub struct Args {
     /// Gateway WebSocket URL(s): comma-separated or repeated; bots are
-    /// spread over them round-robin.
+    /// spread over them round-robin, and a bot that reconnects tries the
+    /// next one in the list (URLs nobody listens on are passed over).
     #[arg(long = "url", env = "SWARM_URL", value_delimiter = ',', default_value = "ws://127.0.0.1:8080/connect")]
     pub urls: Vec<String>,
     /// Number of bots (connections), spectators included.
@@ -51,6 +52,11 @@ pub struct Args {
     /// Allow URLs whose host is not a loopback address.
     #[arg(long, env = "SWARM_ALLOW_REMOTE")]
     pub allow_remote: bool,
+    /// Exit non-zero if the ledger lost a snake (alive before a close the
+    /// bot did not ask for, not back alive with the same length and score)
+    /// or a bot was not back by the end.
+    #[arg(long, env = "SWARM_FAIL_ON_LOSS")]
+    pub fail_on_loss: bool,
 }
 
 /// `60s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
@@ -125,9 +131,11 @@ mod tests {
             "5",
             "--connect-rate",
             "500",
+            "--fail-on-loss",
         ])
         .unwrap();
         assert_eq!(a.urls.len(), 3);
+        assert!(a.fail_on_loss);
         assert_eq!((a.players, a.spectators, a.seed, a.json), (1000, 0.1, Some(5), true));
         assert!(Args::try_parse_from(["swarm", "--spectators", "1.5"]).is_err());
         assert!(Args::try_parse_from(["swarm", "--players", "0"]).is_err());

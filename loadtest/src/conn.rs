@@ -3,16 +3,19 @@
 //! All protocol and measuring logic is in the library's [`Bot`]; this file
 //! is only the network around it, one tokio task per bot. The loop sends
 //! what the bot queued, then waits for whichever comes first: a frame, the
-//! bot's own timer (a re-join), or the stop signal. Reconnecting is paced
-//! (shared connect-rate slots) and backs off from 1 s to 10 s, so a server
-//! that refuses never sees a bot retry faster than once a second.
+//! bot's own timer (a re-join), or the stop signal. Reconnecting goes to the
+//! next URL of the list (as a Kubernetes Service would send a drained
+//! gateway's clients elsewhere), is paced (shared connect-rate slots) and
+//! waits as [`Backoff`] says: full jitter from 1 s up to 10 s, a spread
+//! first wait after a drain, a quick move on after a refusal.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use snakepit_loadtest::backoff::{Backoff, Why};
 use snakepit_loadtest::bot::{Bot, BotConfig, Msg, Role};
 use snakepit_loadtest::pace::{Pacer, ramp_offset};
 use snakepit_loadtest::report::BotFigures;
@@ -25,9 +28,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_conf
 
 /// A connection attempt that takes longer fails.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Shortest and longest wait between two connection attempts of one bot.
-pub const RETRY_MIN: Duration = Duration::from_secs(1);
-pub const RETRY_MAX: Duration = Duration::from_secs(10);
+/// The backoff's base and cap: the n-th failure in a row waits up to
+/// min(RETRY_CAP, RETRY_BASE * 2^n).
+pub const RETRY_BASE: Duration = Duration::from_secs(1);
+pub const RETRY_CAP: Duration = Duration::from_secs(10);
+/// A connection open this long "lasted": the backoff starts over.
+pub const LASTED: Duration = Duration::from_secs(10);
 /// How long a clean close may wait for the server's close frame.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -93,21 +99,28 @@ fn error_kind(e: &tungstenite::Error) -> String {
     }
 }
 
-/// Runs bot `cfg` against `url` until the stop signal; its own totals.
+fn is_refused(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+/// Runs bot `cfg` until the stop signal, starting on URL `cfg.index` of
+/// `urls` and moving to the next one on every reconnect; its own totals.
 pub async fn run_bot(
     shared: Arc<Shared>,
     cfg: BotConfig,
-    url: Arc<str>,
+    urls: Arc<[Arc<str>]>,
     mut stop: watch::Receiver<bool>,
 ) -> BotFigures {
     let stats = &*shared.stats;
     let mut rng = SmallRng::seed_from_u64(cfg.seed.rotate_left(17) ^ cfg.index as u64);
     let first = shared.start + ramp_offset(cfg.index, shared.bots, shared.ramp);
+    let mut at_url = cfg.index % urls.len().max(1);
     let mut bot = Bot::new(cfg, Instant::now());
     let mut out = Vec::with_capacity(4);
-    let mut backoff = RETRY_MIN;
+    let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP, urls.len());
     let mut go = sleep_until(first, &mut stop).await;
     while go {
+        let Some(url) = urls.get(at_url).cloned() else { break };
         let slot = shared.pacer.slot(Instant::now());
         if !sleep_until(slot, &mut stop).await {
             break;
@@ -120,43 +133,51 @@ pub async fn run_bot(
             r = connect => r,
             () = stopped(&mut stop) => break,
         };
-        match result {
+        let why = match result {
             Ok(Ok((ws, _response))) => {
                 bot.count(Counter::Connected);
-                stats.opened(bot.role() == Role::Player);
                 bot.connected(attempt, Instant::now());
+                // After `connected`: a resuming spectator bot counts as a player.
+                let player = bot.role() == Role::Player;
+                stats.opened(player);
+                let opened = Instant::now();
                 let ended = session(&mut bot, ws, stats, &mut stop, &mut out).await;
                 stats.closed(bot.role() == Role::Player);
+                if opened.elapsed() >= LASTED {
+                    backoff.reset();
+                }
                 match ended {
-                    Ended::Stopped => go = false,
+                    Ended::Stopped => {
+                        go = false;
+                        Why::Failed
+                    }
                     Ended::Closed(code) => {
                         bot.count(Counter::UnexpectedCloses);
+                        bot.fault(code, Instant::now());
                         stats.close_code(code);
                         tracing::debug!(bot = bot.config().index, code, "connection closed by the server");
+                        Why::of_close(code)
                     }
-                }
-                if attempt.elapsed() >= RETRY_MAX {
-                    backoff = RETRY_MIN;
                 }
             }
             Ok(Err(e)) => {
                 bot.count(Counter::ConnectFailed);
                 stats.connect_error(error_kind(&e));
                 tracing::debug!(bot = bot.config().index, error = %e, "connect failed");
+                if is_refused(&e) { Why::Refused } else { Why::Failed }
             }
             Err(_) => {
                 bot.count(Counter::ConnectFailed);
                 stats.connect_error("timeout".into());
+                Why::Failed
             }
-        }
+        };
         // Hands the batch over (and ends the session if there was one).
         bot.disconnected(Instant::now(), stats);
         if go {
-            // At least RETRY_MIN after the last attempt started, with jitter
-            // so that a crowd of dropped bots does not come back in step.
-            let jitter = backoff.mul_f64(rng.random_range(0.0..0.5));
-            go = sleep_until(attempt + backoff + jitter, &mut stop).await;
-            backoff = (backoff * 2).min(RETRY_MAX);
+            at_url = (at_url + 1) % urls.len();
+            let wait = backoff.next(why, &mut rng);
+            go = sleep_until(Instant::now() + wait, &mut stop).await;
         }
     }
     bot.disconnected(Instant::now(), stats);
@@ -167,6 +188,7 @@ pub async fn run_bot(
         deaths: t.lifetime(Counter::Deaths),
         connects: t.lifetime(Counter::Connected),
         failures: t.lifetime(Counter::ConnectFailed) + t.lifetime(Counter::UnexpectedCloses),
+        not_back: u64::from(bot.not_back()),
     }
 }
 

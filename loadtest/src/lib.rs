@@ -7,11 +7,15 @@
 //! the protocol and its measurements in a sans-IO state machine ([`bot`]).
 //! Measurements go through per-bot batches into shared counters and
 //! histograms ([`stats`]) and come out as a [`report`]. [`pace`] spreads
-//! connection attempts, [`target`] keeps the load on this machine.
+//! connection attempts, [`backoff`] spreads reconnects, [`ledger`] checks
+//! that a bot that lost its connection gets its snake back, [`target`]
+//! keeps the load on this machine.
 
+pub mod backoff;
 pub mod bot;
 pub mod brain;
 pub mod dir;
+pub mod ledger;
 pub mod pace;
 pub mod report;
 pub mod scan;

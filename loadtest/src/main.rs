@@ -49,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
     } else {
         print!("{}", report.text());
     }
+    if args.fail_on_loss && !report.ledger.clean() {
+        let l = &report.ledger;
+        bail!("{} snakes lost, {} bots not back (--fail-on-loss)", l.snakes_lost, l.bots_not_back);
+    }
     Ok(())
 }
 
@@ -87,7 +91,7 @@ async fn run(args: Args, targets: Vec<Target>) -> anyhow::Result<Report> {
         ws_config: ws_config(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let urls: Vec<Arc<str>> = targets.iter().map(|t| Arc::from(t.url.as_str())).collect();
+    let urls: Arc<[Arc<str>]> = targets.iter().map(|t| Arc::from(t.url.as_str())).collect();
 
     let mut bots = Vec::with_capacity(args.players);
     let (mut players, mut spectators) = (0usize, 0usize);
@@ -102,8 +106,7 @@ async fn run(args: Args, targets: Vec<Target>) -> anyhow::Result<Report> {
             Role::Spectator => spectators += 1,
         }
         let cfg = BotConfig { index: i, role, room, seed };
-        let url = urls[i % urls.len()].clone();
-        bots.push(tokio::spawn(run_bot(shared.clone(), cfg, url, stop_rx.clone())));
+        bots.push(tokio::spawn(run_bot(shared.clone(), cfg, urls.clone(), stop_rx.clone())));
     }
     let progress = tokio::spawn(progress::run(stats.clone(), start, PROGRESS_EVERY, stop_rx.clone()));
 

@@ -42,6 +42,37 @@ pub struct BotFigures {
     pub deaths: u64,
     pub connects: u64,
     pub failures: u64,
+    /// 1 if a fault of this bot was still open at the end (it was not back).
+    pub not_back: u64,
+}
+
+/// The fault ledger over all bots: what the closes the bots did not ask for
+/// cost the players.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LedgerFigures {
+    /// Closes the bots did not ask for (any code, or a reset).
+    pub faults: u64,
+    /// Faults (first of a run of them before the bot was back) that left a
+    /// snake alive.
+    pub snakes_at_fault: u64,
+    /// Of those, back alive with the same length and score.
+    pub snakes_back: u64,
+    /// Back, and the snake dead or gone (`snakes_gone`) or with another
+    /// length or score (`snakes_changed`).
+    pub snakes_lost: u64,
+    pub snakes_gone: u64,
+    pub snakes_changed: u64,
+    /// Bots with a fault still open at the end: never back.
+    pub bots_not_back: u64,
+    /// From a fault until the next connection's `world`.
+    pub back_ms: Percentiles,
+}
+
+impl LedgerFigures {
+    /// No snake lost and every bot back.
+    pub fn clean(&self) -> bool {
+        self.snakes_lost == 0 && self.bots_not_back == 0
+    }
 }
 
 /// How the per-bot totals spread over the bots.
@@ -102,6 +133,7 @@ pub struct Report {
     pub errors_total: u64,
     pub errors: BTreeMap<String, u64>,
     pub scan_errors: u64,
+    pub ledger: LedgerFigures,
     pub per_bot: PerBot,
 }
 
@@ -162,6 +194,16 @@ impl Report {
             errors_total: c.get(Counter::Errors),
             errors: stats.errors(),
             scan_errors: c.get(Counter::ScanErrors),
+            ledger: LedgerFigures {
+                faults: c.get(Counter::Faults),
+                snakes_at_fault: c.get(Counter::FaultSnakes),
+                snakes_back: c.get(Counter::SnakesBack),
+                snakes_lost: c.get(Counter::SnakesGone) + c.get(Counter::SnakesChanged),
+                snakes_gone: c.get(Counter::SnakesGone),
+                snakes_changed: c.get(Counter::SnakesChanged),
+                bots_not_back: bots.iter().map(|b| b.not_back).sum(),
+                back_ms: Percentiles::ms(&h.back),
+            },
             per_bot: PerBot {
                 frames: spread(|b| b.frames),
                 bytes: spread(|b| b.bytes),
@@ -266,6 +308,19 @@ impl Report {
             map(&self.errors),
             self.scan_errors
         );
+        let g = &self.ledger;
+        let _ = writeln!(
+            out,
+            "ledger        {} faults, {} with a snake alive: {} back the same, {} lost ({} gone, {} changed); {} bots not back; back in {}",
+            g.faults,
+            g.snakes_at_fault,
+            g.snakes_back,
+            g.snakes_lost,
+            g.snakes_gone,
+            g.snakes_changed,
+            g.bots_not_back,
+            p(&g.back_ms)
+        );
         let s = |x: &Spread| format!("{}/{}/{}", x.min, x.p50, x.max);
         let b = &self.per_bot;
         let _ = writeln!(
@@ -302,9 +357,18 @@ mod tests {
         stats.flush(&mut t, t0);
         stats.close_code(4008);
         stats.error_text("Too many messages".into());
+        let mut t = Tally::new(t0);
+        t.add(Counter::Faults, 3);
+        t.add(Counter::FaultSnakes, 2);
+        t.add(Counter::SnakesBack, 1);
+        t.add(Counter::SnakesChanged, 1);
+        t.sample_duration(Metric::Back, Duration::from_millis(800));
+        stats.flush(&mut t, t0);
         let end = End { elapsed_secs: 10.0, players_held: 3, spectators_held: 1 };
-        let bots =
-            [BotFigures { frames: 60, ..BotFigures::default() }, BotFigures { frames: 40, ..BotFigures::default() }];
+        let bots = [
+            BotFigures { frames: 60, ..BotFigures::default() },
+            BotFigures { frames: 40, not_back: 1, ..BotFigures::default() },
+        ];
         let r = Report::new(RunInfo { bots: 2, ..RunInfo::default() }, &stats, end, None, &bots);
         let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["frames_received"], 100);
@@ -318,11 +382,23 @@ mod tests {
         assert_eq!(v["life_ticks"]["max"], 42.0);
         assert_eq!(v["per_bot"]["frames"]["max"], 60);
         assert_eq!(v["elapsed_ms"], 10000.0);
+        assert_eq!(v["ledger"]["faults"], 3);
+        assert_eq!(v["ledger"]["snakes_at_fault"], 2);
+        assert_eq!(v["ledger"]["snakes_lost"], 1);
+        assert_eq!(v["ledger"]["bots_not_back"], 1);
+        assert!((v["ledger"]["back_ms"]["max"].as_f64().unwrap() - 800.0).abs() < 1.0);
+        assert!(!r.ledger.clean());
         for key in v.as_object().unwrap().keys() {
             assert!(key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{key}");
         }
         let text = r.text();
         assert!(text.contains("100 frames (10/s)"), "{text}");
         assert!(text.contains("\"Too many messages\": 1"), "{text}");
+        assert!(
+            text.contains(
+                "3 faults, 2 with a snake alive: 1 back the same, 1 lost (0 gone, 1 changed); 1 bots not back"
+            ),
+            "{text}"
+        );
     }
 }

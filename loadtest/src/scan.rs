@@ -76,9 +76,18 @@ pub trait Visitor {
     fn world_end(&mut self, width: u16, height: u16) {}
     fn reset_world(&mut self) {}
     fn render(&mut self, x: u16, y: u16, ch: u8, colour: u8) {}
-    fn handshake(&mut self, name: JsonStr<'_>, player_id: JsonStr<'_>, room: Option<JsonStr<'_>>) {}
+    /// `room` and `token` are the protocol's extension arguments.
+    fn handshake(
+        &mut self,
+        name: JsonStr<'_>,
+        player_id: JsonStr<'_>,
+        room: Option<JsonStr<'_>>,
+        token: Option<JsonStr<'_>>,
+    ) {
+    }
     fn spectating(&mut self, room: JsonStr<'_>) {}
     fn p_joined(&mut self, player_id: JsonStr<'_>, name: JsonStr<'_>, colour: u8, score: u64) {}
+    fn p_score(&mut self, player_id: JsonStr<'_>, score: u64) {}
     fn p_gameover(&mut self, player_id: JsonStr<'_>) {}
     /// A `rooms` reply starts (it may list no room at all).
     fn rooms_begin(&mut self) {}
@@ -137,7 +146,8 @@ fn command<V: Visitor + ?Sized>(c: &mut Cursor<'_>, v: &mut V) -> Result<(), Sca
             c.arg()?;
             let id = c.string()?;
             let room = if c.opt_arg()? { Some(c.string()?) } else { None };
-            v.handshake(name, id, room);
+            let token = if room.is_some() && c.opt_arg()? { Some(c.string()?) } else { None };
+            v.handshake(name, id, room, token);
         }
         b"spectating" => {
             c.arg()?;
@@ -154,6 +164,13 @@ fn command<V: Visitor + ?Sized>(c: &mut Cursor<'_>, v: &mut V) -> Result<(), Sca
             c.arg()?;
             let score = c.uint()?;
             v.p_joined(id, name, colour, score);
+        }
+        b"p_score" => {
+            c.arg()?;
+            let id = c.string()?;
+            c.arg()?;
+            let score = c.uint()?;
+            v.p_score(id, score);
         }
         b"p_gameover" => {
             c.arg()?;
@@ -422,9 +439,19 @@ mod tests {
         fn render(&mut self, x: u16, y: u16, ch: u8, colour: u8) {
             self.0.push(format!("render {x} {y} {} {colour}", ch as char));
         }
-        fn handshake(&mut self, name: JsonStr<'_>, id: JsonStr<'_>, room: Option<JsonStr<'_>>) {
+        fn handshake(
+            &mut self,
+            name: JsonStr<'_>,
+            id: JsonStr<'_>,
+            room: Option<JsonStr<'_>>,
+            token: Option<JsonStr<'_>>,
+        ) {
             let room = room.and_then(|r| r.decode()).unwrap_or_default();
-            self.0.push(format!("handshake {} {} {room}", name.decode().unwrap(), id.decode().unwrap()));
+            let token = token.and_then(|t| t.decode()).unwrap_or_default();
+            self.0.push(format!("handshake {} {} {room} {token}", name.decode().unwrap(), id.decode().unwrap()));
+        }
+        fn p_score(&mut self, id: JsonStr<'_>, score: u64) {
+            self.0.push(format!("score {} {score}", id.decode().unwrap()));
         }
         fn p_joined(&mut self, id: JsonStr<'_>, name: JsonStr<'_>, colour: u8, score: u64) {
             self.0.push(format!("joined {} {} {colour} {score}", id.decode().unwrap(), name.decode().unwrap()));
@@ -460,6 +487,7 @@ mod tests {
                 "render 1 2 % 3",
                 "render 0 0 \" 0",
                 "joined id1 a\"b 4 0",
+                "score id1 12",
                 "gameover id1",
                 "reset",
                 "error nope"
@@ -478,8 +506,9 @@ mod tests {
 
     #[test]
     fn handshake_with_and_without_extension_arguments() {
-        assert_eq!(scan(r#"[["handshake","ann","id9"]]"#), ["handshake ann id9 "]);
-        assert_eq!(scan(r#"[["handshake","ann","id9","lobby","tok"]]"#), ["handshake ann id9 lobby"]);
+        assert_eq!(scan(r#"[["handshake","ann","id9"]]"#), ["handshake ann id9  "]);
+        assert_eq!(scan(r#"[["handshake","ann","id9","lobby","tok"]]"#), ["handshake ann id9 lobby tok"]);
+        assert_eq!(scan(r#"[["handshake","ann","id9","lobby"]]"#), ["handshake ann id9 lobby "]);
     }
 
     #[test]

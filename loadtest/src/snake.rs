@@ -81,6 +81,8 @@ pub struct Tracker {
     steps: [Option<(Pos, Dir)>; 3],
     /// A turn the bot expects to see (preferred among several steps).
     expect: Option<Dir>,
+    /// Where the head was before the connection dropped (for a resume).
+    hint: Option<Pos>,
 }
 
 fn adjacent_step(from: Pos, to: Pos) -> Option<Dir> {
@@ -109,6 +111,16 @@ impl Tracker {
         self.colour.filter(|_| self.alive)
     }
 
+    /// A resume: the snake, if it lives on, had its head at `head`.
+    pub fn resume_at(&mut self, head: Option<Pos>) {
+        self.hint = head;
+    }
+
+    /// The head, once known (its facing may not be).
+    pub fn head(&self) -> Option<Pos> {
+        self.head.filter(|_| self.alive)
+    }
+
     /// The head and the way it faces, once known.
     pub fn snake(&self) -> Option<(Pos, Dir)> {
         self.head.zip(self.facing).filter(|_| self.alive)
@@ -127,9 +139,17 @@ impl Tracker {
     pub fn joined(&mut self, raw_id: &[u8], colour: u8, welcome: bool, tick: u64) -> bool {
         let hash = id_hash(raw_id);
         let me = self.me == Some(hash);
-        if me && welcome && self.alive {
-            // A resynchronisation lists the bot's living snake again.
+        if me && welcome {
+            // A resynchronisation lists the bot's living snake again; after
+            // a resume it is a snake that lives on, not a birth.
             self.colour = Some(colour);
+            if !self.alive {
+                self.alive = true;
+                self.unborn_since = None;
+                self.head = self.hint.take();
+                self.facing = None;
+            }
+            self.queue.retain(|e| e.0 != hash);
             return true;
         }
         if me {
@@ -392,6 +412,24 @@ mod tests {
         t.begin_frame(None);
         assert_eq!(t.end_frame(&v, false, Some(5)), Outcome::Found);
         assert_eq!(t.snake(), Some(((5, 5), Dir::Up)));
+    }
+
+    #[test]
+    fn a_resumed_snake_is_found_near_where_it_was() {
+        let (mut t, mut v) = (Tracker::new(), field());
+        // two heads of colour 5; ours was at (6, 6) before the drop
+        for (p, ch) in [((1, 1), b'*'), ((2, 1), b'@'), ((3, 1), b'%'), ((6, 8), b'*'), ((6, 7), b'@'), ((6, 6), b'%')]
+        {
+            v.set(p.0, p.1, ch, 5);
+        }
+        t.set_me(b"me");
+        t.resume_at(Some((6, 6)));
+        t.begin_frame(None);
+        assert!(!t.joined(b"other", 5, true, 40));
+        assert!(t.joined(b"me", 5, true, 40));
+        assert_eq!(t.end_frame(&v, true, Some(40)), Outcome::Found);
+        assert_eq!(t.snake(), Some(((6, 6), Dir::Up)));
+        assert_eq!(t.head(), Some((6, 6)));
     }
 
     #[test]

@@ -51,10 +51,20 @@ pub enum Counter {
     SpectatorFallbacks,
     Resyncs,
     SnakeLost,
+    /// Closes the bot did not ask for (the ledger's faults).
+    Faults,
+    /// Faults that left a snake alive (a ledger entry to check).
+    FaultSnakes,
+    /// Snakes back alive with the same length and score.
+    SnakesBack,
+    /// Snakes alive at a fault and not alive when the bot was back.
+    SnakesGone,
+    /// Snakes back alive but with another length or score.
+    SnakesChanged,
 }
 
 impl Counter {
-    pub const COUNT: usize = Counter::SnakeLost as usize + 1;
+    pub const COUNT: usize = Counter::SnakesChanged as usize + 1;
 }
 
 /// Measured values: durations in µs, `Life` in ticks.
@@ -70,6 +80,8 @@ pub enum Metric {
     Connect,
     /// Ticks from a snake's birth to its death.
     Life,
+    /// From a fault until the bot is back (the next connection's `world`).
+    Back,
 }
 
 /// One histogram per metric.
@@ -80,6 +92,7 @@ pub struct Hists {
     pub first_world: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub life: Histogram<u64>,
+    pub back: Histogram<u64>,
 }
 
 // 1..HIST_MAX at 3 significant figures are constant bounds hdrhistogram
@@ -97,6 +110,7 @@ impl Default for Hists {
             first_world: histogram(),
             connect: histogram(),
             life: histogram(),
+            back: histogram(),
         }
     }
 }
@@ -109,6 +123,7 @@ impl Hists {
             Metric::FirstWorld => &self.first_world,
             Metric::Connect => &self.connect,
             Metric::Life => &self.life,
+            Metric::Back => &self.back,
         }
     }
 
@@ -119,6 +134,7 @@ impl Hists {
             Metric::FirstWorld => &mut self.first_world,
             Metric::Connect => &mut self.connect,
             Metric::Life => &mut self.life,
+            Metric::Back => &mut self.back,
         }
     }
 
@@ -128,7 +144,7 @@ impl Hists {
 
     /// Adds every histogram of `other` into this one.
     pub fn add(&mut self, other: &Hists) {
-        for m in [Metric::Interval, Metric::Echo, Metric::FirstWorld, Metric::Connect, Metric::Life] {
+        for m in [Metric::Interval, Metric::Echo, Metric::FirstWorld, Metric::Connect, Metric::Life, Metric::Back] {
             // Same bounds on both sides, so adding cannot fail.
             let _ = self.get_mut(m).add(other.get(m));
         }

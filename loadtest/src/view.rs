@@ -166,6 +166,42 @@ impl View {
         found
     }
 
+    /// The length in cells of the snake whose head `%` is at `head`: the
+    /// chain of `@` cells of its colour from the head to the `*` tail.
+    /// `None` where the chain is not clear (two cells could come next: a
+    /// coiled snake or another of the colour touching it) or not there.
+    pub fn body_len(&self, head: Pos, colour: u8) -> Option<u32> {
+        if !self.is_head(head, colour) {
+            return None;
+        }
+        let mut seen = vec![head];
+        let mut at = head;
+        loop {
+            let mut next = None;
+            for d in Dir::ALL {
+                let (x, y) = d.step((i32::from(at.0), i32::from(at.1)));
+                let Some((ch @ (b'@' | b'*'), c)) = self.get(x, y) else { continue };
+                let p = (x as u16, y as u16);
+                if c != colour || seen.contains(&p) {
+                    continue;
+                }
+                if next.is_some() {
+                    return None;
+                }
+                next = Some((p, ch));
+            }
+            let (p, ch) = next?;
+            seen.push(p);
+            if ch == b'*' {
+                return u32::try_from(seen.len()).ok();
+            }
+            if seen.len() > self.chars.len() {
+                return None;
+            }
+            at = p;
+        }
+    }
+
     /// The digit nearest to `from` (Manhattan distance), if any.
     pub fn nearest_digit(&self, from: Pos) -> Option<Pos> {
         let w = usize::from(self.width);
@@ -242,5 +278,32 @@ mod tests {
         v.reset();
         assert_eq!(v.find_head(2), None);
         assert!(v.is_free(3, 1));
+    }
+
+    #[test]
+    fn body_length_follows_the_chain_to_the_tail() {
+        let paint = |rows: &[&str], colour: u8| {
+            let mut v = View::from_rows(rows);
+            for y in 0..v.height() {
+                for x in 0..v.width() {
+                    let ch = v.char_at(i32::from(x), i32::from(y)).unwrap();
+                    if ch != b' ' {
+                        v.set(x, y, ch, colour);
+                    }
+                }
+            }
+            v
+        };
+        // a bent snake of 6
+        let v = paint(&["*@@  ", "  @  ", "  @% ", "     "], 2);
+        assert_eq!(v.body_len((3, 2), 2), Some(6));
+        assert_eq!(v.body_len((3, 2), 3), None, "another colour");
+        assert_eq!(v.body_len((2, 2), 2), None, "not a head");
+        // a newborn: tail, body, head
+        assert_eq!(paint(&["*@%"], 1).body_len((2, 0), 1), Some(3));
+        // two ways on from the head: unclear
+        assert_eq!(paint(&[" @ ", "@%*"], 1).body_len((1, 1), 1), None);
+        // no tail at the end of the chain
+        assert_eq!(paint(&["@@%"], 1).body_len((2, 0), 1), None);
     }
 }

@@ -1,15 +1,19 @@
 // Headless-Chromium test of the Snakepit browser client against the real gateway.
 //
+//   cargo build -p snakepit-gateway -p snakepit-room-worker
 //   cd tests/browser && npm install && npm test
 //
 // Environment:
 //   SNAKEPIT_GATEWAY_BIN  gateway binary (default ../../target/debug/gateway from this file)
+//   SNAKEPIT_WORKER_BIN   room-worker binary (default ../../target/debug/room-worker)
+//   REDIS_SERVER          redis-server executable (default redis-server on the PATH)
 //   CHROMIUM              Chromium executable (default /usr/bin/chromium)
 //   ARTIFACTS             where browser.png goes (default ../../artifacts from this file)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +23,10 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const GATEWAY_BIN = process.env.SNAKEPIT_GATEWAY_BIN
   ? path.resolve(process.env.SNAKEPIT_GATEWAY_BIN)
   : path.resolve(HERE, '../../target/debug/gateway');
+const WORKER_BIN = process.env.SNAKEPIT_WORKER_BIN
+  ? path.resolve(process.env.SNAKEPIT_WORKER_BIN)
+  : path.resolve(HERE, '../../target/debug/room-worker');
+const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.ARTIFACTS
   ? path.resolve(process.env.ARTIFACTS)
@@ -95,9 +103,102 @@ async function stopGateway() {
   clearTimeout(t);
 }
 
+// Processes of the cluster test, killed if the test run ends early.
+const spawned = new Set();
+
 process.on('exit', () => {
   if (gateway && gateway.exitCode === null) gateway.kill('SIGKILL');
+  for (const child of spawned) if (child.exitCode === null) child.kill('SIGKILL');
 });
+
+// A free TCP port on 127.0.0.1 (free when asked; nothing holds it after).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Starts `bin` and resolves with { child, url, log } once it prints
+// "listening on http://...".
+function startServer(label, bin, args) {
+  if (!fs.existsSync(bin)) {
+    throw new Error(`${label} binary not found: ${bin} (cargo build -p snakepit-gateway -p snakepit-room-worker)`);
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    spawned.add(child);
+    const out = { child, url: null, log: '' };
+    const keep = (chunk) => { out.log = (out.log + chunk).slice(-20_000); };
+    const timer = setTimeout(() => reject(new Error(`${label} did not start within 15 s\n${out.log}`)), 15_000);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', keep);
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      keep(line + '\n');
+      const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
+      if (m && !out.url) {
+        out.url = m[1];
+        clearTimeout(timer);
+        resolve(out);
+      }
+    });
+    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${label}: ${e.message}`)); });
+    child.on('exit', (code, signal) => {
+      spawned.delete(child);
+      if (!out.url) {
+        clearTimeout(timer);
+        reject(new Error(`${label} exited early (code ${code}, signal ${signal})\n${out.log}`));
+      }
+    });
+  });
+}
+
+// SIGTERM, and resolves once the process is gone (SIGKILL after `ms`).
+async function stopChild(child, ms = 30_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), ms);
+  await exited;
+  clearTimeout(t);
+}
+
+// A redis-server of our own on a free port, answering PING.
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' });
+  spawned.add(child);
+  child.on('exit', () => spawned.delete(child));
+  for (let i = 0; i < 100; i++) {
+    const pong = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => sock.write('PING\r\n'));
+      sock.setEncoding('utf8');
+      sock.once('data', (d) => { sock.destroy(); resolve(d.startsWith('+PONG')); });
+      sock.once('error', () => resolve(false));
+    });
+    if (pong) return { child, url: `redis://127.0.0.1:${port}/` };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`${REDIS_SERVER} did not answer on port ${port}`);
+}
+
+// The flags of a binary's --help that are listed in `wanted`.
+function knownFlags(bin, wanted) {
+  return new Promise((resolve) => {
+    const child = spawn(bin, ['--help'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let text = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => { text += d; });
+    child.on('close', () => resolve(wanted.filter(([flag]) => text.includes(flag)).flat()));
+    child.on('error', () => resolve([]));
+  });
+}
 
 before(async () => {
   baseUrl = await startGateway();
@@ -336,5 +437,75 @@ test('two players in one room see each other', { timeout: 20_000 }, async () => 
   } finally {
     await ctxA.close();
     await ctxB.close();
+  }
+});
+
+// A rolled gateway: SIGTERM closes the page's socket with 1001 (today) or
+// 1012 (a draining gateway); a new gateway takes the port over. The page must
+// come back by itself and resume the same player, its snake still alive.
+// Cluster mode, so that the session outlives the gateway; slow ticks and a
+// long resume grace, so that the snake (which keeps going while its player
+// is away, unless it is parked) lives through the restart.
+test('after a gateway restart (close 1001/1012) the page reconnects and resumes its snake', { timeout: 90_000 }, async () => {
+  const redis = await startRedis();
+  let worker = null;
+  let gw = null;
+  const context = await browser.newContext();
+  try {
+    const game = ['--tick-rate', '2', '--resume-grace-secs', '60'];
+    worker = await startServer('room-worker', WORKER_BIN,
+      ['--redis-url', redis.url, '--listen', '127.0.0.1:0', '--worker-id', 'browser-w0', ...game]);
+    const port = await freePort();
+    const drain = await knownFlags(GATEWAY_BIN, [['--drain-delay-secs', '1'], ['--drain-close-secs', '1']]);
+    const gatewayArgs = ['--redis-url', redis.url, '--listen', `127.0.0.1:${port}`, '--tick-rate', '2', ...drain];
+    gw = await startServer('gateway', GATEWAY_BIN, gatewayArgs);
+
+    const page = await newPage(context, 'resumer');
+    await page.goto(`${gw.url}/?room=resumetest`);
+    await waitFor(page, 'the client script', () => window.snakepit && window.snakepit.connState === 'disconnected');
+    await page.fill('#name', 'resumer');
+    await page.click('#connect');
+    await waitFor(page, 'connected and handshake',
+      () => window.snakepit.connState === 'connected' && window.snakepit.playerId != null, null, { timeout: 20_000, polling: 50 });
+    const id = await page.evaluate(() => window.snakepit.playerId);
+    await join(page);
+    const before = await waitFor(page, 'my head on the grid',
+      (id) => { const s = window.__snakeOf(id); return s && s.dir ? s : null; }, id, { timeout: 10_000, polling: 'raf' });
+    // Head for the farthest wall, so the unsteered snake has room while away.
+    const { width, height } = await page.evaluate(() => ({ width: window.snakepit.width, height: window.snakepit.height }));
+    const room = {
+      ArrowLeft: before.head.x, ArrowRight: width - 1 - before.head.x,
+      ArrowUp: before.head.y, ArrowDown: height - 1 - before.head.y,
+    };
+    const reverse = Object.keys(ARROWS).find((k) => ARROWS[k].dx === -before.dir.dx && ARROWS[k].dy === -before.dir.dy);
+    const key = Object.keys(room).filter((k) => k !== reverse).sort((a, b) => room[b] - room[a])[0];
+    await page.keyboard.press(key);
+    const tokenBefore = await page.evaluate(() => sessionStorage.getItem('snakepit.resume_token'));
+    assert.ok(tokenBefore, 'the page kept a resume token');
+
+    // Roll the gateway: the old one goes, a new one takes its port.
+    await stopChild(gw.child);
+    await waitFor(page, 'the close (1001 or 1012)',
+      () => [1001, 1012].includes(window.snakepit.lastCloseCode) && window.snakepit.connState === 'reconnecting');
+    const wait = await page.evaluate(() => window.snakepit.retryDelayMs);
+    assert.ok(wait >= 0 && wait <= 1000, `a drain's first reconnect waits 0..1 s, not ${wait} ms`);
+    gw = await startServer('gateway (replacement)', GATEWAY_BIN, gatewayArgs);
+
+    await waitFor(page, 'reconnected and resumed',
+      () => window.snakepit.connState === 'connected' && window.snakepit.playerId != null && window.snakepit.tick != null,
+      null, { timeout: 20_000, polling: 50 });
+    assert.equal(String(await page.evaluate(() => window.snakepit.playerId)), String(id), 'the same player');
+    assert.equal(await page.evaluate(() => window.snakepit.roomId), 'resumetest');
+    const after = await waitFor(page, 'my snake alive again on the grid',
+      (id) => window.__snakeOf(id), id, { timeout: 10_000, polling: 'raf' });
+    assert.ok(!after.dead && after.head, `the snake lived through the restart: ${await dump(page)}`);
+    assert.equal(await page.evaluate(() => window.snakepit.alive), true);
+    assert.ok(await page.isHidden('#join'), 'no Join button: the snake was resumed, not joined again');
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await context.close();
+    await stopChild(gw && gw.child, 5000);
+    await stopChild(worker && worker.child, 5000);
+    await stopChild(redis.child, 5000);
   }
 });
