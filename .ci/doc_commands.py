@@ -88,11 +88,13 @@ RECIPES = {
     "python3 loadtest/scripts/capacity.py --mode standalone|cluster --players N": run(
         "python3 loadtest/scripts/capacity.py --mode standalone --players 50 --duration 3 --ramp 1 && "
         "python3 loadtest/scripts/capacity.py --mode cluster --players 50 --duration 3 --ramp 1", 300),
+    "python3 loadtest/scripts/rolling_restart.py [--bots 1000]": run(
+        "python3 loadtest/scripts/rolling_restart.py --bots 100 --quick", 300),
     "gateway --help": run(f"{REL}/gateway --help", 30),
     "room-worker --help": run(f"{REL}/room-worker --help", 30),
     "swarm --help": run(f"{REL}/swarm --help", 30),
     # Tests.
-    "cargo build -p snakepit-gateway && cd tests/browser && npm ci && npm test": elsewhere(
+    "cargo build -p snakepit-gateway -p snakepit-room-worker && cd tests/browser && npm ci && npm test": elsewhere(
         ".ci/run: the browser test step"),
     "cargo bench -p snakepit-room-worker --bench room_tick": run(
         "cargo bench -p snakepit-room-worker --bench room_tick -- --warm-up-time 0.2 --measurement-time 0.5", 900),

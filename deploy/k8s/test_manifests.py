@@ -348,14 +348,19 @@ class Selection(unittest.TestCase):
                     a = ing["metadata"]["annotations"]
                     self.assertEqual(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "3600")
                     self.assertEqual(a["nginx.ingress.kubernetes.io/proxy-send-timeout"], "3600")
+                    public = set()
                     for rule in ing["spec"]["rules"]:
                         for path in rule["http"]["paths"]:
                             b = path["backend"]["service"]
                             svc = m.find(objs, "Service", b["name"])
                             self.assertIsNotNone(svc)
                             self.assertIn(b["port"]["name"], [p["name"] for p in svc["spec"]["ports"]])
-                            # The client page and /connect are both under /.
-                            self.assertEqual((path["path"], path["pathType"]), ("/", "Prefix"))
+                            # Exact paths only: a prefix would publish the
+                            # gateway's /metrics and probes too.
+                            self.assertEqual(path["pathType"], "Exact", path)
+                            public.add(path["path"])
+                    # The page, its files and the WebSocket; nothing else.
+                    self.assertEqual(public, {"/", "/client.js", "/style.css", "/connect"})
 
     def test_network_policies(self):
         for v, objs in each_variant():
