@@ -250,7 +250,7 @@ async fn shutdown_tells_clients_to_reconnect() {
     let mut a = server.client().await;
     a.new_player("ann", None).await;
     server.shutdown.cancel();
-    assert_eq!(a.closed().await, Some(1001));
+    assert_eq!(a.closed().await, Some(1012));
     tokio::time::timeout(std::time::Duration::from_secs(5), server.task).await.unwrap().unwrap();
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use snakepit_gateway::GatewayConfig;
 use snakepit_gateway::standalone::{StandaloneConfig, serve};
+use snakepit_gateway::{DrainConfig, GatewayConfig};
 use snakepit_room_worker::GameSettings;
 use snakepit_room_worker::room::RoomConfig;
 use tokio::net::{TcpListener, TcpStream};
@@ -41,7 +41,11 @@ pub fn config(settings: GameSettings) -> StandaloneConfig {
             presence_timeout: Duration::from_secs(20),
             seat_hold: Duration::from_secs(15),
         },
-        shutdown_grace: Duration::from_secs(2),
+        drain: DrainConfig {
+            delay: Duration::ZERO,
+            close_window: Duration::from_millis(200),
+            grace: Duration::from_secs(2),
+        },
     }
 }
 
