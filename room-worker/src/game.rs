@@ -229,12 +229,10 @@ impl Game {
     /// Parks or unparks `id`'s snake. A parked snake does not move, grow or
     /// eat (an unborn one is not born), yet keeps its cells, so others can
     /// still run into it; unparked, it goes on from where it stood. Turns
-    /// queued before the player went away are dropped.
+    /// the player pressed before it went away are kept: they were meant
+    /// for the way ahead (a turn away from a wall).
     pub fn set_parked(&mut self, id: PlayerId, parked: bool) {
         if let Some(p) = self.players.iter_mut().find(|p| p.id == id) {
-            if parked && !p.parked {
-                p.turns.clear();
-            }
             p.parked = parked;
         }
     }

@@ -390,8 +390,11 @@ impl<B: Backend> Room<B> {
         let full = self.members.len() >= MAX_MEMBERS;
         match self.members.get_mut(&player) {
             Some(m) => {
-                // Back within the grace period, or a repeated enter.
+                // Back within the grace period, or a repeated enter. Heard
+                // from now: the old connection's silence must not count
+                // against the new one before its gateway's first presence.
                 m.conn = conn;
+                m.seen = Instant::now();
                 m.confirmed = true;
                 if let (false, Some(name)) = (m.player, name) {
                     m.player = true;

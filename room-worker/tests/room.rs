@@ -185,3 +185,41 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
     assert_ne!(cells, still.0, "it moves again");
     assert_eq!((cells.len(), score), (still.0.len(), still.1), "same length and score");
 }
+
+/// A player back through a new connection counts as heard from at its
+/// enter: the old connection's silence does not mark it away again (and
+/// park its snake) before its gateway's first presence note.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_player_is_not_taken_for_silent() {
+    use snakepit_shared::Ownership;
+    let backend = MemoryBackend::new();
+    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let room = RoomId::parse("heard").unwrap();
+    let config = RoomConfig {
+        grace: Duration::from_secs(60),
+        presence_timeout: Duration::from_secs(2),
+        snapshot_every: Some(Duration::from_millis(100)),
+        ..config(10.0)
+    };
+    let lease = backend.acquire_lease(&room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
+    tokio::spawn(r.run(RoomControl::default()));
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
+        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let enter = InputKind::Enter { name: Some("ann".into()), resync: false };
+    backend.publish_input(&room, RoomInput { player, conn: ConnId::random(), kind: enter }).await.unwrap();
+    // Housekeeping runs (every second) before any presence note comes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
+    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let member = snapshot.members.iter().find(|m| m.player == player).expect("ann is a member");
+    assert!(!member.disconnected, "the resumed player was taken for silent");
+    assert!(!snapshot.game.player(player).unwrap().parked);
+}
