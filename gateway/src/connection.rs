@@ -1,7 +1,7 @@
 //! One client connection: a struct whose `run` selects over the socket, the
 //! connection's outgoing queue, the room's answer timer, pings and the idle
 //! timer (dead peers), a kick (too slow, or superseded by a newer
-//! connection of the player) and the gateway's shutdown.
+//! connection of the player) and the gateway's restart (its drain).
 //!
 //! The connection owns the player's identity (player id, name, resume
 //! token) and tags every input with it: a client can only steer its own
@@ -26,7 +26,9 @@ use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
 
 /// Close codes (see docs/protocol.md).
-pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// The gateway is restarting (drained): reconnect after a random delay and
+/// resume.
+pub const CLOSE_RESTART: u16 = 1012;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
@@ -96,6 +98,9 @@ pub struct Connection<B> {
     pending: Option<PendingEnter>,
     out_tx: mpsc::Sender<Outgoing>,
     out_rx: mpsc::Receiver<Outgoing>,
+    /// Cancelled by the gateway's drain (or its end): close with 1012.
+    restart: CancellationToken,
+    /// Cancelled by a restart, or by the fan-out (too slow, superseded).
     kick: CancellationToken,
     /// Set by the fan-out when a newer connection of this player took over:
     /// this one then ends without a word to the room, the session or the
@@ -116,6 +121,9 @@ impl<B: Backend> Connection<B> {
     pub fn new(state: AppState<B>) -> Self {
         let (out_tx, out_rx) = mpsc::channel(state.config.send_queue);
         let limiter = TokenBucket::new(state.config.rate_per_sec, state.config.rate_burst);
+        // Children: one future watches all three.
+        let restart = state.shutdown.child_token();
+        let kick = restart.child_token();
         Self {
             conn: ConnId::random(),
             spectator_id: PlayerId::random(),
@@ -124,8 +132,8 @@ impl<B: Backend> Connection<B> {
             pending: None,
             out_tx,
             out_rx,
-            // A child of the shutdown token: one future watches both.
-            kick: state.shutdown.child_token(),
+            restart,
+            kick,
             superseded: Arc::default(),
             limiter,
             throttled: false,
@@ -139,6 +147,7 @@ impl<B: Backend> Connection<B> {
 
     pub async fn run(mut self, socket: WebSocket) {
         self.state.metrics.connections.inc();
+        self.state.clients.add(self.conn, self.restart.clone());
         let (mut sink, mut stream) = socket.split();
         // Made once and polled by reference: creating a cancellation future
         // per loop turn costs a lock per frame.
@@ -215,6 +224,7 @@ impl<B: Backend> Connection<B> {
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
             let _ = timeout(self.state.config.write_timeout, sink.send(Message::Close(Some(frame)))).await;
         }
+        self.state.clients.remove(self.conn);
         self.state.metrics.connections.dec();
     }
 
@@ -222,14 +232,14 @@ impl<B: Backend> Connection<B> {
         self.superseded.load(Ordering::Acquire)
     }
 
-    /// Why the connection's stop token fired: a newer connection, shutdown,
-    /// or a kick. A superseded client must not resume: it would shut out
-    /// the newer connection in turn.
+    /// Why the connection's stop token fired: a newer connection, the
+    /// gateway's restart, or a kick. A superseded client must not resume:
+    /// it would shut out the newer connection in turn.
     fn stop_reason(&self) -> (u16, &'static str) {
         if self.is_superseded() {
             (CLOSE_SUPERSEDED, "resumed elsewhere")
-        } else if self.state.shutdown.is_cancelled() {
-            (CLOSE_GOING_AWAY, "server shutting down; reconnect and resume")
+        } else if self.restart.is_cancelled() {
+            (CLOSE_RESTART, "gateway restarting; reconnect and resume")
         } else {
             (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
         }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod drain;
 pub mod fanout;
 pub mod metrics;
 pub mod rate_limit;
@@ -14,8 +15,6 @@ pub mod standalone;
 pub mod state;
 pub mod web;
 
-use std::time::Duration;
-
 use axum::serve::ListenerExt;
 use snakepit_shared::Backend;
 use tokio::net::TcpListener;
@@ -23,16 +22,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use config::GatewayConfig;
+pub use drain::DrainConfig;
 pub use routes::app;
 pub use state::AppState;
 
-/// Serves `state` on `listener` until `shutdown`; then connections are told
-/// to reconnect elsewhere (close 1001) and get `grace` to finish.
+/// Serves `state` on `listener` until `shutdown`, then drains (see
+/// [`drain`]): not ready at once, serving on for the delay, then no new
+/// connections and the clients closed (1012) in paced batches over the
+/// close window, then the grace period for what is left. Returns within
+/// the sum of the three (plus a close frame's write timeout).
 pub async fn run<B: Backend>(
     listener: TcpListener,
     state: AppState<B>,
     shutdown: CancellationToken,
-    grace: Duration,
+    drain: DrainConfig,
 ) -> std::io::Result<()> {
     let router = app(state.clone());
     let send_buffer = state.config.tcp_send_buffer;
@@ -47,21 +50,27 @@ pub async fn run<B: Backend>(
             warn!(error = %e, "cannot set SO_SNDBUF");
         }
     });
-    let stop = state.shutdown.clone();
-    let serve = axum::serve(listener, router).with_graceful_shutdown({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown.cancelled().await;
-            // WebSockets are upgraded and so no longer held by the server:
-            // their own token ends them.
-            stop.cancel();
-        }
-    });
-    let result = serve.await;
+    // Upgraded WebSockets are no longer held by the server: the drain
+    // closes them through their own tokens.
+    let stop_accepting = CancellationToken::new();
+    let mut server = tokio::spawn(
+        axum::serve(listener, router).with_graceful_shutdown(stop_accepting.clone().cancelled_owned()).into_future(),
+    );
+    drain::drain(&shutdown, drain, &state.clients, &state.draining, &stop_accepting, &state.shutdown).await;
     state.tracker.close();
-    if tokio::time::timeout(grace, state.tracker.wait()).await.is_err() {
+    let deadline = tokio::time::Instant::now() + drain.grace;
+    if tokio::time::timeout_at(deadline, state.tracker.wait()).await.is_err() {
         warn!("connections still open after the grace period");
     }
+    let result = match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => {
+            server.abort();
+            warn!("HTTP requests still open after the grace period");
+            Ok(())
+        }
+    };
     info!("gateway stopped");
     result
 }

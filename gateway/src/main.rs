@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use prometheus::Registry;
 use snakepit_gateway::standalone::{StandaloneConfig, serve};
-use snakepit_gateway::{AppState, GatewayConfig, run};
-use snakepit_room_worker::settings_args::{GameArgs, secs};
+use snakepit_gateway::{AppState, DrainConfig, GatewayConfig, run};
+use snakepit_room_worker::settings_args::{GameArgs, secs, secs_or_zero};
 use snakepit_shared::RedisBackend;
 use snakepit_shared::shutdown::cancel_on_signal;
 use snakepit_shared::telemetry::{LogFormat, init_logging};
@@ -34,9 +34,17 @@ struct Args {
     /// Prefix of every Redis key and channel (clusters sharing one Redis).
     #[arg(long, env = "SNAKEPIT_REDIS_PREFIX", default_value = "snakepit")]
     redis_prefix: String,
-    /// Seconds connections get to close on shutdown.
+    /// Seconds connections get to close on shutdown, after the drain.
     #[arg(long, env = "SNAKEPIT_SHUTDOWN_GRACE_SECS", default_value_t = 5.0)]
     shutdown_grace_secs: f64,
+    /// Seconds the gateway keeps serving after SIGTERM (readiness already
+    /// failing) before it stops accepting; Kubernetes: a few seconds.
+    #[arg(long, env = "SNAKEPIT_DRAIN_DELAY_SECS", default_value_t = 0.0)]
+    drain_delay_secs: f64,
+    /// Seconds over which the clients are then closed (1012), in paced
+    /// batches, so that they do not all reconnect elsewhere at once.
+    #[arg(long, env = "SNAKEPIT_DRAIN_CLOSE_SECS", default_value_t = 1.0)]
+    drain_close_secs: f64,
     /// Seconds between the gateway's presence notes to each room it has
     /// members in (rooms drop members no gateway vouches for).
     #[arg(long, env = "SNAKEPIT_PRESENCE_SECS", default_value_t = 5.0)]
@@ -72,7 +80,11 @@ async fn main() -> anyhow::Result<()> {
     };
     // A client that answers every ping must never look idle.
     anyhow::ensure!(gateway.idle_timeout > gateway.ping_every, "the idle timeout must exceed the ping interval");
-    let grace = secs("shutdown grace", args.shutdown_grace_secs)?;
+    let drain = DrainConfig {
+        delay: secs_or_zero("drain delay", args.drain_delay_secs)?,
+        close_window: secs_or_zero("drain close", args.drain_close_secs)?,
+        grace: secs("shutdown grace", args.shutdown_grace_secs)?,
+    };
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // One line on stdout that scripts and tests wait for.
@@ -82,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     match &args.redis_url {
         None => {
             tracing::info!(%addr, tick_rate = room.settings.tick_rate, "standalone gateway listening");
-            serve(listener, StandaloneConfig { gateway, room, shutdown_grace: grace }, shutdown).await?;
+            serve(listener, StandaloneConfig { gateway, room, drain }, shutdown).await?;
         }
         Some(url) => {
             tracing::info!(%addr, "cluster gateway listening");
@@ -91,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
                 return Ok(());
             };
             let state = AppState::new(backend, gateway, Registry::new())?;
-            run(listener, state, shutdown, grace).await?;
+            run(listener, state, shutdown, drain).await?;
         }
     }
     Ok(())

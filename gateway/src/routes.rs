@@ -54,7 +54,7 @@ async fn connect<B: Backend>(State(state): State<AppState<B>>, ws: WebSocketUpgr
 }
 
 async fn readyz<B: Backend>(State(state): State<AppState<B>>) -> Response {
-    if state.shutdown.is_cancelled() {
+    if state.draining.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     match state.backend.ping().await {

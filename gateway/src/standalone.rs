@@ -11,14 +11,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::drain::DrainConfig;
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]
 pub struct StandaloneConfig {
     pub gateway: GatewayConfig,
     pub room: RoomConfig,
-    /// How long connections and rooms get to finish on shutdown.
-    pub shutdown_grace: Duration,
+    /// How the gateway stops; its rooms stop afterwards, within the grace.
+    pub drain: DrainConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +57,11 @@ pub async fn serve(
     );
     let rooms_stop = CancellationToken::new();
     let rooms = tokio::spawn(host.run(rooms_stop.clone()));
-    let served = crate::run(listener, state, shutdown, config.shutdown_grace).await;
+    // Drained like a cluster gateway: its players' snakes park, and they
+    // may resume on this process once it is back (the rooms are gone by
+    // then, but the client starts over by itself).
+    let served = crate::run(listener, state, shutdown, config.drain).await;
     rooms_stop.cancel();
-    let _ = tokio::time::timeout(config.shutdown_grace, rooms).await;
+    let _ = tokio::time::timeout(config.drain.grace, rooms).await;
     Ok(served?)
 }

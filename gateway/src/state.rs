@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::GatewayConfig;
+use crate::drain::Clients;
 use crate::fanout::Fanout;
 use crate::metrics::GatewayMetrics;
 
@@ -17,8 +18,14 @@ pub struct AppState<B> {
     pub fanout: Arc<Fanout<B>>,
     pub metrics: GatewayMetrics,
     pub registry: Registry,
-    /// Cancelled when the gateway stops: connections close with 1001.
+    /// Cancelled as soon as the gateway is told to stop: `/readyz` then
+    /// answers 503, while everything else is still served.
+    pub draining: CancellationToken,
+    /// Cancelled when the drain is over: connections still open close
+    /// (1012), room feeds end, new WebSockets are refused.
     pub shutdown: CancellationToken,
+    /// Open client connections, for the paced closing of a drain.
+    pub clients: Arc<Clients>,
     /// Connections and room feeds, awaited on shutdown.
     pub tracker: TaskTracker,
 }
@@ -40,7 +47,9 @@ impl<B: snakepit_shared::Backend> AppState<B> {
             config: Arc::new(config),
             metrics,
             registry,
+            draining: CancellationToken::new(),
             shutdown,
+            clients: Arc::default(),
             tracker,
         })
     }

@@ -298,7 +298,7 @@ async fn sigterm_on_a_gateway_tells_its_clients_to_reconnect_and_exits() {
     a.join(&a_id).await;
     let status = c.gateways[0].terminate().await;
     assert!(status.success(), "the gateway exits cleanly on SIGTERM: {status:?}");
-    assert_eq!(a.closed().await, Some(1001));
+    assert_eq!(a.closed().await, Some(1012));
     // As in a rolling update: the client resumes on the other gateway.
     let mut a2 = c.client(1).await;
     a2.send(json!(["resume", token])).await;

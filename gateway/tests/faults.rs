@@ -54,7 +54,8 @@ async fn flaky_gateway(fail_enters: usize, stop: &CancellationToken) -> std::net
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = stop.clone();
-    tokio::spawn(async move { snakepit_gateway::run(listener, state, shutdown, Duration::from_secs(1)).await });
+    let drain = snakepit_gateway::DrainConfig { grace: Duration::from_secs(1), ..Default::default() };
+    tokio::spawn(async move { snakepit_gateway::run(listener, state, shutdown, drain).await });
     addr
 }
 

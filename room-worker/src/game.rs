@@ -54,6 +54,11 @@ pub struct Player {
     pub growth: u32,
     pub score: u64,
     pub colour: u8,
+    /// Its player is away (connection ended, or its gateway went silent):
+    /// the snake holds still until the player is back. Defaults to false
+    /// in a snapshot written before parking existed.
+    #[serde(default)]
+    pub parked: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,6 +171,7 @@ impl Game {
             growth: 0,
             score: 0,
             colour: 0,
+            parked: false,
         });
         true
     }
@@ -213,10 +219,21 @@ impl Game {
 
     /// Queues a turn for the next ticks (one per tick).
     pub fn turn(&mut self, id: PlayerId, dir: Direction) {
-        if let Some(p) = self.players.iter_mut().find(|p| p.id == id && p.alive) {
+        if let Some(p) = self.players.iter_mut().find(|p| p.id == id && p.alive && !p.parked) {
             if p.turns.len() < TURN_QUEUE {
                 p.turns.push_back(dir);
             }
+        }
+    }
+
+    /// Parks or unparks `id`'s snake. A parked snake does not move, grow or
+    /// eat (an unborn one is not born), yet keeps its cells, so others can
+    /// still run into it; unparked, it goes on from where it stood. Turns
+    /// the player pressed before it went away are kept: they were meant
+    /// for the way ahead (a turn away from a wall).
+    pub fn set_parked(&mut self, id: PlayerId, parked: bool) {
+        if let Some(p) = self.players.iter_mut().find(|p| p.id == id) {
+            p.parked = parked;
         }
     }
 
@@ -237,7 +254,8 @@ impl Game {
             return;
         }
         for idx in 0..self.players.len() {
-            if !self.players[idx].alive {
+            // A parked snake holds still until its player is back.
+            if !self.players[idx].alive || self.players[idx].parked {
                 continue;
             }
             if self.players[idx].snake.is_empty() {

@@ -457,6 +457,115 @@ fn a_player_who_leaves_while_alive_dies() {
     assert_eq!(g.alive_count(), 1);
 }
 
+// ---------------------------------------------------------------- parking
+
+/// A snake one cell from the right wall, with a digit in front and growth
+/// still to come: were it not parked, it would eat, grow or die.
+fn at_the_wall() -> (Game, PlayerId, PlayerId, Vec<Pos>) {
+    let (mut g, ids) = joined(quiet(), 4, 2);
+    let (a, b) = (ids[0], ids[1]);
+    let cells = line(p(48, 10), Right, 4);
+    place(&mut g, a, &cells, Right);
+    bystander(&mut g, b);
+    g.put(p(49, 10), cell(b'5', 3));
+    g.clear_events();
+    (g, a, b, cells)
+}
+
+#[test]
+fn a_parked_snake_keeps_its_cells_length_and_score_over_many_ticks() {
+    let (mut g, a, b, cells) = at_the_wall();
+    g.step();
+    assert_eq!(score(&g, a), 5, "it ate the digit");
+    // The tail stayed: four more ticks of growth to come.
+    let cells: Vec<Pos> = std::iter::once(p(49, 10)).chain(cells).collect();
+    assert_eq!(snake(&g, a), cells);
+    g.set_parked(a, true);
+    g.turn(a, Up);
+    // Growth pending and the wall ahead; the bystander runs
+    // out of the field meanwhile, and the game goes on for the parked one.
+    for _ in 0..200 {
+        g.clear_events();
+        g.step();
+        assert!(g.events().iter().all(|e| !matches!(e, Event::Render { pos, .. } if cells.contains(pos))));
+        assert!(!game_overs(&g).contains(&a));
+    }
+    assert!(!alive(&g, b) && g.is_running());
+    assert!(alive(&g, a));
+    assert_eq!(snake(&g, a), cells, "not one cell moved");
+    assert_eq!(score(&g, a), 5);
+    assert_eq!(g.player(a).unwrap().growth, 4, "it did not grow meanwhile");
+    assert_eq!(g.player(a).unwrap().direction, Right, "a turn sent while parked is ignored");
+    assert_drawn_alive(&g, a);
+}
+
+#[test]
+fn an_unparked_snake_moves_on_from_where_it_stood() {
+    let (mut g, a, _, cells) = at_the_wall();
+    // Parked in time: the digit stays uneaten, the snake where it was.
+    g.set_parked(a, true);
+    for _ in 0..50 {
+        g.step();
+    }
+    assert_eq!(snake(&g, a), cells);
+    assert_eq!(at(&g, p(49, 10)), cell(b'5', 3));
+    g.set_parked(a, false);
+    g.turn(a, Up);
+    g.step();
+    assert!(alive(&g, a));
+    assert_eq!(snake(&g, a), vec![p(48, 9), p(48, 10), p(47, 10), p(46, 10)], "the same length, one step on");
+    assert_eq!(score(&g, a), 0);
+    assert_drawn_alive(&g, a);
+}
+
+#[test]
+fn an_unparked_snake_still_dies_at_the_wall() {
+    let (mut g, ids) = joined(quiet(), 4, 2);
+    let (a, b) = (ids[0], ids[1]);
+    place(&mut g, a, &line(p(49, 10), Right, 4), Right);
+    bystander(&mut g, b);
+    g.set_parked(a, true);
+    g.step();
+    assert!(alive(&g, a), "parked at the wall");
+    g.set_parked(a, false);
+    g.step();
+    assert!(!alive(&g, a), "unparked, it runs out of the field");
+    assert_eq!(game_overs(&g), vec![a]);
+    assert!(alive(&g, b));
+}
+
+#[test]
+fn a_parked_snake_is_an_obstacle_like_any_other() {
+    let (mut g, ids) = joined(GameSettings { kill_points: 7, ..quiet() }, 1, 2);
+    let (a, b) = (ids[0], ids[1]);
+    let parked = line(p(11, 9), Up, 3);
+    place(&mut g, b, &parked, Up);
+    g.set_parked(b, true);
+    let runner = line(p(10, 10), Right, 3);
+    place(&mut g, a, &runner, Right);
+    g.step();
+    assert!(!alive(&g, a), "ran into the parked snake");
+    assert_drawn_dead(&g, &runner);
+    assert!(alive(&g, b));
+    assert_eq!(snake(&g, b), parked);
+    assert_eq!(score(&g, b), 7, "kill points as for any snake");
+    // The game still runs: the parked snake is alive.
+    assert!(g.is_running());
+}
+
+#[test]
+fn a_parked_unborn_snake_waits_to_be_born() {
+    let (mut g, ids) = joined(quiet(), 1, 2);
+    let (a, b) = (ids[0], ids[1]);
+    bystander(&mut g, b);
+    g.set_parked(a, true);
+    g.step();
+    assert!(alive(&g, a) && snake(&g, a).is_empty(), "not born while parked");
+    g.set_parked(a, false);
+    g.step();
+    assert_eq!(snake(&g, a).len(), usize::from(quiet().initial_length));
+}
+
 // ---------------------------------------------------------------- spawning
 
 #[test]

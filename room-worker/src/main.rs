@@ -85,19 +85,19 @@ async fn main() -> anyhow::Result<()> {
     let metrics = WorkerMetrics::register(&registry, &config.worker_id)?;
     let host = Host::new(backend.clone(), config, metrics);
     let http = HttpState { backend, registry, announced: host.announced(), shutdown: shutdown.clone() };
+    // The probes outlive the shutdown signal: /readyz says 503 at once, but
+    // /healthz and /metrics answer until the rooms are handed over, so a
+    // liveness probe never kills a worker mid-hand-over.
+    let http_stop = CancellationToken::new();
     let server = tokio::spawn(
-        axum::serve(listener, app(http))
-            .with_graceful_shutdown({
-                let s = shutdown.clone();
-                async move { s.cancelled().await }
-            })
-            .into_future(),
+        axum::serve(listener, app(http)).with_graceful_shutdown(http_stop.clone().cancelled_owned()).into_future(),
     );
     let host_task = tokio::spawn(host.run(shutdown.clone()));
     shutdown.cancelled().await;
     if tokio::time::timeout(grace, host_task).await.is_err() {
         tracing::warn!("rooms not handed over within the grace period");
     }
+    http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     Ok(())
 }

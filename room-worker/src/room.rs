@@ -42,7 +42,8 @@ const HOLD_AFTER_TAKEOVER: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct RoomConfig {
     pub settings: GameSettings,
-    /// How long a disconnected player's snake keeps going.
+    /// How long a disconnected player's snake waits, parked, for its
+    /// player to come back.
     pub grace: Duration,
     /// How long a room stays empty before it retires.
     pub empty_ttl: Duration,
@@ -150,7 +151,7 @@ impl<B: Backend> Room<B> {
         let (game, members): (Game, HashMap<PlayerId, Member>) = match snapshot {
             Some(s) => {
                 let now = Instant::now();
-                let members = s
+                let members: HashMap<PlayerId, Member> = s
                     .members
                     .into_iter()
                     .map(|m| {
@@ -160,7 +161,13 @@ impl<B: Backend> Room<B> {
                         (m.player, member)
                     })
                     .collect();
-                (s.game, members)
+                let mut game = s.game;
+                // The parked snakes are the away players' (also for a
+                // snapshot written before the game recorded it).
+                for (id, m) in &members {
+                    game.set_parked(*id, m.disconnected_at.is_some());
+                }
+                (game, members)
             }
             None => (Game::new(config.settings.clone(), seed), HashMap::new()),
         };
@@ -340,9 +347,7 @@ impl<B: Backend> Room<B> {
             InputKind::Disconnect if self.current(player, conn) => {
                 let alive = self.game.player(player).is_some_and(|p| p.alive);
                 if alive {
-                    if let Some(m) = self.members.get_mut(&player) {
-                        m.disconnected_at = Some(Instant::now());
-                    }
+                    self.set_away(player, Some(Instant::now()));
                 } else {
                     self.remove(player, true);
                 }
@@ -385,15 +390,19 @@ impl<B: Backend> Room<B> {
         let full = self.members.len() >= MAX_MEMBERS;
         match self.members.get_mut(&player) {
             Some(m) => {
-                // Back within the grace period, or a repeated enter.
+                // Back within the grace period, or a repeated enter. Heard
+                // from now: the old connection's silence must not count
+                // against the new one before its gateway's first presence.
                 m.conn = conn;
+                m.seen = Instant::now();
                 m.confirmed = true;
-                m.disconnected_at = None;
                 if let (false, Some(name)) = (m.player, name) {
                     m.player = true;
                     self.game.add_player(player, clamp_name(name));
                     self.metrics.players.inc();
                 }
+                // A parked snake moves on from where it stood.
+                self.set_away(player, None);
             }
             None if full => {
                 self.direct_error(player, "Room is full");
@@ -423,6 +432,15 @@ impl<B: Backend> Room<B> {
         self.superseded.insert(conn, player);
         debug!(room = %self.id, %player, "connection superseded");
         self.publish(FrameKind::Superseded { player, conn }, Bytes::new());
+    }
+
+    /// Marks a member away since `since` (its snake parks) or back (`None`:
+    /// its snake moves on).
+    fn set_away(&mut self, player: PlayerId, since: Option<Instant>) {
+        if let Some(m) = self.members.get_mut(&player) {
+            m.disconnected_at = since;
+        }
+        self.game.set_parked(player, since.is_some());
     }
 
     /// Whether a taken-over room still waits for its players' worlds.
@@ -467,13 +485,19 @@ impl<B: Backend> Room<B> {
 
     /// Removes disconnected members whose grace period is over, or whose
     /// snake died meanwhile (nothing left to come back to); a member whose
-    /// gateway went silent counts as disconnected from then on.
+    /// gateway went silent counts as disconnected from then on, and its
+    /// snake parks.
     fn expire_disconnected(&mut self, now: Instant) {
         let silence = self.config.presence_timeout;
-        for m in self.members.values_mut() {
-            if m.disconnected_at.is_none() && now.saturating_duration_since(m.seen) >= silence {
-                m.disconnected_at = Some(now);
-            }
+        let silent: Vec<PlayerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.disconnected_at.is_none() && now.saturating_duration_since(m.seen) >= silence)
+            .map(|(id, _)| *id)
+            .collect();
+        for player in silent {
+            self.dirty = true;
+            self.set_away(player, Some(now));
         }
         let grace = self.config.grace;
         let expired: Vec<PlayerId> = self

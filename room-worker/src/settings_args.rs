@@ -52,7 +52,7 @@ pub struct GameArgs {
     /// Points for the snake another snake ran into.
     #[arg(long, env = "SNAKEPIT_KILL_POINTS")]
     pub kill_points: Option<u64>,
-    /// Seconds a disconnected player's snake keeps going.
+    /// Seconds a disconnected player's snake waits, parked, for its player.
     #[arg(long, env = "SNAKEPIT_RESUME_GRACE_SECS", default_value_t = 5.0)]
     pub resume_grace_secs: f64,
     /// Seconds an empty room lives before it retires.
@@ -85,6 +85,11 @@ pub enum ArgsError {
 /// Seconds from the command line as a duration.
 pub fn secs(name: &'static str, v: f64) -> Result<Duration, ArgsError> {
     Duration::try_from_secs_f64(v).ok().filter(|d| !d.is_zero()).ok_or(ArgsError::Seconds(name))
+}
+
+/// Like [`secs`], where zero means "none".
+pub fn secs_or_zero(name: &'static str, v: f64) -> Result<Duration, ArgsError> {
+    Duration::try_from_secs_f64(v).map_err(|_| ArgsError::Seconds(name))
 }
 
 impl GameArgs {

@@ -22,6 +22,8 @@ enum Op {
     Turn(usize, Direction),
     Step,
     Kill(usize),
+    /// The player goes away (true) or comes back (false).
+    Park(usize, bool),
 }
 
 #[derive(Clone, Debug)]
@@ -42,6 +44,7 @@ fn op(players: usize) -> impl Strategy<Value = Op> {
         6 => (0..players, direction()).prop_map(|(i, d)| Op::Turn(i, d)),
         10 => Just(Op::Step),
         1 => (0..players).prop_map(Op::Kill),
+        2 => (0..players, any::<bool>()).prop_map(|(i, p)| Op::Park(i, p)),
     ]
 }
 
@@ -216,8 +219,28 @@ fn run(s: &Scenario) {
                 game.kill(ids[i]);
                 lives.remove(&ids[i]);
             }
+            Op::Park(i, parked) => game.set_parked(ids[i], parked),
             Op::Step => {
+                // A parked snake holds still: same cells and growth; its
+                // score grows only by kill points (others run into it).
+                let parked: Vec<_> = game
+                    .players()
+                    .iter()
+                    .filter(|p| p.alive && p.parked)
+                    .map(|p| (p.id, p.snake.clone(), p.score, p.growth))
+                    .collect();
                 game.step();
+                for (id, snake, score, growth) in parked {
+                    let p = game.player(id).expect("a parked player stays");
+                    assert!(p.alive, "{} died while parked", p.name);
+                    assert_eq!((&p.snake, p.growth), (&snake, growth), "{} moved while parked", p.name);
+                    let kills = p.score.checked_sub(score).expect("the score fell while parked");
+                    assert!(
+                        kills == 0 || s.settings.kill_points > 0 && kills % s.settings.kill_points == 0,
+                        "{} scored {kills} while parked",
+                        p.name
+                    );
+                }
                 steps += 1;
 
                 apply_events(&mut replay, game.events());

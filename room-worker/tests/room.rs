@@ -105,3 +105,121 @@ async fn changes_not_saved_are_saved_once_the_lease_is_back() {
     let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
     assert!(snapshot.members.iter().any(|m| m.player == player), "ann is in the snapshot");
 }
+
+/// The player's snake in the room's last snapshot: (cells, score, parked).
+async fn snake_in_snapshot(backend: &MemoryBackend, room: &RoomId, player: PlayerId) -> (Vec<(u16, u16)>, u64, bool) {
+    use snakepit_shared::Ownership;
+    let (_, data) = backend.load_snapshot(room).await.unwrap().expect("a snapshot");
+    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let p = snapshot.game.player(player).unwrap_or_else(|| {
+        panic!("the player is not in the game: {:?} tick {}", snapshot.members, snapshot.game.tick())
+    });
+    assert!(p.alive, "the snake is alive at tick {}: {:?}", snapshot.game.tick(), p);
+    (p.snake.iter().map(|c| (c.x, c.y)).collect(), p.score, p.parked)
+}
+
+/// A disconnected player's snake is parked: it holds still through the
+/// grace period and through a takeover by another owner (from the
+/// snapshot), and moves on, with the same length and score, once the
+/// player enters again.
+#[tokio::test(start_paused = true)]
+async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
+    use snakepit_shared::Ownership;
+    let backend = MemoryBackend::new();
+    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let room = RoomId::parse("parked").unwrap();
+    let ttl = Duration::from_secs(3600);
+    let config =
+        RoomConfig { grace: Duration::from_secs(60), snapshot_every: Some(Duration::from_millis(100)), ..config(10.0) };
+    let lease = backend.acquire_lease(&room, "w1", ttl, 0).await.unwrap().unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r = Room::open(room.clone(), backend.clone(), config.clone(), lease_rx, None, 7, metrics.clone(), publisher)
+        .await
+        .unwrap();
+    let first = RoomControl::default();
+    let first_task = tokio::spawn(r.run(first.clone()));
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
+        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
+    }
+    // Born on the first tick (0.1 s), at least three cells from any wall,
+    // and one step on by the time the disconnect comes in.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (born, _, parked) = snake_in_snapshot(&backend, &room, player).await;
+    assert!(!parked && !born.is_empty(), "born and moving");
+
+    // The connection ends: 40 ticks later (enough to reach any wall) the
+    // snake stands where it stood.
+    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let still = snake_in_snapshot(&backend, &room, player).await;
+    assert!(still.2, "parked");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "the parked snake moved");
+
+    // Another owner takes the room over from the final snapshot.
+    first.shutdown.cancel();
+    first_task.await.unwrap();
+    backend.release_lease(&lease).await.unwrap();
+    let lease = backend.acquire_lease(&room, "w2", ttl, lease.epoch).await.unwrap().unwrap();
+    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
+    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, Some(snapshot), 8, metrics, publisher)
+        .await
+        .unwrap();
+    tokio::spawn(r.run(RoomControl::default()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "parked through the takeover");
+
+    // The player resumes through a new connection: the snake moves on.
+    let conn = ConnId::random();
+    let enter = InputKind::Enter { name: Some("ann".into()), resync: false };
+    backend.publish_input(&room, RoomInput { player, conn, kind: enter }).await.unwrap();
+    // A step or two: not yet at the wall it may be heading for.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (cells, score, parked) = snake_in_snapshot(&backend, &room, player).await;
+    assert!(!parked, "back in play");
+    assert_ne!(cells, still.0, "it moves again");
+    assert_eq!((cells.len(), score), (still.0.len(), still.1), "same length and score");
+}
+
+/// A player back through a new connection counts as heard from at its
+/// enter: the old connection's silence does not mark it away again (and
+/// park its snake) before its gateway's first presence note.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_player_is_not_taken_for_silent() {
+    use snakepit_shared::Ownership;
+    let backend = MemoryBackend::new();
+    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let room = RoomId::parse("heard").unwrap();
+    let config = RoomConfig {
+        grace: Duration::from_secs(60),
+        presence_timeout: Duration::from_secs(2),
+        snapshot_every: Some(Duration::from_millis(100)),
+        ..config(10.0)
+    };
+    let lease = backend.acquire_lease(&room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
+    tokio::spawn(r.run(RoomControl::default()));
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
+        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let enter = InputKind::Enter { name: Some("ann".into()), resync: false };
+    backend.publish_input(&room, RoomInput { player, conn: ConnId::random(), kind: enter }).await.unwrap();
+    // Housekeeping runs (every second) before any presence note comes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
+    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let member = snapshot.members.iter().find(|m| m.player == player).expect("ann is a member");
+    assert!(!member.disconnected, "the resumed player was taken for silent");
+    assert!(!snapshot.game.player(player).unwrap().parked);
+}

@@ -104,6 +104,18 @@ impl Proc {
         tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.expect("exit in time").unwrap()
     }
 
+    /// SIGTERM, without waiting.
+    pub fn sigterm(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+    }
+
+    /// Waits for the exit; the exit status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(limit, self.child.wait()).await.expect("exit in time").unwrap()
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use snakepit_gateway::GatewayConfig;
 use snakepit_gateway::standalone::{StandaloneConfig, serve};
+use snakepit_gateway::{DrainConfig, GatewayConfig};
 use snakepit_room_worker::GameSettings;
 use snakepit_room_worker::room::RoomConfig;
 use tokio::net::{TcpListener, TcpStream};
@@ -41,7 +41,11 @@ pub fn config(settings: GameSettings) -> StandaloneConfig {
             presence_timeout: Duration::from_secs(20),
             seat_hold: Duration::from_secs(15),
         },
-        shutdown_grace: Duration::from_secs(2),
+        drain: DrainConfig {
+            delay: Duration::ZERO,
+            close_window: Duration::from_millis(200),
+            grace: Duration::from_secs(2),
+        },
     }
 }
 
@@ -136,6 +140,26 @@ impl Client {
 
     pub async fn send(&mut self, v: Value) {
         self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    /// Sends `v`; false if the connection is gone (a close may be on its way).
+    pub async fn try_send(&mut self, v: Value) -> bool {
+        self.ws.send(Message::text(v.to_string())).await.is_ok()
+    }
+
+    /// Steers `id` away from walls and bodies on every frame until the
+    /// server closes the connection; the close code.
+    pub async fn steer_until_closed(&mut self, id: &str) -> Option<u16> {
+        loop {
+            match self.next().await {
+                Event::Frame(_) => {
+                    if let Some(key) = self.view.safe_turn(id) {
+                        self.try_send(json!(key)).await;
+                    }
+                }
+                Event::Closed(code) => return code,
+            }
+        }
     }
 
     pub async fn send_raw(&mut self, m: Message) {
@@ -350,6 +374,23 @@ impl View {
             }
         }
         None
+    }
+
+    /// The cells of `id`'s alive snake (head, body and tail in its colour),
+    /// sorted.
+    pub fn snake_cells(&self, id: &str) -> Vec<(usize, usize)> {
+        let Some(colour) = self.colours.get(id).filter(|_| self.alive.get(id).copied().unwrap_or(false)) else {
+            return Vec::new();
+        };
+        let mut cells = Vec::new();
+        for (y, row) in self.grid.iter().enumerate() {
+            for (x, (ch, c)) in row.iter().enumerate() {
+                if c == colour && (ch == "%" || ch == "@" || ch == "*") {
+                    cells.push((x, y));
+                }
+            }
+        }
+        cells
     }
 
     /// Direction as (dx, dy): from the neck (the body cell next to the head).
