@@ -88,8 +88,14 @@ RECIPES = {
     "python3 loadtest/scripts/capacity.py --mode standalone|cluster --players N": run(
         "python3 loadtest/scripts/capacity.py --mode standalone --players 50 --duration 3 --ramp 1 && "
         "python3 loadtest/scripts/capacity.py --mode cluster --players 50 --duration 3 --ramp 1", 300),
-    "python3 loadtest/scripts/rolling_restart.py [--bots 1000]": run(
-        "python3 loadtest/scripts/rolling_restart.py --bots 100 --quick", 300),
+    "python3 loadtest/scripts/rolling_restart.py [--bots 1000]": elsewhere(
+        "the same script runs for docs/deploy.md's command below"),
+    "loadtest/scripts/rolling_restart.py": elsewhere("named in a sentence; run for docs/deploy.md's command"),
+    "cargo build --release -p snakepit-gateway -p snakepit-room-worker -p snakepit-loadtest": run(
+        "cargo build --release -p snakepit-gateway -p snakepit-room-worker -p snakepit-loadtest", 900),
+    "python3 loadtest/scripts/rolling_restart.py --bots 1000 --drain-delay-secs 5 --drain-close-secs 5": run(
+        "python3 loadtest/scripts/rolling_restart.py --bots 100 --quick --drain-delay-secs 5 --drain-close-secs 5",
+        300),
     "gateway --help": run(f"{REL}/gateway --help", 30),
     "room-worker --help": run(f"{REL}/room-worker --help", 30),
     "swarm --help": run(f"{REL}/swarm --help", 30),
