@@ -59,6 +59,19 @@ pub struct Player {
     /// in a snapshot written before parking existed.
     #[serde(default)]
     pub parked: bool,
+    /// Parking left, in quarter ticks: a parked tick spends four, a tick
+    /// played earns one, up to the room's allowance. Coming and going
+    /// cannot hold a snake still for ever: out of credit, a parked snake
+    /// moves on unattended. Full in a snapshot from before the credit.
+    #[serde(default = "full_park_credit")]
+    park_credit: u32,
+}
+
+/// What a parked tick costs, in the quarter ticks a played tick earns.
+const PARKED_TICK_COST: u32 = 4;
+
+fn full_park_credit() -> u32 {
+    u32::MAX
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,6 +90,10 @@ pub struct Game {
     /// The game ended this tick: the room saves the top scores.
     #[serde(skip)]
     ended: bool,
+    /// Most parking a player may have in hand, in quarter ticks (set by
+    /// the room from its grace period; none until then).
+    #[serde(skip)]
+    park_allowance: u32,
 }
 
 impl Game {
@@ -92,6 +109,7 @@ impl Game {
             top_scores: Vec::new(),
             events: Vec::with_capacity(64),
             ended: false,
+            park_allowance: 0,
         }
     }
 
@@ -172,6 +190,7 @@ impl Game {
             score: 0,
             colour: 0,
             parked: false,
+            park_credit: full_park_credit(),
         });
         true
     }
@@ -237,6 +256,12 @@ impl Game {
         }
     }
 
+    /// How many ticks in a row a snake may stay parked at most; a tick
+    /// played gives back a quarter of one.
+    pub fn set_park_allowance(&mut self, ticks: u32) {
+        self.park_allowance = ticks.saturating_mul(PARKED_TICK_COST);
+    }
+
     /// Kills an alive snake (its player left).
     pub fn kill(&mut self, id: PlayerId) {
         if let Some(idx) = self.index(id) {
@@ -253,10 +278,20 @@ impl Game {
         if !self.running {
             return;
         }
+        let allowance = self.park_allowance;
         for idx in 0..self.players.len() {
-            // A parked snake holds still until its player is back.
-            if !self.players[idx].alive || self.players[idx].parked {
+            let p = &mut self.players[idx];
+            if !p.alive {
                 continue;
+            }
+            let credit = p.park_credit.min(allowance);
+            if p.parked && credit >= PARKED_TICK_COST {
+                // A parked snake holds still until its player is back.
+                p.park_credit = credit - PARKED_TICK_COST;
+                continue;
+            }
+            if !p.parked {
+                p.park_credit = (credit + 1).min(allowance);
             }
             if self.players[idx].snake.is_empty() {
                 if self.birth(idx) {
@@ -389,7 +424,8 @@ impl Game {
             return;
         }
         let owner = self.players.iter().position(|p| p.alive && p.snake.contains(&cell));
-        if let Some(o) = owner.filter(|&o| o != victim) {
+        // An away player earns nothing while its snake stands parked.
+        if let Some(o) = owner.filter(|&o| o != victim && !self.players[o].parked) {
             let p = &mut self.players[o];
             p.score += self.settings.kill_points;
             let (id, score) = (p.id, p.score);

@@ -459,10 +459,14 @@ fn a_player_who_leaves_while_alive_dies() {
 
 // ---------------------------------------------------------------- parking
 
+/// Ticks a snake may stand parked in a row, in these tests.
+const PARK: u32 = 1000;
+
 /// A snake one cell from the right wall, with a digit in front and growth
 /// still to come: were it not parked, it would eat, grow or die.
 fn at_the_wall() -> (Game, PlayerId, PlayerId, Vec<Pos>) {
     let (mut g, ids) = joined(quiet(), 4, 2);
+    g.set_park_allowance(PARK);
     let (a, b) = (ids[0], ids[1]);
     let cells = line(p(48, 10), Right, 4);
     place(&mut g, a, &cells, Right);
@@ -521,6 +525,7 @@ fn an_unparked_snake_moves_on_from_where_it_stood() {
 #[test]
 fn an_unparked_snake_still_dies_at_the_wall() {
     let (mut g, ids) = joined(quiet(), 4, 2);
+    g.set_park_allowance(PARK);
     let (a, b) = (ids[0], ids[1]);
     place(&mut g, a, &line(p(49, 10), Right, 4), Right);
     bystander(&mut g, b);
@@ -537,6 +542,7 @@ fn an_unparked_snake_still_dies_at_the_wall() {
 #[test]
 fn a_parked_snake_is_an_obstacle_like_any_other() {
     let (mut g, ids) = joined(GameSettings { kill_points: 7, ..quiet() }, 1, 2);
+    g.set_park_allowance(PARK);
     let (a, b) = (ids[0], ids[1]);
     let parked = line(p(11, 9), Up, 3);
     place(&mut g, b, &parked, Up);
@@ -548,7 +554,7 @@ fn a_parked_snake_is_an_obstacle_like_any_other() {
     assert_drawn_dead(&g, &runner);
     assert!(alive(&g, b));
     assert_eq!(snake(&g, b), parked);
-    assert_eq!(score(&g, b), 7, "kill points as for any snake");
+    assert_eq!(score(&g, b), 0, "an away player earns no kill points");
     // The game still runs: the parked snake is alive.
     assert!(g.is_running());
 }
@@ -556,6 +562,7 @@ fn a_parked_snake_is_an_obstacle_like_any_other() {
 #[test]
 fn a_parked_unborn_snake_waits_to_be_born() {
     let (mut g, ids) = joined(quiet(), 1, 2);
+    g.set_park_allowance(PARK);
     let (a, b) = (ids[0], ids[1]);
     bystander(&mut g, b);
     g.set_parked(a, true);
@@ -1010,4 +1017,37 @@ fn the_same_seed_and_inputs_give_the_same_world() {
     // Something happened, and the seed matters.
     assert!(a.iter().any(|(_, e)| e.iter().any(|e| matches!(e, Event::GameOver(_)))));
     assert_ne!(script(43).last().map(|(g, _)| g), a.last().map(|(g, _)| g));
+}
+
+/// Parking is credit: a snake stands parked for the allowance at most,
+/// then moves on unattended; played ticks earn it back at a quarter each,
+/// so coming and going cannot keep a snake still for ever.
+#[test]
+fn parking_credit_runs_out_and_comes_back_at_a_quarter() {
+    let (mut g, ids) = joined(quiet(), 4, 2);
+    let (a, b) = (ids[0], ids[1]);
+    g.set_park_allowance(8);
+    let cells = line(p(20, 10), Right, 3);
+    place(&mut g, a, &cells, Right);
+    bystander(&mut g, b);
+    g.set_parked(a, true);
+    for _ in 0..8 {
+        g.step();
+    }
+    assert_eq!(snake(&g, a), cells, "eight ticks parked: the allowance");
+    g.step();
+    assert_eq!(snake(&g, a)[0], p(21, 10), "out of credit, it moves on unattended");
+    // Back: 8 ticks played earn 2 parked ticks.
+    g.set_parked(a, false);
+    for _ in 0..8 {
+        g.step();
+    }
+    let head = snake(&g, a)[0];
+    assert_eq!(head, p(29, 10));
+    g.set_parked(a, true);
+    g.step();
+    g.step();
+    assert_eq!(snake(&g, a)[0], head, "two ticks parked on the credit earned");
+    g.step();
+    assert_eq!(snake(&g, a)[0], p(30, 10), "and no more");
 }

@@ -148,7 +148,7 @@ impl<B: Backend> Room<B> {
     ) -> Result<Self, snakepit_shared::BusError> {
         let inputs = backend.subscribe_input(&id).await?;
         let (internal_tx, internal_rx) = mpsc::channel(4);
-        let (game, members): (Game, HashMap<PlayerId, Member>) = match snapshot {
+        let (mut game, members): (Game, HashMap<PlayerId, Member>) = match snapshot {
             Some(s) => {
                 let now = Instant::now();
                 let members: HashMap<PlayerId, Member> = s
@@ -171,6 +171,8 @@ impl<B: Backend> Room<B> {
             }
             None => (Game::new(config.settings.clone(), seed), HashMap::new()),
         };
+        // A snake may stand parked for the grace period in a row at most.
+        game.set_park_allowance((config.grace.as_secs_f64() * config.settings.tick_rate).ceil() as u32);
         let restored = !members.is_empty();
         let awaiting = members.iter().filter(|(_, m)| m.player).map(|(id, _)| *id).collect();
         let mut room = Self {
@@ -343,7 +345,10 @@ impl<B: Backend> Room<B> {
                     self.direct_error(player, &e.to_string());
                 }
             }
-            InputKind::Turn(dir) if self.current(player, conn) => self.game.turn(player, dir),
+            InputKind::Turn(dir) if self.current(player, conn) => {
+                self.heard_from(player);
+                self.game.turn(player, dir);
+            }
             InputKind::Disconnect if self.current(player, conn) => {
                 let alive = self.game.player(player).is_some_and(|p| p.alive);
                 if alive {
@@ -361,6 +366,7 @@ impl<B: Backend> Room<B> {
                 for (player, conn) in members {
                     if let Some(m) = self.members.get_mut(&player).filter(|m| m.conn == conn) {
                         m.seen = now;
+                        self.heard_from(player);
                     }
                 }
             }
@@ -432,6 +438,17 @@ impl<B: Backend> Room<B> {
         self.superseded.insert(conn, player);
         debug!(room = %self.id, %player, "connection superseded");
         self.publish(FrameKind::Superseded { player, conn }, Bytes::new());
+    }
+
+    /// Its current connection spoke: a member taken for away because its
+    /// gateway went silent is back, and its snake moves on. (A member whose
+    /// connection ended is not vouched for again: its gateway no longer
+    /// holds it.)
+    fn heard_from(&mut self, player: PlayerId) {
+        if self.members.get(&player).is_some_and(|m| m.disconnected_at.is_some()) {
+            self.dirty = true;
+            self.set_away(player, None);
+        }
     }
 
     /// Marks a member away since `since` (its snake parks) or back (`None`:
