@@ -36,7 +36,17 @@ pub async fn serve(
     config: StandaloneConfig,
     shutdown: CancellationToken,
 ) -> Result<(), StandaloneError> {
-    let registry = Registry::new();
+    serve_with_registry(listener, config, Registry::new(), shutdown).await
+}
+
+/// As [`serve`], exporting the game's metrics on `/metrics` beside what
+/// `registry` already holds (the process's own, registered by `main`).
+pub async fn serve_with_registry(
+    listener: TcpListener,
+    config: StandaloneConfig,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), StandaloneError> {
     let backend = MemoryBackend::new();
     let worker_metrics = WorkerMetrics::register(&registry, "standalone")?;
     // One process: no other worker can take a room over, so rooms skip
