@@ -36,8 +36,9 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 pub const CLOSE_SUPERSEDED: u16 = 4009;
 /// Nothing (no message, no pong) from the client for the idle timeout.
 pub const CLOSE_IDLE: u16 = 4000;
-/// A client's close frame without a code (never sent; only counted).
-const CLOSE_NO_STATUS: u16 = 1005;
+/// A client's close frame without a code counts as a normal close (1000):
+/// an orderly close, and what many clients send by default.
+const CLOSE_NORMAL: u16 = 1000;
 /// Gone without a close frame (never sent; only counted).
 const CLOSE_ABNORMAL: u16 = 1006;
 
@@ -346,7 +347,7 @@ impl<B: Backend> Connection<B> {
             Message::Text(t) => Some(t),
             Message::Binary(_) => None,
             Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
-            Message::Close(frame) => return Flow::ClientClosed(frame.map_or(CLOSE_NO_STATUS, |f| f.code)),
+            Message::Close(frame) => return Flow::ClientClosed(frame.map_or(CLOSE_NORMAL, |f| f.code)),
         };
         if !self.limiter.try_take() {
             self.dropped += 1;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets};
+use snakepit_room_worker::WorkerMetrics;
 
 /// Close codes counted as themselves; any other is `other`. 1000 normal,
 /// 1001 going away (a closed tab), 1006 gone without a close frame, 1008 and
@@ -39,6 +40,23 @@ pub struct GatewayMetrics {
 
 impl GatewayMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let publish_errors = IntCounter::new(
+            "snakepit_publish_errors_total",
+            "Inputs, enters and notices this gateway failed to publish",
+        )?;
+        registry.register(Box::new(publish_errors.clone()))?;
+        Self::register_with(registry, publish_errors)
+    }
+
+    /// For a gateway beside its rooms in one process (standalone): a
+    /// registry holds one `snakepit_publish_errors_total`, so the gateway
+    /// counts its failed publishes into the rooms' counter
+    /// (`worker="standalone"`).
+    pub fn register_beside(registry: &Registry, rooms: &WorkerMetrics) -> Result<Self, prometheus::Error> {
+        Self::register_with(registry, rooms.publish_errors.clone())
+    }
+
+    fn register_with(registry: &Registry, publish_errors: IntCounter) -> Result<Self, prometheus::Error> {
         let m = Self {
             connections: IntGauge::new("snakepit_connections", "Open WebSocket connections")?,
             room_feeds: IntGauge::new(
@@ -73,10 +91,7 @@ impl GatewayMetrics {
                 Opts::new("snakepit_client_errors_total", "Client messages refused, by reason"),
                 &["reason"],
             )?,
-            publish_errors: IntCounter::new(
-                "snakepit_publish_errors_total",
-                "Inputs, enters and notices this gateway failed to publish",
-            )?,
+            publish_errors,
             ws_closes: IntCounterVec::new(
                 Opts::new(
                     "snakepit_ws_closes_total",
@@ -103,7 +118,6 @@ impl GatewayMetrics {
         registry.register(Box::new(m.resyncs.clone()))?;
         registry.register(Box::new(m.input_to_broadcast.clone()))?;
         registry.register(Box::new(m.client_errors.clone()))?;
-        registry.register(Box::new(m.publish_errors.clone()))?;
         registry.register(Box::new(m.ws_closes.clone()))?;
         registry.register(Box::new(m.connection_duration.clone()))?;
         Ok(m)

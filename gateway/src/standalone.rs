@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
 use crate::drain::DrainConfig;
+use crate::metrics::GatewayMetrics;
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]
@@ -54,7 +55,8 @@ pub async fn serve_with_registry(
     let room = RoomConfig { snapshot_every: None, ..config.room.clone() };
     let mut gateway = config.gateway.clone();
     gateway.room_capacity = config.room.settings.max_players;
-    let state = AppState::new(backend.clone(), gateway, registry)?;
+    let gateway_metrics = GatewayMetrics::register_beside(&registry, &worker_metrics)?;
+    let state = AppState::with_metrics(backend.clone(), gateway, registry, gateway_metrics);
     let host = Host::new(
         backend,
         HostConfig {
