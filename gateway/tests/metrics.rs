@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use support::cluster::{Cluster, Proc, standalone_gateway, wait_until};
 use support::Server;
+use support::cluster::{Cluster, Proc, standalone_gateway, wait_until};
 use tokio_tungstenite::tungstenite::Message;
 
 /// One sample of the text format: its labels and its value.
@@ -121,12 +121,9 @@ async fn every_close_is_counted_once_by_its_code() {
 }
 
 fn assert_process_metrics(text: &str, who: &str) {
-    for name in [
-        "process_start_time_seconds",
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "process_open_fds",
-    ] {
+    for name in
+        ["process_start_time_seconds", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"]
+    {
         let v = value(text, name, &[]).unwrap_or_else(|| panic!("{who}: no {name}"));
         // A young process may have used under a clock tick of CPU.
         assert!(v > 0.0 || name == "process_cpu_seconds_total", "{who}: {name} {v}");
@@ -149,12 +146,7 @@ fn assert_build_info(text: &str, binary: &str, mode: &str) {
     assert_eq!(info.len(), 1, "{binary}: {info:?}");
     let labels: Vec<(&str, &str)> = info[0].labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let rev = revision();
-    let want = [
-        ("binary", binary),
-        ("mode", mode),
-        ("revision", rev.as_str()),
-        ("version", env!("CARGO_PKG_VERSION")),
-    ];
+    let want = [("binary", binary), ("mode", mode), ("revision", rev.as_str()), ("version", env!("CARGO_PKG_VERSION"))];
     assert_eq!(labels, want);
     assert_eq!(info[0].value, 1.0);
 }
@@ -176,8 +168,24 @@ fn buckets(text: &str, name: &str) -> Vec<String> {
 }
 
 const TICK_LES: [&str; 18] = [
-    "0.000001", "0.0000025", "0.000005", "0.00001", "0.000025", "0.00005", "0.0001", "0.00025", "0.0005", "0.001",
-    "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "+Inf",
+    "0.000001",
+    "0.0000025",
+    "0.000005",
+    "0.00001",
+    "0.000025",
+    "0.00005",
+    "0.0001",
+    "0.00025",
+    "0.0005",
+    "0.001",
+    "0.0025",
+    "0.005",
+    "0.01",
+    "0.025",
+    "0.05",
+    "0.1",
+    "0.25",
+    "+Inf",
 ];
 
 /// The processes of a cluster: the exact tick buckets (the 5 ms budget

@@ -17,9 +17,8 @@ pub const TICK_LATE_SECS: f64 = 0.025;
 /// Buckets of tick duration and lag: 1, 2.5, 5 per decade, 1 µs to 250 ms
 /// (then `+Inf`). Written out rather than computed: the boundaries must be
 /// the exact decimals an `le` label is matched against.
-pub const TICK_BUCKETS: [f64; 17] = [
-    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25,
-];
+pub const TICK_BUCKETS: [f64; 17] =
+    [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25];
 
 #[derive(Clone)]
 pub struct WorkerMetrics {
@@ -122,8 +121,23 @@ mod tests {
         m.tick_duration.observe(0.006);
         let families = r.gather();
         let want = [
-            "0.000001", "0.0000025", "0.000005", "0.00001", "0.000025", "0.00005", "0.0001", "0.00025", "0.0005",
-            "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+            "0.000001",
+            "0.0000025",
+            "0.000005",
+            "0.00001",
+            "0.000025",
+            "0.00005",
+            "0.0001",
+            "0.00025",
+            "0.0005",
+            "0.001",
+            "0.0025",
+            "0.005",
+            "0.01",
+            "0.025",
+            "0.05",
+            "0.1",
+            "0.25",
         ];
         for name in ["snakepit_room_tick_duration_seconds", "snakepit_room_tick_lag_seconds"] {
             let f = families.iter().find(|f| f.name() == name).unwrap();

@@ -96,7 +96,8 @@ mod tests {
     #[test]
     fn build_info_is_one_with_its_labels() {
         let r = Registry::new();
-        let build = BuildInfo { binary: Binary::RoomWorker, mode: Mode::Cluster, version: "1.2.3", revision: "abc1234" };
+        let build =
+            BuildInfo { binary: Binary::RoomWorker, mode: Mode::Cluster, version: "1.2.3", revision: "abc1234" };
         build.register(&r).unwrap();
         let mut text = Vec::new();
         TextEncoder::new().encode(&r.gather(), &mut text).unwrap();

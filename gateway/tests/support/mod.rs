@@ -79,9 +79,7 @@ impl Server {
     /// labels, e.g. `snakepit_ws_closes_total{code="4008"}`); 0 if absent.
     pub async fn metric(&self, series: &str) -> f64 {
         let (_, body) = self.get("/metrics").await;
-        body.lines()
-            .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok())
-            .sum()
+        body.lines().filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).sum()
     }
 
     /// GET `path` over a plain socket; status line and body.
