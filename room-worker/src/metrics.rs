@@ -72,7 +72,7 @@ impl WorkerMetrics {
             ))?,
             publish_errors: IntCounter::with_opts(opts(
                 "snakepit_publish_errors_total",
-                "Frames a room failed to publish",
+                "Frames a room failed to publish (standalone: also the gateway's inputs and notices)",
             ))?,
             publish_latency: Histogram::with_opts(hist(
                 "snakepit_bus_publish_seconds",
