@@ -36,6 +36,11 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 pub const CLOSE_SUPERSEDED: u16 = 4009;
 /// Nothing (no message, no pong) from the client for the idle timeout.
 pub const CLOSE_IDLE: u16 = 4000;
+/// A client's close frame without a code counts as a normal close (1000):
+/// an orderly close, and what many clients send by default.
+const CLOSE_NORMAL: u16 = 1000;
+/// Gone without a close frame (never sent; only counted).
+const CLOSE_ABNORMAL: u16 = 1006;
 
 /// Rooms listed in one `rooms` reply.
 const ROOMS_LISTED: usize = 100;
@@ -73,8 +78,28 @@ enum Wrote {
 
 enum Flow {
     Continue,
-    End,
+    /// The client closed, with this code.
+    ClientClosed(u16),
     Close(u16, &'static str),
+}
+
+/// How a connection ended; counted by its close code.
+enum Ending {
+    /// The gateway closes with this code and reason.
+    Close(u16, &'static str),
+    /// The client sent a close frame with this code.
+    ClientClosed(u16),
+    /// Gone without a close frame: the socket broke, or a write failed.
+    Lost,
+}
+
+impl Ending {
+    fn code(&self) -> u16 {
+        match self {
+            Self::Close(code, _) | Self::ClientClosed(code) => *code,
+            Self::Lost => CLOSE_ABNORMAL,
+        }
+    }
 }
 
 /// A refusal the client hears about: its own fault, or ours.
@@ -146,6 +171,7 @@ impl<B: Backend> Connection<B> {
     }
 
     pub async fn run(mut self, socket: WebSocket) {
+        let opened = Instant::now();
         self.state.metrics.connections.inc();
         self.state.clients.add(self.conn, self.restart.clone());
         let (mut sink, mut stream) = socket.split();
@@ -163,14 +189,14 @@ impl<B: Backend> Connection<B> {
         let mut heard = Instant::now();
         let silence = sleep_until(heard + idle_timeout);
         tokio::pin!(silence);
-        let close = loop {
+        let ending = loop {
             let retry_at = self.pending.as_ref().map(|p| p.next);
             tokio::select! {
-                _ = &mut stopped => break Some(self.stop_reason()),
+                _ = &mut stopped => break self.stop_reason(),
                 _ = pings.tick() => match self.ping(&mut sink, stopped.as_mut()).await {
                     Wrote::Done => {}
-                    Wrote::Stopped => break Some(self.stop_reason()),
-                    Wrote::Failed => break None,
+                    Wrote::Stopped => break self.stop_reason(),
+                    Wrote::Failed => break Ending::Lost,
                 },
                 _ = &mut silence => {
                     let until = heard + idle_timeout;
@@ -178,18 +204,19 @@ impl<B: Backend> Connection<B> {
                         silence.as_mut().reset(until);
                     } else {
                         debug!("client silent for the idle timeout");
-                        break Some((CLOSE_IDLE, "no message or pong in time; reconnect and resume"));
+                        break Ending::Close(CLOSE_IDLE, "no message or pong in time; reconnect and resume");
                     }
                 }
                 msg = stream.next() => match msg {
-                    None => break None,
-                    Some(Err(e)) => break too_big(&e).then_some((CLOSE_TOO_BIG, "message too big")),
+                    None => break Ending::Lost,
+                    Some(Err(e)) if too_big(&e) => break Ending::Close(CLOSE_TOO_BIG, "message too big"),
+                    Some(Err(_)) => break Ending::Lost,
                     Some(Ok(msg)) => {
                         heard = Instant::now();
                         match self.on_message(msg).await {
                             Flow::Continue => {}
-                            Flow::End => break None,
-                            Flow::Close(code, reason) => break Some((code, reason)),
+                            Flow::ClientClosed(code) => break Ending::ClientClosed(code),
+                            Flow::Close(code, reason) => break Ending::Close(code, reason),
                         }
                     }
                 },
@@ -198,8 +225,8 @@ impl<B: Backend> Connection<B> {
                         Wrote::Done => {}
                         // Kicked or shut down while waiting on the socket:
                         // the client still hears why.
-                        Wrote::Stopped => break Some(self.stop_reason()),
-                        Wrote::Failed => break None,
+                        Wrote::Stopped => break self.stop_reason(),
+                        Wrote::Failed => break Ending::Lost,
                     }
                     if std::mem::take(&mut self.resync) {
                         self.reenter().await;
@@ -218,7 +245,7 @@ impl<B: Backend> Connection<B> {
             self.save_session(&room).await;
         }
         self.leave(InputKind::Disconnect).await;
-        if let Some((code, reason)) = close {
+        if let Ending::Close(code, reason) = ending {
             // Behind whatever the socket still holds: a slow client needs
             // as long as any write to take it in.
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
@@ -226,6 +253,7 @@ impl<B: Backend> Connection<B> {
         }
         self.state.clients.remove(self.conn);
         self.state.metrics.connections.dec();
+        self.state.metrics.closed(ending.code(), opened.elapsed());
     }
 
     fn is_superseded(&self) -> bool {
@@ -235,13 +263,13 @@ impl<B: Backend> Connection<B> {
     /// Why the connection's stop token fired: a newer connection, the
     /// gateway's restart, or a kick. A superseded client must not resume:
     /// it would shut out the newer connection in turn.
-    fn stop_reason(&self) -> (u16, &'static str) {
+    fn stop_reason(&self) -> Ending {
         if self.is_superseded() {
-            (CLOSE_SUPERSEDED, "resumed elsewhere")
+            Ending::Close(CLOSE_SUPERSEDED, "resumed elsewhere")
         } else if self.restart.is_cancelled() {
-            (CLOSE_RESTART, "gateway restarting; reconnect and resume")
+            Ending::Close(CLOSE_RESTART, "gateway restarting; reconnect and resume")
         } else {
-            (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
+            Ending::Close(CLOSE_TOO_SLOW, "too slow; reconnect and resume")
         }
     }
 
@@ -319,7 +347,7 @@ impl<B: Backend> Connection<B> {
             Message::Text(t) => Some(t),
             Message::Binary(_) => None,
             Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
-            Message::Close(_) => return Flow::End,
+            Message::Close(frame) => return Flow::ClientClosed(frame.map_or(CLOSE_NORMAL, |f| f.code)),
         };
         if !self.limiter.try_take() {
             self.dropped += 1;
@@ -475,6 +503,7 @@ impl<B: Backend> Connection<B> {
     async fn announce(&self, room: &RoomId, created: bool) {
         if created {
             if let Err(e) = self.state.backend.publish_notice(Notice::RoomCreated(room.clone())).await {
+                self.state.metrics.publish_errors.inc();
                 warn!(%room, error = %e, "could not announce a new room");
             }
         }
@@ -584,6 +613,7 @@ impl<B: Backend> Connection<B> {
         if !superseded {
             let input = self.input(place.member, kind);
             if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
+                self.state.metrics.publish_errors.inc();
                 debug!(room = %place.room, error = %e, "could not tell the room");
             }
         }
@@ -609,7 +639,10 @@ impl<B: Backend> Connection<B> {
     }
 
     async fn publish(&self, room: &RoomId, input: RoomInput) -> Result<(), Refusal> {
-        self.state.backend.publish_input(room, input).await?;
+        if let Err(e) = self.state.backend.publish_input(room, input).await {
+            self.state.metrics.publish_errors.inc();
+            return Err(e.into());
+        }
         Ok(())
     }
 

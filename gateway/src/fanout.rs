@@ -169,6 +169,7 @@ async fn pump<B: Bus>(
             _ = vouch.tick() => {
                 let members: Vec<(PlayerId, ConnId)> = feed.members().iter().map(|(p, m)| (*p, m.conn)).collect();
                 if let Err(e) = presence.bus.publish_input(&presence.room, RoomInput::presence(members)).await {
+                    metrics.publish_errors.inc();
                     debug!(room = %presence.room, error = %e, "presence not sent");
                 }
                 continue;

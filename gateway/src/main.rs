@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use prometheus::Registry;
-use snakepit_gateway::standalone::{StandaloneConfig, serve};
+use snakepit_gateway::standalone::{StandaloneConfig, serve_with_registry};
 use snakepit_gateway::{AppState, DrainConfig, GatewayConfig, run};
 use snakepit_room_worker::settings_args::{GameArgs, secs, secs_or_zero};
 use snakepit_shared::RedisBackend;
+use snakepit_shared::build_info::{Binary, BuildInfo, Mode};
+use snakepit_shared::process_metrics;
+use snakepit_shared::redis_metrics::RedisMetrics;
 use snakepit_shared::shutdown::cancel_on_signal;
 use snakepit_shared::telemetry::{LogFormat, init_logging};
 use tokio::net::TcpListener;
@@ -91,18 +94,29 @@ async fn main() -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let registry = Registry::new();
+    let build = |mode| BuildInfo {
+        binary: Binary::Gateway,
+        mode,
+        version: env!("CARGO_PKG_VERSION"),
+        revision: snakepit_shared::build_revision!(),
+    };
     match &args.redis_url {
         None => {
             tracing::info!(%addr, tick_rate = room.settings.tick_rate, "standalone gateway listening");
-            serve(listener, StandaloneConfig { gateway, room, drain }, shutdown).await?;
+            process_metrics::register(&registry, &build(Mode::Standalone))?;
+            serve_with_registry(listener, StandaloneConfig { gateway, room, drain }, registry, shutdown).await?;
         }
         Some(url) => {
             tracing::info!(%addr, "cluster gateway listening");
-            let Some(backend) = RedisBackend::connect_retrying(url, &args.redis_prefix, ca.as_deref(), &shutdown).await
+            process_metrics::register(&registry, &build(Mode::Cluster))?;
+            let redis_metrics = RedisMetrics::register(&registry)?;
+            let Some(backend) =
+                RedisBackend::connect_retrying(url, &args.redis_prefix, ca.as_deref(), &redis_metrics, &shutdown).await
             else {
                 return Ok(());
             };
-            let state = AppState::new(backend, gateway, Registry::new())?;
+            let state = AppState::new(backend, gateway, registry)?;
             run(listener, state, shutdown, drain).await?;
         }
     }

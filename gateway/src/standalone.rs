@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
 use crate::drain::DrainConfig;
+use crate::metrics::GatewayMetrics;
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]
@@ -36,7 +37,17 @@ pub async fn serve(
     config: StandaloneConfig,
     shutdown: CancellationToken,
 ) -> Result<(), StandaloneError> {
-    let registry = Registry::new();
+    serve_with_registry(listener, config, Registry::new(), shutdown).await
+}
+
+/// As [`serve`], exporting the game's metrics on `/metrics` beside what
+/// `registry` already holds (the process's own, registered by `main`).
+pub async fn serve_with_registry(
+    listener: TcpListener,
+    config: StandaloneConfig,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), StandaloneError> {
     let backend = MemoryBackend::new();
     let worker_metrics = WorkerMetrics::register(&registry, "standalone")?;
     // One process: no other worker can take a room over, so rooms skip
@@ -44,7 +55,8 @@ pub async fn serve(
     let room = RoomConfig { snapshot_every: None, ..config.room.clone() };
     let mut gateway = config.gateway.clone();
     gateway.room_capacity = config.room.settings.max_players;
-    let state = AppState::new(backend.clone(), gateway, registry)?;
+    let gateway_metrics = GatewayMetrics::register_beside(&registry, &worker_metrics)?;
+    let state = AppState::with_metrics(backend.clone(), gateway, registry, gateway_metrics);
     let host = Host::new(
         backend,
         HostConfig {

@@ -33,9 +33,14 @@ pub struct AppState<B> {
 impl<B: snakepit_shared::Backend> AppState<B> {
     pub fn new(backend: B, config: GatewayConfig, registry: Registry) -> Result<Self, prometheus::Error> {
         let metrics = GatewayMetrics::register(&registry)?;
+        Ok(Self::with_metrics(backend, config, registry, metrics))
+    }
+
+    /// With `metrics` already registered into `registry`.
+    pub fn with_metrics(backend: B, config: GatewayConfig, registry: Registry, metrics: GatewayMetrics) -> Self {
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        Ok(Self {
+        Self {
             fanout: Arc::new(Fanout::new(
                 backend.clone(),
                 metrics.clone(),
@@ -51,6 +56,6 @@ impl<B: snakepit_shared::Backend> AppState<B> {
             shutdown,
             clients: Arc::default(),
             tracker,
-        })
+        }
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use serde_json::json;
+use snakepit_gateway::metrics::{CLOSE_CODES, GatewayMetrics, close_label};
 use snakepit_gateway::{AppState, DrainConfig, GatewayConfig};
 use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
 use snakepit_shared::{MemoryBackend, RoomId, Store as _};
@@ -27,15 +28,19 @@ const WINDOW: Duration = Duration::from_millis(1200);
 const GRACE: Duration = Duration::from_secs(2);
 
 /// A gateway over `backend` on a free port: its address, its shutdown
-/// token and its `run`.
-async fn gateway(backend: &MemoryBackend, drain: DrainConfig) -> (SocketAddr, CancellationToken, JoinHandle<()>) {
+/// token, its `run` and its metrics.
+async fn gateway(
+    backend: &MemoryBackend,
+    drain: DrainConfig,
+) -> (SocketAddr, CancellationToken, JoinHandle<()>, GatewayMetrics) {
     let state = AppState::new(backend.clone(), GatewayConfig::default(), Registry::new()).unwrap();
+    let metrics = state.metrics.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move { snakepit_gateway::run(listener, state, token, drain).await.unwrap() });
-    (addr, shutdown, task)
+    (addr, shutdown, task, metrics)
 }
 
 /// Reads until the close; its code and when it came.
@@ -63,8 +68,8 @@ async fn a_drained_gateway_serves_on_then_closes_its_clients_paced_with_1012() {
     let rooms_stop = CancellationToken::new();
     tokio::spawn(host.run(rooms_stop.clone()));
     let drain = DrainConfig { delay: DELAY, close_window: WINDOW, grace: GRACE };
-    let (a, a_stop, a_task) = gateway(&backend, drain).await;
-    let (b, _b_stop, _b_task) = gateway(&backend, drain).await;
+    let (a, a_stop, a_task, a_metrics) = gateway(&backend, drain).await;
+    let (b, _b_stop, _b_task, _) = gateway(&backend, drain).await;
 
     let mut players = Vec::new();
     for i in 0..7 {
@@ -113,6 +118,11 @@ async fn a_drained_gateway_serves_on_then_closes_its_clients_paced_with_1012() {
     assert!(last - first >= WINDOW / 2, "closes not spread over the window: {:?}", last - first);
     tokio::time::timeout(DELAY + WINDOW + GRACE, a_task).await.expect("run returns in time").unwrap();
     assert!(stopped.elapsed() <= DELAY + WINDOW + GRACE);
+    // Eight closes, each counted once, as 1012, each life observed once.
+    let total: u64 = CLOSE_CODES.iter().map(|c| a_metrics.ws_closes.with_label_values(&[close_label(*c)]).get()).sum();
+    assert_eq!((a_metrics.ws_closes.with_label_values(&["1012"]).get(), total), (8, 8));
+    assert_eq!(a_metrics.ws_closes.with_label_values(&["other"]).get(), 0);
+    assert_eq!(a_metrics.connection_duration.get_sample_count(), 8);
 
     // Every session was saved: each player resumes on the other gateway,
     // as itself, in its room.

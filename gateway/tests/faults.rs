@@ -50,7 +50,7 @@ async fn flaky_gateway(fail_enters: usize, stop: &CancellationToken) -> std::net
     };
     let host = Host::new(inner, host_config, WorkerMetrics::register(&registry, "w").unwrap());
     tokio::spawn(host.run(stop.clone()));
-    let state = AppState::new(backend, GatewayConfig::default(), registry).unwrap();
+    let state = AppState::new(backend, GatewayConfig::default(), Registry::new()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = stop.clone();
@@ -68,6 +68,9 @@ async fn an_enter_whose_publish_failed_is_repeated_until_the_world_arrives() {
     let (id, room, _) = c.new_player("ann", Some("flaky")).await;
     assert_eq!(room, "flaky");
     c.join(&id).await;
+    // The lost enter is counted, once.
+    let metrics = support::cluster::http_get(addr, "/metrics").await;
+    assert!(metrics.lines().any(|l| l == "snakepit_publish_errors_total 1"), "{metrics}");
     stop.cancel();
 }
 
@@ -91,6 +94,12 @@ async fn a_client_too_slow_to_read_gets_the_4008_close_frame() {
     }
     // Reading at last, it gets what was on the way, then the reason.
     assert_eq!(slow.closed().await, Some(4008));
+    // Counted once, as 4008, and its life observed once.
+    let slow_closes = || async { server.metric(r#"snakepit_ws_closes_total{code="4008"}"#).await };
+    support::cluster::wait_until(support::WAIT, || async { slow_closes().await == 1.0 }).await;
+    assert_eq!(server.metric("snakepit_connection_duration_seconds_count").await, 1.0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(slow_closes().await, 1.0);
 }
 
 /// A standalone gateway that pings every 200 ms and closes a client silent

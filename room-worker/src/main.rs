@@ -10,6 +10,9 @@ use snakepit_room_worker::http::{HttpState, app};
 use snakepit_room_worker::settings_args::{GameArgs, secs};
 use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
 use snakepit_shared::RedisBackend;
+use snakepit_shared::build_info::{Binary, BuildInfo, Mode};
+use snakepit_shared::process_metrics;
+use snakepit_shared::redis_metrics::RedisMetrics;
 use snakepit_shared::shutdown::cancel_on_signal;
 use snakepit_shared::telemetry::{LogFormat, init_logging};
 use tokio::net::TcpListener;
@@ -76,12 +79,21 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let registry = Registry::new();
+    let build = BuildInfo {
+        binary: Binary::RoomWorker,
+        mode: Mode::Cluster,
+        version: env!("CARGO_PKG_VERSION"),
+        revision: snakepit_shared::build_revision!(),
+    };
+    process_metrics::register(&registry, &build)?;
+    let redis_metrics = RedisMetrics::register(&registry)?;
     let Some(backend) =
-        RedisBackend::connect_retrying(&args.redis_url, &args.redis_prefix, ca.as_deref(), &shutdown).await
+        RedisBackend::connect_retrying(&args.redis_url, &args.redis_prefix, ca.as_deref(), &redis_metrics, &shutdown)
+            .await
     else {
         return Ok(());
     };
-    let registry = Registry::new();
     let metrics = WorkerMetrics::register(&registry, &config.worker_id)?;
     let host = Host::new(backend.clone(), config, metrics);
     let http = HttpState { backend, registry, announced: host.announced(), shutdown: shutdown.clone() };

@@ -1,6 +1,24 @@
 //! Prometheus metrics of the rooms a worker runs, named `snakepit_*`.
+//!
+//! Tick duration and lag share one bucket list, 1-2.5-5 steps from 1 µs to
+//! 250 ms: fine enough to see a microsecond tick grow, wide enough to see a
+//! stall. The tick budget ([`TICK_BUDGET_SECS`], 5 ms) and the lag's "late"
+//! threshold ([`TICK_LATE_SECS`], 25 ms) are exact buckets, so the share of
+//! good ticks is a ratio of two counters (`le="0.005"` over `+Inf`) and needs
+//! no quantile estimate.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry, exponential_buckets};
+
+/// A tick within this is good; the tick-latency SLO is 99.9 % good ticks.
+pub const TICK_BUDGET_SECS: f64 = 0.005;
+/// A tick that started this much behind its schedule is late.
+pub const TICK_LATE_SECS: f64 = 0.025;
+
+/// Buckets of tick duration and lag: 1, 2.5, 5 per decade, 1 µs to 250 ms
+/// (then `+Inf`). Written out rather than computed: the boundaries must be
+/// the exact decimals an `le` label is matched against.
+pub const TICK_BUCKETS: [f64; 17] =
+    [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25];
 
 #[derive(Clone)]
 pub struct WorkerMetrics {
@@ -35,12 +53,12 @@ impl WorkerMetrics {
             tick_duration: Histogram::with_opts(hist(
                 "snakepit_room_tick_duration_seconds",
                 "Time to apply a room's inputs, step its world and encode its frame",
-                exponential_buckets(1e-6, 2.5, 14)?,
+                TICK_BUCKETS.to_vec(),
             ))?,
             tick_lag: Histogram::with_opts(hist(
                 "snakepit_room_tick_lag_seconds",
                 "How late a room tick started against its schedule",
-                exponential_buckets(1e-4, 2.5, 12)?,
+                TICK_BUCKETS.to_vec(),
             ))?,
             rooms: IntGauge::with_opts(opts("snakepit_rooms", "Rooms running on this worker"))?,
             players: IntGauge::with_opts(opts(
@@ -54,7 +72,7 @@ impl WorkerMetrics {
             ))?,
             publish_errors: IntCounter::with_opts(opts(
                 "snakepit_publish_errors_total",
-                "Frames a room failed to publish",
+                "Frames a room failed to publish (standalone: also the gateway's inputs and notices)",
             ))?,
             publish_latency: Histogram::with_opts(hist(
                 "snakepit_bus_publish_seconds",
@@ -89,6 +107,51 @@ impl WorkerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The budget and the late threshold are buckets, and the list is the
+    /// one dashboards and alerts are written against, as scraped.
+    #[test]
+    fn tick_buckets_hold_the_thresholds_exactly() {
+        assert!(TICK_BUCKETS.contains(&TICK_BUDGET_SECS));
+        assert!(TICK_BUCKETS.contains(&TICK_LATE_SECS));
+        assert!(TICK_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        let r = Registry::new();
+        let m = WorkerMetrics::register(&r, "w1").unwrap();
+        m.tick_duration.observe(0.004);
+        m.tick_duration.observe(0.006);
+        let families = r.gather();
+        let want = [
+            "0.000001",
+            "0.0000025",
+            "0.000005",
+            "0.00001",
+            "0.000025",
+            "0.00005",
+            "0.0001",
+            "0.00025",
+            "0.0005",
+            "0.001",
+            "0.0025",
+            "0.005",
+            "0.01",
+            "0.025",
+            "0.05",
+            "0.1",
+            "0.25",
+        ];
+        for name in ["snakepit_room_tick_duration_seconds", "snakepit_room_tick_lag_seconds"] {
+            let f = families.iter().find(|f| f.name() == name).unwrap();
+            let h = f.get_metric()[0].get_histogram();
+            // The text encoder writes `le` as the bound's `to_string()`.
+            let les: Vec<String> = h.get_bucket().iter().map(|b| b.upper_bound().to_string()).collect();
+            assert_eq!(les, want, "{name}");
+        }
+        // 4 ms is within the budget, 6 ms is not.
+        let f = families.iter().find(|f| f.name() == "snakepit_room_tick_duration_seconds").unwrap();
+        let h = f.get_metric()[0].get_histogram();
+        let at = |le: f64| h.get_bucket().iter().find(|b| b.upper_bound() == le).unwrap().cumulative_count();
+        assert_eq!((at(0.0025), at(0.005), at(0.01), h.get_sample_count()), (0, 1, 2, 2));
+    }
 
     #[test]
     fn registers_once_per_registry() {

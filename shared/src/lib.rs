@@ -6,6 +6,7 @@
 //! process picks its backend at start-up and the rest of the code is generic.
 
 pub mod backend;
+pub mod build_info;
 #[doc(hidden)]
 pub mod contract;
 pub mod encode;
@@ -15,8 +16,10 @@ pub mod ids;
 pub mod intercept;
 pub mod keys;
 pub mod memory;
+pub mod process_metrics;
 pub mod protocol;
 pub mod redis_backend;
+pub mod redis_metrics;
 pub mod shutdown;
 pub mod telemetry;
 #[doc(hidden)]

@@ -7,13 +7,16 @@
 //! use a second manager speaking RESP3 with automatic resubscription; a
 //! router task hands each message to the local subscribers of its channel,
 //! and a ping every second makes the manager notice a lost connection (and
-//! so reconnect and resubscribe) even when nothing is being sent.
+//! so reconnect and resubscribe) even when nothing is being sent. Both
+//! connections' losses, returns and resubscriptions are counted (see
+//! [`redis_metrics`](crate::redis_metrics)).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use prometheus::IntCounter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
 use serde::Serialize;
@@ -28,6 +31,7 @@ use crate::backend::{
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::ids::{PlayerId, RoomId};
 use crate::keys::Keys;
+use crate::redis_metrics::{Link, RedisMetrics, watch_commands};
 use crate::{Bus, Store};
 
 const SUBSCRIBER_QUEUE: usize = 1024;
@@ -402,7 +406,8 @@ pub struct RedisBackend {
     cmd: ConnectionManager,
     sub: ConnectionManager,
     router: Arc<Router>,
-    _stop: Arc<DropGuard>,
+    /// Ends the backend's tasks when the last clone is dropped.
+    _stop: Arc<[DropGuard; 2]>,
 }
 
 impl RedisBackend {
@@ -417,6 +422,29 @@ impl RedisBackend {
     /// certificates) for a `rediss://` URL: a managed Redis with a private
     /// certificate authority, or a self-signed one.
     pub async fn connect_with_ca(url: &str, prefix: &str, ca_pem: Option<&[u8]>) -> Result<Self, BusError> {
+        Self::open(url, prefix, ca_pem, None, &CancellationToken::new()).await
+    }
+
+    /// As [`connect_with_ca`](Self::connect_with_ca), counting into
+    /// `metrics`: reconnects and resubscribes, and `up` from a ping every
+    /// 2 s that ends when `stop` is cancelled or the backend is dropped.
+    pub async fn connect_with_metrics(
+        url: &str,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+        metrics: &RedisMetrics,
+        stop: &CancellationToken,
+    ) -> Result<Self, BusError> {
+        Self::open(url, prefix, ca_pem, Some(metrics), stop).await
+    }
+
+    async fn open(
+        url: &str,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+        metrics: Option<&RedisMetrics>,
+        stop: &CancellationToken,
+    ) -> Result<Self, BusError> {
         let client = client(url, ca_pem)?;
         let config = || {
             ConnectionManagerConfig::new()
@@ -425,27 +453,45 @@ impl RedisBackend {
                 .set_max_delay(Duration::from_millis(500))
                 .set_number_of_retries(2)
         };
-        let cmd = client.get_connection_manager_with_config(config()).await?;
+        // The command connection's pushes only say when it is lost.
+        let (cmd_push_tx, cmd_push_rx) = mpsc::unbounded_channel();
+        let cmd = client.get_connection_manager_with_config(config().set_push_sender(cmd_push_tx)).await?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let sub = client
             .get_connection_manager_with_config(config().set_push_sender(push_tx).set_automatic_resubscription())
             .await?;
         let router = Arc::new(Router { routes: Mutex::new(HashMap::new()), control: Default::default() });
-        let stop = CancellationToken::new();
-        tokio::spawn(route_messages(push_rx, router.clone(), sub.clone(), stop.clone()));
-        Ok(Self { keys: Keys::new(prefix), cmd, sub, router, _stop: Arc::new(stop.drop_guard()) })
+        // Routing lives as long as the backend; the watch of the command
+        // connection also ends with the process's `stop`.
+        let routing = CancellationToken::new();
+        let watching = stop.child_token();
+        let resubscribes = metrics.map(|m| m.resubscribes.clone());
+        let link = Link::new("subscriptions", metrics);
+        tokio::spawn(route_messages(push_rx, router.clone(), sub.clone(), link, resubscribes, routing.clone()));
+        if let Some(m) = metrics {
+            tokio::spawn(watch_commands(cmd.clone(), cmd_push_rx, m.clone(), watching.clone()));
+        }
+        Ok(Self {
+            keys: Keys::new(prefix),
+            cmd,
+            sub,
+            router,
+            _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]),
+        })
     }
 
-    /// Connects, retrying every second until it works or `stop` is
-    /// cancelled (then `None`): a process may start before its Redis.
+    /// Connects (see [`connect_with_metrics`](Self::connect_with_metrics)),
+    /// retrying every second until it works or `stop` is cancelled (then
+    /// `None`): a process may start before its Redis.
     pub async fn connect_retrying(
         url: &str,
         prefix: &str,
         ca_pem: Option<&[u8]>,
+        metrics: &RedisMetrics,
         stop: &CancellationToken,
     ) -> Option<Self> {
         loop {
-            match Self::connect_with_ca(url, prefix, ca_pem).await {
+            match Self::connect_with_metrics(url, prefix, ca_pem, metrics, stop).await {
                 Ok(b) => return Some(b),
                 Err(e) => warn!(error = %e, "cannot reach Redis; retrying"),
             }
@@ -515,14 +561,21 @@ fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, BusError> {
     rmp_serde::to_vec(msg).map_err(|e| BusError::Codec(e.to_string()))
 }
 
+/// Hands each message to its subscribers, pings the subscription
+/// connection every second, and counts its losses (`link`) and the
+/// restorations of its subscriptions (`resubscribes`).
 async fn route_messages(
     mut push: mpsc::UnboundedReceiver<PushInfo>,
     router: Arc<Router>,
     sub: ConnectionManager,
+    mut link: Link,
+    resubscribes: Option<IntCounter>,
     stop: CancellationToken,
 ) {
     let mut ping = tokio::time::interval(Duration::from_secs(1));
-    let mut was_down = false;
+    // Lost with channels to restore: the manager resends them first thing
+    // on its new connection, and the server confirms each.
+    let mut restoring = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -540,9 +593,17 @@ async fn route_messages(
                         }
                     }
                     PushKind::Disconnection => {
-                        warn!("subscription connection lost; reconnecting");
-                        was_down = true;
-                        let _ = sub.clone().ping::<()>().await;
+                        link.lost();
+                        restoring = !router.routes().is_empty();
+                        let pinged = sub.clone().ping::<()>().await;
+                        link.pinged(&pinged);
+                    }
+                    PushKind::Subscribe if restoring => {
+                        restoring = false;
+                        if let Some(c) = &resubscribes {
+                            c.inc();
+                        }
+                        info!("subscriptions restored on a new connection");
                     }
                     _ => {}
                 }
@@ -550,17 +611,8 @@ async fn route_messages(
             _ = ping.tick() => {
                 // A command is what makes the manager notice a dead link and
                 // reconnect (then resubscribe).
-                match sub.clone().ping::<()>().await {
-                    Ok(()) if was_down => {
-                        was_down = false;
-                        info!("subscription connection back");
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        was_down = true;
-                        debug!(error = %e, "subscription ping failed");
-                    }
-                }
+                let pinged = sub.clone().ping::<()>().await;
+                link.pinged(&pinged);
                 for ch in router.sweep() {
                     router.unsubscribe_unused(&sub, &ch).await;
                 }

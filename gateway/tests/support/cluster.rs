@@ -135,6 +135,13 @@ impl Proc {
     }
 }
 
+/// A standalone gateway process (no Redis), with the fast game settings.
+pub async fn standalone_gateway() -> Proc {
+    let mut args: Vec<String> = ["--listen", "127.0.0.1:0"].map(String::from).into();
+    args.extend(GAME_ARGS.iter().map(|a| a.to_string()));
+    Proc::spawn("standalone", &format!("standalone-{}", std::process::id()), gateway_bin(), &args).await
+}
+
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return String::new() };

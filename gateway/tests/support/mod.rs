@@ -75,6 +75,13 @@ impl Server {
         Client::connect(self.addr).await
     }
 
+    /// The value of one series of `/metrics`, written as exported (name and
+    /// labels, e.g. `snakepit_ws_closes_total{code="4008"}`); 0 if absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines().filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).sum()
+    }
+
     /// GET `path` over a plain socket; status line and body.
     pub async fn get(&self, path: &str) -> (String, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -300,6 +307,14 @@ impl Client {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+
+    /// Closes with `code` (none: a close frame without a code) and reads
+    /// until the server has answered the close.
+    pub async fn close_with(mut self, code: Option<u16>) {
+        let frame = code.map(|c| CloseFrame { code: c.into(), reason: "".into() });
+        let _ = self.ws.close(frame).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
     }
 }
 
