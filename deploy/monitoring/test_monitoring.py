@@ -100,7 +100,7 @@ class Static(unittest.TestCase):
                     self.assertTrue(1 <= g["w"] <= 24 and g["x"] + g["w"] <= 24 and g["h"] >= 1)
                     for x in range(g["x"], g["x"] + g["w"]):
                         for y in range(g["y"], g["y"] + g["h"]):
-                            self.assertNotIn((x, y), cells, f"overlaps {cells.get((x, y))}")
+                            self.assertFalse((x, y) in cells, f"overlaps {cells.get((x, y))} at {(x, y)}")
                             cells[(x, y)] = p["title"]
 
     def test_every_panel_has_a_unit_the_datasource_variable_and_queries(self):
@@ -227,6 +227,8 @@ class Promtool(unittest.TestCase):
 
 def kubernetes_as_file_sd(config: dict, pods_file: str) -> dict:
     c = copy.deepcopy(config)
+    # Rule paths are relative to the config file, which moves to a temporary directory.
+    c["rule_files"] = [str(HERE / f) for f in c.get("rule_files") or []]
     for job in c["scrape_configs"]:
         job.pop("kubernetes_sd_configs")
         job["file_sd_configs"] = [{"files": [pods_file], "refresh_interval": "1s"}]
