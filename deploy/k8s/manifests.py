@@ -55,6 +55,12 @@ VARIANTS = [
         parts=(("overlays/prod",), ("components/redis-ca", "components/connections-hpa")),
         external=frozenset(PROD_EXTERNAL | {("ConfigMap", "snakepit-redis-ca")}),
     ),
+    # prod with the dashboards and rules of deploy/monitoring.
+    Variant(
+        "prod+monitoring",
+        parts=(("overlays/prod",), ("components/monitoring",)),
+        external=frozenset(PROD_EXTERNAL),
+    ),
     Variant("k6", path="k6", load_restrictor_none=True),
 ]
 

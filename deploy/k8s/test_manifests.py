@@ -102,6 +102,9 @@ def check_podmonitor(test: unittest.TestCase, objs: list[dict], pm: dict) -> Non
     test.assertEqual(
         {w["metadata"]["name"] for w in selected}, {"gateway", "room-worker"}, "PodMonitor selects gateways and workers"
     )
+    # Series carry job="gateway" / job="room-worker", as the rules and dashboards expect.
+    test.assertEqual(spec.get("jobLabel"), "app.kubernetes.io/component")
+    test.assertEqual({m.pod_labels(w).get(spec["jobLabel"]) for w in selected}, {"gateway", "room-worker"})
     for ep in endpoints:
         for k, v in ep.items():
             test.assertIn(k, PODMONITOR_ENDPOINT_FIELDS, f"unexpected PodMonitor endpoint field {k}")
@@ -115,6 +118,32 @@ def check_podmonitor(test: unittest.TestCase, objs: list[dict], pm: dict) -> Non
             m.port_number(c, ep["port"])  # the named port exists on every selected pod
 
 
+def check_prometheusrule(test: unittest.TestCase, pr: dict) -> None:
+    """The fields the prometheus-operator's PrometheusRule CRD requires: each
+    group a name and rules, each rule an expr and exactly one of record and
+    alert; alert-only fields only on alerts; durations well formed. The
+    rules themselves are checked by promtool (.ci/monitoring-check)."""
+    test.assertEqual(pr["apiVersion"], "monitoring.coreos.com/v1")
+    test.assertEqual(set(pr) - {"apiVersion", "kind", "metadata", "spec"}, set())
+    groups = pr["spec"]["groups"]
+    test.assertTrue(groups)
+    names = [g["name"] for g in groups]
+    test.assertEqual(len(names), len(set(names)), "group names are unique")
+    for g in groups:
+        test.assertEqual(set(g) - {"name", "rules", "interval", "partial_response_strategy", "limit"}, set())
+        test.assertTrue(g["rules"], g["name"])
+        for r in g["rules"]:
+            test.assertEqual(set(r) - {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"}, set())
+            test.assertIsInstance(r["expr"], str)
+            test.assertEqual(("record" in r) + ("alert" in r), 1, r)
+            if "record" in r:
+                test.assertEqual(set(r) & {"for", "annotations"}, set(), "alert fields on a recording rule")
+            if "for" in r:
+                test.assertRegex(r["for"], PROMETHEUS_DURATION)
+            for k in ("labels", "annotations"):
+                test.assertTrue(all(isinstance(v, str) for v in (r.get(k) or {}).values()), f"{k} are strings")
+
+
 class Schema(unittest.TestCase):
     def test_every_object_is_valid_for_kubernetes_1_32(self):
         for v, objs in each_variant():
@@ -122,8 +151,11 @@ class Schema(unittest.TestCase):
                 with self.subTest(variant=v.name, object=f"{o['kind']}/{o['metadata']['name']}"):
                     if o["apiVersion"].startswith("monitoring.coreos.com/"):
                         # A custom resource: kubernetes-validate has no schema.
-                        self.assertEqual(o["kind"], "PodMonitor")
-                        check_podmonitor(self, objs, o)
+                        self.assertIn(o["kind"], ("PodMonitor", "PrometheusRule"))
+                        if o["kind"] == "PodMonitor":
+                            check_podmonitor(self, objs, o)
+                        else:
+                            check_prometheusrule(self, o)
                         continue
                     try:
                         kubernetes_validate.validate(o, m.KUBERNETES_VERSION, strict=True)
@@ -454,6 +486,34 @@ class Pods(unittest.TestCase):
                         if w["kind"] != "Job":
                             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                                 self.assertIn(probe, c)
+
+
+class Monitoring(unittest.TestCase):
+    """The monitoring component ships deploy/monitoring as it is: each
+    dashboard as a ConfigMap the Grafana sidecar loads, the rule files as
+    one PrometheusRule."""
+
+    def test_dashboards_and_rules_are_the_files_of_deploy_monitoring(self):
+        import json
+
+        objs = RENDERED["prod+monitoring"]
+        mon = m.REPO / "deploy" / "monitoring"
+        shipped = {}
+        for cm in (o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("snakepit-dashboard-")):
+            self.assertEqual(cm["metadata"]["labels"].get("grafana_dashboard"), "1")
+            for key, text in cm["data"].items():
+                shipped[key] = json.loads(text)
+        files = {p.name: json.loads(p.read_text()) for p in (mon / "dashboards").glob("*.json")}
+        self.assertEqual(shipped, files)
+        (rule,) = [o for o in objs if o["kind"] == "PrometheusRule"]
+        groups = []
+        for f in ("recording.yaml", "alerts.yaml"):
+            groups += yaml.safe_load((mon / "rules" / f).read_text())["groups"]
+        self.assertEqual(rule["spec"]["groups"], groups, "python3 deploy/monitoring/prometheusrule.py")
+        for o in objs:
+            if o["kind"] in ("ConfigMap", "PrometheusRule") and o["metadata"]["name"].startswith("snakepit"):
+                # kubectl apply keeps the whole object in an annotation of at most 256 KiB.
+                self.assertLess(len(json.dumps(o)), 200_000, o["metadata"]["name"])
 
 
 if __name__ == "__main__":
