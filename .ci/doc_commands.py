@@ -133,6 +133,20 @@ RECIPES = {
     "kubectl rollout restart deploy/room-worker deploy/gateway": elsewhere(NO_CLUSTER + "; the rolling restart "
                                                                           "is measured on loopback instead"),
     "kubectl -n snakepit create configmap snakepit-redis-ca --from-file=ca.crt=./redis-ca.pem": elsewhere(NO_CLUSTER),
+    # docs/monitoring.md and docs/runbook.md.
+    "python3 deploy/monitoring/prometheusrule.py": run("python3 deploy/monitoring/prometheusrule.py --check", 30),
+    "promtool check config deploy/monitoring/prometheus-local.yml": run(
+        "promtool check config deploy/monitoring/prometheus-local.yml", 60),
+    "bash .ci/monitoring-check": elsewhere(".ci/run: the monitoring step"),
+    "kubectl -n snakepit top pods": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit scale deploy/room-worker --replicas=N": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit describe pod POD": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit get pods -l app.kubernetes.io/component=room-worker": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit logs deploy/room-worker": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit get pods": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit logs POD": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit-dev logs statefulset/redis": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit get pods -o wide": elsewhere(NO_CLUSTER),
 }
 
 def commands():
