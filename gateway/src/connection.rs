@@ -26,6 +26,10 @@ use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
 
 /// Close codes (see docs/protocol.md).
+/// How long a restart waits for the room to park a player's snake before it
+/// closes the client: two ticks of 10 per second, and then some.
+const PARK_WAIT: Duration = Duration::from_millis(300);
+
 /// The gateway is restarting (drained): reconnect after a random delay and
 /// resume.
 pub const CLOSE_RESTART: u16 = 1012;
@@ -238,13 +242,16 @@ impl<B: Backend> Connection<B> {
                 _ = sleep_until(retry_at.unwrap_or(idle)), if retry_at.is_some() => self.retry_enter().await,
             }
         };
+        // A restart parks the player's snake before the close, so that the
+        // last frames the client saw show it where it will stand.
+        let told = matches!(ending, Ending::Close(CLOSE_RESTART, _)) && self.park_before_close(&mut sink).await;
         // The session lives on from now, for a resume: saved before the
         // close frame, which the client may answer with a resume at once.
         if let Some(place) = self.place.as_ref().filter(|p| p.as_player && !self.is_superseded()) {
             let room = place.room.clone();
             self.save_session(&room).await;
         }
-        self.leave(InputKind::Disconnect).await;
+        self.leave_telling(InputKind::Disconnect, !told).await;
         if let Ending::Close(code, reason) = ending {
             // Behind whatever the socket still holds: a slow client needs
             // as long as any write to take it in.
@@ -598,11 +605,42 @@ impl<B: Backend> Connection<B> {
         let _ = self.publish(&room, input).await;
     }
 
+    /// Tells the room a player is going (`Disconnect`: its snake parks),
+    /// then forwards the room's next frames, two or for `PARK_WAIT` at
+    /// most, before the restart closes the client: a snake the room moved
+    /// between the client's last frame and the `Disconnect` would stand
+    /// elsewhere when the player resumes. False if nothing was told.
+    async fn park_before_close(&mut self, sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) -> bool {
+        let Some(place) = self.place.as_ref().filter(|p| p.as_player && !self.is_superseded()) else {
+            return false;
+        };
+        let (room, input) = (place.room.clone(), self.input(place.member, InputKind::Disconnect));
+        if let Err(e) = self.state.backend.publish_input(&room, input).await {
+            self.state.metrics.publish_errors.inc();
+            debug!(%room, error = %e, "could not tell the room");
+            return false;
+        }
+        let deadline = Instant::now() + PARK_WAIT;
+        for _ in 0..2 {
+            let Ok(Some(out)) = tokio::time::timeout_at(deadline, self.out_rx.recv()).await else { break };
+            let wrote = tokio::time::timeout_at(deadline, self.write_batch(sink, out)).await;
+            if !matches!(wrote, Ok(true)) {
+                break;
+            }
+        }
+        true
+    }
+
     /// Leaves the current room, if any: `Leave` on purpose (the seat comes
     /// free now), `Disconnect` when the connection ended (the snake gets the
     /// grace period, and the room holds the seat as long as it keeps the
     /// player).
     async fn leave(&mut self, kind: InputKind) {
+        self.leave_telling(kind, true).await;
+    }
+
+    /// As [`leave`](Self::leave); `tell` false when the room already knows.
+    async fn leave_telling(&mut self, kind: InputKind, tell: bool) {
         self.pending = None;
         self.join_after_welcome = false;
         let Some(place) = self.place.take() else { return };
@@ -610,7 +648,7 @@ impl<B: Backend> Connection<B> {
         // player's), are the newer connection's now.
         let superseded = self.is_superseded();
         let release = place.as_player && kind == InputKind::Leave && !superseded;
-        if !superseded {
+        if tell && !superseded {
             let input = self.input(place.member, kind);
             if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
                 self.state.metrics.publish_errors.inc();

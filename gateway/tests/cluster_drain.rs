@@ -38,8 +38,10 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
             cl.join(&id).await;
             let _ = tx.send(());
             let code = cl.steer_until_closed(&id).await;
-            assert!(cl.view.head(&id).is_some(), "{id}'s snake died before the drain (steering)");
-            (code, id, token)
+            // The last cells the player saw before the close.
+            let last = cl.view.snake_cells(&id);
+            assert!(!last.is_empty(), "{id}'s snake died before the drain (steering)");
+            (code, id, token, last)
         }));
     }
     for rx in playing {
@@ -52,9 +54,9 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
     c.gateways[0].sigterm();
     let mut closed = Vec::new();
     for t in tasks {
-        let (code, id, token) = t.await.unwrap();
+        let (code, id, token, last) = t.await.unwrap();
         assert_eq!(code, Some(1012), "{id} was told the gateway restarts");
-        closed.push((id, token));
+        closed.push((id, token, last));
     }
     let status = c.gateways[0].wait_exit(Duration::from_secs(15)).await;
     assert!(status.success(), "the drained gateway exits cleanly: {status:?}");
@@ -65,9 +67,11 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
     watcher.send(json!(["spectate", room])).await;
     watcher.until("world").await;
     let mut parked: HashMap<String, (Vec<(usize, usize)>, u64)> = HashMap::new();
-    for (id, _) in &closed {
+    for (id, _, last) in &closed {
         let cells = watcher.view.snake_cells(id);
         assert!(!cells.is_empty(), "{id}'s snake is on the field");
+        // Parked before the close: it stands where its player last saw it.
+        assert_eq!(&cells, last, "{id}'s snake moved after its player's last frame");
         parked.insert(id.clone(), (cells, watcher.view.scores[id]));
     }
     let start = watcher.view.tick;
@@ -86,7 +90,7 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
     // Each player resumes on B and finds its snake as it left it; it
     // moves again.
     let mut back = Vec::new();
-    for (id, token) in closed {
+    for (id, token, _) in closed {
         let mut cl = c.client(1).await;
         cl.send(json!(["resume", token])).await;
         let hs = cl.until("handshake").await;

@@ -91,6 +91,9 @@ struct Member {
     /// `conn` entered this room instance; false for a member restored from
     /// a snapshot until its connection enters again.
     confirmed: bool,
+    /// Away only because its gateway went quiet (not because its
+    /// connection ended): hearing from the connection again brings it back.
+    silent: bool,
 }
 
 enum Internal {
@@ -156,8 +159,14 @@ impl<B: Backend> Room<B> {
                     .into_iter()
                     .map(|m| {
                         let disconnected_at = m.disconnected.then_some(now);
-                        let member =
-                            Member { conn: m.conn, player: m.is_player, disconnected_at, seen: now, confirmed: false };
+                        let member = Member {
+                            conn: m.conn,
+                            player: m.is_player,
+                            disconnected_at,
+                            seen: now,
+                            confirmed: false,
+                            silent: false,
+                        };
                         (m.player, member)
                     })
                     .collect();
@@ -420,8 +429,14 @@ impl<B: Backend> Room<B> {
                     self.game.add_player(player, clamp_name(name));
                     self.metrics.players.inc();
                 }
-                let member =
-                    Member { conn, player: is_player, disconnected_at: None, seen: Instant::now(), confirmed: true };
+                let member = Member {
+                    conn,
+                    player: is_player,
+                    disconnected_at: None,
+                    seen: Instant::now(),
+                    confirmed: true,
+                    silent: false,
+                };
                 self.members.insert(player, member);
             }
         }
@@ -441,11 +456,11 @@ impl<B: Backend> Room<B> {
     }
 
     /// Its current connection spoke: a member taken for away because its
-    /// gateway went silent is back, and its snake moves on. (A member whose
-    /// connection ended is not vouched for again: its gateway no longer
-    /// holds it.)
+    /// gateway went silent is back, and its snake moves on. A member whose
+    /// connection ended stays away: a presence note written before the end
+    /// may arrive after its `Disconnect`.
     fn heard_from(&mut self, player: PlayerId) {
-        if self.members.get(&player).is_some_and(|m| m.disconnected_at.is_some()) {
+        if self.members.get(&player).is_some_and(|m| m.disconnected_at.is_some() && m.silent) {
             self.dirty = true;
             self.set_away(player, None);
         }
@@ -456,6 +471,7 @@ impl<B: Backend> Room<B> {
     fn set_away(&mut self, player: PlayerId, since: Option<Instant>) {
         if let Some(m) = self.members.get_mut(&player) {
             m.disconnected_at = since;
+            m.silent = false;
         }
         self.game.set_parked(player, since.is_some());
     }
@@ -515,6 +531,9 @@ impl<B: Backend> Room<B> {
         for player in silent {
             self.dirty = true;
             self.set_away(player, Some(now));
+            if let Some(m) = self.members.get_mut(&player) {
+                m.silent = true;
+            }
         }
         let grace = self.config.grace;
         let expired: Vec<PlayerId> = self
