@@ -71,6 +71,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format, "info");
     let ca = args.redis_ca_file.as_ref().map(std::fs::read).transpose().context("cannot read --redis-ca-file")?;
+    if let Some(url) = &args.redis_url {
+        RedisBackend::check_settings(url, ca.as_deref()).context("bad Redis settings")?;
+    }
     let room = args.game.room_config()?;
     let gateway = GatewayConfig {
         room_capacity: room.settings.max_players,

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format, "info");
     let ca = args.redis_ca_file.as_ref().map(std::fs::read).transpose().context("cannot read --redis-ca-file")?;
+    RedisBackend::check_settings(&args.redis_url, ca.as_deref()).context("bad Redis settings")?;
     let lease_ttl = secs("lease", args.lease_secs)?;
     let config = HostConfig {
         worker_id: args.worker_id.clone().unwrap_or_else(default_worker_id),

@@ -483,6 +483,19 @@ impl RedisBackend {
     /// Connects (see [`connect_with_metrics`](Self::connect_with_metrics)),
     /// retrying every second until it works or `stop` is cancelled (then
     /// `None`): a process may start before its Redis.
+    /// Checks what no retry can fix: a URL that does not parse, a CA file
+    /// with no certificate in it, a CA without TLS. A process gives up at
+    /// start on these rather than retrying for ever.
+    pub fn check_settings(url: &str, ca_pem: Option<&[u8]>) -> Result<(), BusError> {
+        if let Some(pem) = ca_pem {
+            let text = String::from_utf8_lossy(pem);
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(BusError::Unavailable("the CA file holds no PEM certificate".into()));
+            }
+        }
+        client(url, ca_pem).map(|_| ())
+    }
+
     pub async fn connect_retrying(
         url: &str,
         prefix: &str,

@@ -63,3 +63,16 @@ async fn a_ca_file_needs_a_tls_url() {
     let err = RedisBackend::connect_with_ca(&url, "test", Some(&r.ca_pem())).await.err().expect("accepted");
     assert!(err.to_string().contains("rediss://"), "{err}");
 }
+
+/// What no retry can fix fails at start, without the password in the
+/// message: a URL that does not parse, a CA file with no certificate.
+#[test]
+fn settings_no_retry_can_fix_are_refused_at_once() {
+    let bad_url = RedisBackend::check_settings("redis://:pw-secret@127.0.0.1:notaport/", None).unwrap_err();
+    assert!(!bad_url.to_string().contains("pw-secret"), "{bad_url}");
+    let garbage = RedisBackend::check_settings("rediss://u:p@127.0.0.1:6380/", Some(b"garbage")).unwrap_err();
+    assert!(garbage.to_string().contains("no PEM certificate"), "{garbage}");
+    let r = TestRedis::start_tls();
+    RedisBackend::check_settings(&r.url(), Some(&r.ca_pem())).expect("good settings");
+    RedisBackend::check_settings("redis://127.0.0.1:6379/", None).expect("plain settings");
+}
