@@ -4,11 +4,16 @@
 # binaries link against the same glibc as the distroless runtime, which has
 # no shell and no package manager and runs as uid/gid 65532.
 #
-#   docker build -t snakepit:dev .
+#   docker build -t snakepit:dev --build-arg SNAKEPIT_REVISION="$(git rev-parse --short HEAD)" .
+#
+# (.git stays out of the build context: the revision that
+# snakepit_build_info reports comes in as a build argument.)
 
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
+ARG SNAKEPIT_REVISION=unknown
+ENV SNAKEPIT_REVISION=${SNAKEPIT_REVISION}
 WORKDIR /src
 COPY . .
 # The caches keep the registry and the build tree between builds; the
