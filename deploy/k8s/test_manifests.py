@@ -339,7 +339,25 @@ class Selection(unittest.TestCase):
         self.assertEqual(kinds(RENDERED["prod"]), {"gateway", "room-worker"})
         for name in ("gateway", "room-worker"):
             self.assertEqual(m.find(RENDERED["dev"], "Deployment", name)["spec"]["replicas"], 1)
-            self.assertGreaterEqual(m.find(RENDERED["prod"], "Deployment", name)["spec"]["replicas"], 2)
+            self.assertGreaterEqual(m.find(RENDERED["prod"], "HorizontalPodAutoscaler", name)["spec"]["minReplicas"], 2)
+
+    def test_replicas_are_set_by_the_hpa_or_by_the_deployment_never_both(self):
+        # A Deployment's spec.replicas under an HPA is reset by every apply:
+        # the extra pods the HPA had added die at once, with their players.
+        # Without an HPA the count must be stated, not left to a default.
+        for v, objs in each_variant():
+            scaled = {
+                o["spec"]["scaleTargetRef"]["name"]
+                for o in objs
+                if o["kind"] == "HorizontalPodAutoscaler" and o["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+            }
+            for d in (o for o in objs if o["kind"] == "Deployment"):
+                name = d["metadata"]["name"]
+                with self.subTest(variant=v.name, deployment=name):
+                    if name in scaled:
+                        self.assertIsNone(d["spec"].get("replicas"), "the HPA owns the count: no spec.replicas")
+                    else:
+                        self.assertIsNotNone(d["spec"].get("replicas"), "no HPA: the Deployment states its count")
 
     def test_references_resolve(self):
         for v, objs in each_variant():

@@ -96,7 +96,13 @@ async fn main() -> anyhow::Result<()> {
     // One line on stdout that scripts and tests wait for.
     println!("listening on http://{addr}");
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        // A second signal cuts the drain short (the library logged it).
+        if let Some(sig) = cancel_on_signal(signals).await {
+            std::process::exit(sig.exit_code());
+        }
+    });
     let registry = Registry::new();
     let build = |mode| BuildInfo {
         binary: Binary::Gateway,

@@ -321,7 +321,8 @@ def main():
           f"seat counts changed {len(changed)}, new {len(result['rooms_new'])}")
     print(f"ledger      {ledger['faults']} faults, {ledger['snakes_at_fault']} with a snake alive: "
           f"{ledger['snakes_back']} back the same, {ledger['snakes_lost']} lost ({ledger['snakes_gone']} gone, "
-          f"{ledger['snakes_changed']} changed); {ledger['bots_not_back']} bots not back")
+          f"{ledger['snakes_changed']} changed, {ledger['snakes_moved']} moved); "
+          f"{ledger['bots_not_back']} bots not back")
     print(f"back in     p50 {b['p50']:.0f} ms, p99 {b['p99']:.0f} ms, max {b['max']:.0f} ms (n={b['count']})")
     print(f"end         {held}/{args.bots} connected ({report['players_held']} playing); close codes "
           f"{report['close_codes']}; connect errors {report['connect_errors']}")

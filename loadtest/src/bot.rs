@@ -347,7 +347,7 @@ impl Bot {
     /// The bot's snake as the ledger compares it.
     fn snake_state(&self) -> SnakeState {
         let len = self.s.snake.head().zip(self.s.snake.colour()).and_then(|(h, c)| self.view.body_len(h, c));
-        SnakeState { len, score: self.s.score }
+        SnakeState { len, score: self.s.score, head: self.s.snake.head() }
     }
 
     /// The connection ended (whatever the reason): hand the batch over.
@@ -518,6 +518,7 @@ impl Bot {
             Back::SnakeBack => self.tally.add(Counter::SnakesBack, 1),
             Back::SnakeGone => self.tally.add(Counter::SnakesGone, 1),
             Back::SnakeChanged => self.tally.add(Counter::SnakesChanged, 1),
+            Back::SnakeMoved => self.tally.add(Counter::SnakesMoved, 1),
         }
     }
 
@@ -882,7 +883,19 @@ mod tests {
     /// The welcome of a resumed connection: our snake where it was (tail
     /// (3,5), head (5,5), colour 2) with `score`, and another of colour 2.
     fn welcome(tick: u64, me_alive: bool, score: u64) -> Vec<u8> {
-        let cells = [(3, 5, '*', 2), (4, 5, '@', 2), (5, 5, '%', 2), (10, 2, '*', 2), (11, 2, '@', 2), (12, 2, '%', 2)];
+        welcome_moved(tick, me_alive, score, 0)
+    }
+
+    /// `welcome`, our snake `dx` cells further right (it kept moving).
+    fn welcome_moved(tick: u64, me_alive: bool, score: u64, dx: u16) -> Vec<u8> {
+        let cells = [
+            (3 + dx, 5, '*', 2),
+            (4 + dx, 5, '@', 2),
+            (5 + dx, 5, '%', 2),
+            (10, 2, '*', 2),
+            (11, 2, '@', 2),
+            (12, 2, '%', 2),
+        ];
         let cells = if me_alive { &cells[..] } else { &cells[3..] };
         let mut commands = vec![world(20, 10, cells), format!("[\"p_joined\",\"{OTHER}\",\"x\",2,7]")];
         if me_alive {
@@ -932,10 +945,31 @@ mod tests {
         assert_eq!(back_samples(&bot), [800_000]);
         bot.disconnected(t0 + ms(1100), &stats);
         let c = stats.counts();
-        let ledger =
-            [Counter::Faults, Counter::FaultSnakes, Counter::SnakesBack, Counter::SnakesGone, Counter::SnakesChanged];
-        assert_eq!(ledger.map(|k| c.get(k)), [1, 1, 1, 0, 0]);
+        assert_eq!(LEDGER.map(|k| c.get(k)), [1, 1, 1, 0, 0, 0]);
         assert_eq!(c.get(Counter::Joins), 1, "the resume is not a join");
+    }
+
+    const LEDGER: [Counter; 6] = [
+        Counter::Faults,
+        Counter::FaultSnakes,
+        Counter::SnakesBack,
+        Counter::SnakesGone,
+        Counter::SnakesChanged,
+        Counter::SnakesMoved,
+    ];
+
+    #[test]
+    fn a_snake_that_kept_moving_while_away_is_moved_not_back() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = faulted(&stats, t0, 1012);
+        reconnect(&mut bot, t0 + ms(300), &stats);
+        // same length and score, the head one cell on from (5, 5)
+        bot.on_frame(&welcome_moved(40, true, 4, 1), t0 + ms(400), &stats);
+        assert!(!bot.not_back());
+        assert_eq!(bot.snake().map(|s| s.0), Some((6, 5)), "its own snake, found where it went");
+        bot.disconnected(t0 + ms(500), &stats);
+        assert_eq!(LEDGER.map(|k| stats.counts().get(k)), [1, 1, 0, 0, 0, 1]);
     }
 
     #[test]

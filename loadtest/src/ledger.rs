@@ -5,25 +5,40 @@
 //! snake where it left it (a parked snake neither moves nor grows while its
 //! player is away). The ledger checks exactly that, per bot. On every close
 //! the bot did not ask for it notes the time and, if the snake was alive,
-//! its length and score; when the bot is back (the first `world` of a new
-//! connection) it notes how long that took and compares. A second fault
-//! before the bot is back keeps the first entry: the player still waits.
+//! its length, score and head cell; when the bot is back (the first `world`
+//! of a new connection) it notes how long that took and compares. A second
+//! fault before the bot is back keeps the first entry: the player still
+//! waits.
 
 use std::time::{Duration, Instant};
 
+use crate::view::Pos;
+
 /// What the bot knew of its snake: length in cells (if its body could be
-/// followed on the field) and score as the protocol reported it.
+/// followed on the field), score as the protocol reported it, and the cell
+/// of its head (if the bot knew where it was).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnakeState {
     pub len: Option<u32>,
     pub score: u64,
+    pub head: Option<Pos>,
 }
 
 impl SnakeState {
-    /// The same snake: same score and, where both are known, same length.
-    pub fn matches(&self, other: &SnakeState) -> bool {
-        self.score == other.score && (self.len.is_none() || other.len.is_none() || self.len == other.len)
+    /// The same size: same score and, where both are known, same length.
+    pub fn same_size(&self, other: &SnakeState) -> bool {
+        self.score == other.score && known_equal(self.len, other.len)
     }
+
+    /// In the same place: where both are known, the head in the same cell.
+    pub fn same_place(&self, other: &SnakeState) -> bool {
+        known_equal(self.head, other.head)
+    }
+}
+
+/// Equal, or not known on one side (not held against the snake).
+fn known_equal<T: PartialEq>(a: Option<T>, b: Option<T>) -> bool {
+    a.is_none() || b.is_none() || a == b
 }
 
 /// How a fault ended.
@@ -31,18 +46,21 @@ impl SnakeState {
 pub enum Outcome {
     /// No snake was alive at the fault; the bot is connected again.
     Back,
-    /// The snake is back, the same length and score.
+    /// The snake is back, the same length and score, its head where it was.
     SnakeBack,
     /// The snake was alive before and is not any more.
     SnakeGone,
     /// The snake is alive but its length or score changed.
     SnakeChanged,
+    /// The snake is alive, the same length and score, but its head is not
+    /// where it was: it moved on while its player was away.
+    SnakeMoved,
 }
 
 impl Outcome {
-    /// Whether a player lost (part of) its snake.
+    /// Whether a player lost (part of) its snake, or its control of it.
     pub fn lost(self) -> bool {
-        matches!(self, Outcome::SnakeGone | Outcome::SnakeChanged)
+        matches!(self, Outcome::SnakeGone | Outcome::SnakeChanged | Outcome::SnakeMoved)
     }
 }
 
@@ -92,8 +110,9 @@ impl Ledger {
         let outcome = match (open.snake, snake) {
             (None, _) => Outcome::Back,
             (Some(_), None) => Outcome::SnakeGone,
-            (Some(before), Some(after)) if before.matches(&after) => Outcome::SnakeBack,
-            (Some(_), Some(_)) => Outcome::SnakeChanged,
+            (Some(before), Some(after)) if !before.same_size(&after) => Outcome::SnakeChanged,
+            (Some(before), Some(after)) if !before.same_place(&after) => Outcome::SnakeMoved,
+            (Some(_), Some(_)) => Outcome::SnakeBack,
         };
         Some((took, outcome))
     }
@@ -107,8 +126,13 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A snake with its head at (7, 3).
     fn snake(len: u32, score: u64) -> Option<SnakeState> {
-        Some(SnakeState { len: Some(len), score })
+        at(len, score, (7, 3))
+    }
+
+    fn at(len: u32, score: u64, head: Pos) -> Option<SnakeState> {
+        Some(SnakeState { len: Some(len), score, head: Some(head) })
     }
 
     #[test]
@@ -122,8 +146,26 @@ mod tests {
         assert!(!l.is_open());
         // a length the bot could not follow is not held against it
         l.fault(t0, snake(5, 2));
-        let unknown = Some(SnakeState { len: None, score: 2 });
+        let unknown = Some(SnakeState { len: None, score: 2, head: Some((7, 3)) });
         assert_eq!(l.back(t0 + ms(10), unknown), Some((ms(10), Outcome::SnakeBack)));
+        // nor a head it could not find
+        l.fault(t0, snake(5, 2));
+        let nowhere = Some(SnakeState { len: Some(5), score: 2, head: None });
+        assert_eq!(l.back(t0 + ms(10), nowhere), Some((ms(10), Outcome::SnakeBack)));
+    }
+
+    #[test]
+    fn a_snake_that_moved_while_away_is_lost_and_told_apart() {
+        let t0 = Instant::now();
+        let mut l = Ledger::new();
+        // same length and score, the head one cell on: it kept going
+        l.fault(t0, snake(5, 2));
+        let (_, got) = l.back(t0 + ms(600), at(5, 2, (8, 3))).unwrap();
+        assert_eq!(got, Outcome::SnakeMoved);
+        assert!(got.lost());
+        // moved and grown: a change of size, which says more
+        l.fault(t0, snake(5, 2));
+        assert_eq!(l.back(t0 + ms(600), at(6, 3, (9, 3))).unwrap().1, Outcome::SnakeChanged);
     }
 
     #[test]
@@ -134,7 +176,7 @@ mod tests {
             (None, Outcome::SnakeGone),
             (snake(6, 2), Outcome::SnakeChanged),
             (snake(5, 3), Outcome::SnakeChanged),
-            (Some(SnakeState { len: None, score: 9 }), Outcome::SnakeChanged),
+            (Some(SnakeState { len: None, score: 9, head: Some((7, 3)) }), Outcome::SnakeChanged),
         ] {
             l.fault(t0, snake(5, 2));
             let (_, got) = l.back(t0 + ms(1), after).unwrap();

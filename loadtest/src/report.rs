@@ -57,11 +57,14 @@ pub struct LedgerFigures {
     pub snakes_at_fault: u64,
     /// Of those, back alive with the same length and score.
     pub snakes_back: u64,
-    /// Back, and the snake dead or gone (`snakes_gone`) or with another
-    /// length or score (`snakes_changed`).
+    /// Back, and the snake dead or gone (`snakes_gone`), with another
+    /// length or score (`snakes_changed`), or the same length and score but
+    /// its head elsewhere: it moved on while its player was away
+    /// (`snakes_moved`).
     pub snakes_lost: u64,
     pub snakes_gone: u64,
     pub snakes_changed: u64,
+    pub snakes_moved: u64,
     /// Bots with a fault still open at the end: never back.
     pub bots_not_back: u64,
     /// From a fault until the next connection's `world`.
@@ -198,9 +201,10 @@ impl Report {
                 faults: c.get(Counter::Faults),
                 snakes_at_fault: c.get(Counter::FaultSnakes),
                 snakes_back: c.get(Counter::SnakesBack),
-                snakes_lost: c.get(Counter::SnakesGone) + c.get(Counter::SnakesChanged),
+                snakes_lost: c.get(Counter::SnakesGone) + c.get(Counter::SnakesChanged) + c.get(Counter::SnakesMoved),
                 snakes_gone: c.get(Counter::SnakesGone),
                 snakes_changed: c.get(Counter::SnakesChanged),
+                snakes_moved: c.get(Counter::SnakesMoved),
                 bots_not_back: bots.iter().map(|b| b.not_back).sum(),
                 back_ms: Percentiles::ms(&h.back),
             },
@@ -311,13 +315,14 @@ impl Report {
         let g = &self.ledger;
         let _ = writeln!(
             out,
-            "ledger        {} faults, {} with a snake alive: {} back the same, {} lost ({} gone, {} changed); {} bots not back; back in {}",
+            "ledger        {} faults, {} with a snake alive: {} back the same, {} lost ({} gone, {} changed, {} moved); {} bots not back; back in {}",
             g.faults,
             g.snakes_at_fault,
             g.snakes_back,
             g.snakes_lost,
             g.snakes_gone,
             g.snakes_changed,
+            g.snakes_moved,
             g.bots_not_back,
             p(&g.back_ms)
         );
@@ -359,9 +364,10 @@ mod tests {
         stats.error_text("Too many messages".into());
         let mut t = Tally::new(t0);
         t.add(Counter::Faults, 3);
-        t.add(Counter::FaultSnakes, 2);
+        t.add(Counter::FaultSnakes, 3);
         t.add(Counter::SnakesBack, 1);
         t.add(Counter::SnakesChanged, 1);
+        t.add(Counter::SnakesMoved, 1);
         t.sample_duration(Metric::Back, Duration::from_millis(800));
         stats.flush(&mut t, t0);
         let end = End { elapsed_secs: 10.0, players_held: 3, spectators_held: 1 };
@@ -383,8 +389,10 @@ mod tests {
         assert_eq!(v["per_bot"]["frames"]["max"], 60);
         assert_eq!(v["elapsed_ms"], 10000.0);
         assert_eq!(v["ledger"]["faults"], 3);
-        assert_eq!(v["ledger"]["snakes_at_fault"], 2);
-        assert_eq!(v["ledger"]["snakes_lost"], 1);
+        assert_eq!(v["ledger"]["snakes_at_fault"], 3);
+        assert_eq!(v["ledger"]["snakes_lost"], 2);
+        assert_eq!(v["ledger"]["snakes_changed"], 1);
+        assert_eq!(v["ledger"]["snakes_moved"], 1);
         assert_eq!(v["ledger"]["bots_not_back"], 1);
         assert!((v["ledger"]["back_ms"]["max"].as_f64().unwrap() - 800.0).abs() < 1.0);
         assert!(!r.ledger.clean());
@@ -396,7 +404,7 @@ mod tests {
         assert!(text.contains("\"Too many messages\": 1"), "{text}");
         assert!(
             text.contains(
-                "3 faults, 2 with a snake alive: 1 back the same, 1 lost (0 gone, 1 changed); 1 bots not back"
+                "3 faults, 3 with a snake alive: 1 back the same, 2 lost (0 gone, 1 changed, 1 moved); 1 bots not back"
             ),
             "{text}"
         );

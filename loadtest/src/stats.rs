@@ -61,10 +61,12 @@ pub enum Counter {
     SnakesGone,
     /// Snakes back alive but with another length or score.
     SnakesChanged,
+    /// Snakes back alive, the same length and score, the head elsewhere.
+    SnakesMoved,
 }
 
 impl Counter {
-    pub const COUNT: usize = Counter::SnakesChanged as usize + 1;
+    pub const COUNT: usize = Counter::SnakesMoved as usize + 1;
 }
 
 /// Measured values: durations in µs, `Life` in ticks.

@@ -79,7 +79,13 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, worker = %config.worker_id, "room worker starting");
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        // A second signal cuts the drain short (the library logged it).
+        if let Some(sig) = cancel_on_signal(signals).await {
+            std::process::exit(sig.exit_code());
+        }
+    });
     let registry = Registry::new();
     let build = BuildInfo {
         binary: Binary::RoomWorker,

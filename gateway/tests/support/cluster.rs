@@ -91,6 +91,13 @@ impl Proc {
         Self { name: name.into(), addr, child }
     }
 
+    /// A standalone `gateway` (no Redis) with these flags; its log goes to
+    /// `cluster-logs/<name>.log`.
+    pub async fn standalone_gateway(name: &str, args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Self::spawn(name, name, gateway_bin(), &args).await
+    }
+
     /// SIGKILL: the process dies without a word.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
