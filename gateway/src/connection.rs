@@ -27,8 +27,9 @@ use crate::state::AppState;
 
 /// Close codes (see docs/protocol.md).
 /// How long a restart waits for the room to park a player's snake before it
-/// closes the client: two ticks of 10 per second, and then some.
-const PARK_WAIT: Duration = Duration::from_millis(300);
+/// closes the client: two ticks of 10 per second, with room for a loaded
+/// worker or Redis.
+const PARK_WAIT: Duration = Duration::from_millis(1000);
 
 /// The gateway is restarting (drained): reconnect after a random delay and
 /// resume.
@@ -140,6 +141,8 @@ pub struct Connection<B> {
     dropped: u32,
     /// The fan-out asked for a fresh world.
     resync: bool,
+    /// The room said it parked this connection's snake (a drain waits for it).
+    room_parked: bool,
     /// A `join` that came before the room's welcome.
     join_after_welcome: bool,
     /// When the oldest key press not yet followed by a tick frame came in.
@@ -168,6 +171,7 @@ impl<B: Backend> Connection<B> {
             throttled: false,
             dropped: 0,
             resync: false,
+            room_parked: false,
             join_after_welcome: false,
             key_at: None,
             state,
@@ -287,11 +291,23 @@ impl<B: Backend> Connection<B> {
         first: Outgoing,
         stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
     ) -> Wrote {
+        let (restart, superseded) = (self.restart.clone(), self.superseded.clone());
+        let batch = self.write_batch(sink, first);
+        tokio::pin!(batch);
         tokio::select! {
-            ok = self.write_batch(sink, first) => if ok { Wrote::Done } else { Wrote::Failed },
-            // A kicked connection stops waiting on its socket at once.
-            _ = stopped => Wrote::Stopped,
+            ok = &mut batch => return if ok { Wrote::Done } else { Wrote::Failed },
+            _ = stopped => {}
         }
+        // A kicked connection stops waiting on its socket at once. A
+        // restart lets the frames in flight reach the client (briefly):
+        // dropped, they would hide a step of the snake the drain parks.
+        if restart.is_cancelled()
+            && !superseded.load(Ordering::Acquire)
+            && !matches!(timeout(PARK_WAIT, batch).await, Ok(true))
+        {
+            return Wrote::Failed;
+        }
+        Wrote::Stopped
     }
 
     /// Sends a ping (tungstenite answers the client's own pings).
@@ -333,6 +349,11 @@ impl<B: Backend> Connection<B> {
                 }
                 Outgoing::Resync => {
                     self.resync = true;
+                    next = self.out_rx.try_recv().ok();
+                    continue;
+                }
+                Outgoing::Parked => {
+                    self.room_parked = true;
                     next = self.out_rx.try_recv().ok();
                     continue;
                 }
@@ -606,10 +627,11 @@ impl<B: Backend> Connection<B> {
     }
 
     /// Tells the room a player is going (`Disconnect`: its snake parks),
-    /// then forwards the room's next frames, two or for `PARK_WAIT` at
-    /// most, before the restart closes the client: a snake the room moved
-    /// between the client's last frame and the `Disconnect` would stand
-    /// elsewhere when the player resumes. False if nothing was told.
+    /// then forwards the room's frames until the room says it parked the
+    /// snake (`PARK_WAIT` at most) before the restart closes the client: a
+    /// snake the room moved between the client's last frame and the
+    /// `Disconnect` would stand elsewhere when the player resumes. False if
+    /// nothing was told.
     async fn park_before_close(&mut self, sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) -> bool {
         let Some(place) = self.place.as_ref().filter(|p| p.as_player && !self.is_superseded()) else {
             return false;
@@ -621,7 +643,7 @@ impl<B: Backend> Connection<B> {
             return false;
         }
         let deadline = Instant::now() + PARK_WAIT;
-        for _ in 0..2 {
+        while !self.room_parked {
             let Ok(Some(out)) = tokio::time::timeout_at(deadline, self.out_rx.recv()).await else { break };
             let wrote = tokio::time::timeout_at(deadline, self.write_batch(sink, out)).await;
             if !matches!(wrote, Ok(true)) {

@@ -43,6 +43,9 @@ pub enum Outgoing {
     /// The member missed frames (a gap, or a new owner of the room): it
     /// must enter again to get a fresh world.
     Resync,
+    /// The room parked the member's snake: what came before shows it
+    /// where it stands (not sent to the client).
+    Parked,
 }
 
 /// A local member of a room, as the fan-out sees it.
@@ -225,6 +228,12 @@ async fn pump<B: Bus>(
                     deliver(member, Outgoing::Frame(text), &metrics);
                 }
             }
+            FrameKind::Parked { player, conn } => {
+                if let Some(member) = members.get_mut(&player).filter(|m| m.conn == conn) {
+                    // A marker, not a frame: a full queue is a kick anyway.
+                    let _ = member.tx.try_send(Outgoing::Parked);
+                }
+            }
             FrameKind::Superseded { player, conn } => {
                 if let Some(member) = members.get(&player).filter(|m| m.conn == conn) {
                     member.supersede();
@@ -273,6 +282,7 @@ mod tests {
         metrics: GatewayMetrics,
         room: RoomId,
         player: PlayerId,
+        conn: ConnId,
         rx: mpsc::Receiver<Outgoing>,
     }
 
@@ -288,9 +298,10 @@ mod tests {
         );
         let (room, player) = (RoomId::parse("fan").unwrap(), PlayerId::random());
         let (tx, rx) = mpsc::channel(64);
-        let member = Member::new(ConnId::random(), tx, CancellationToken::new(), Default::default());
+        let conn = ConnId::random();
+        let member = Member::new(conn, tx, CancellationToken::new(), Default::default());
         fanout.attach(&room, player, member).await.unwrap();
-        Fixture { bus, fanout, metrics, room, player, rx }
+        Fixture { bus, fanout, metrics, room, player, conn, rx }
     }
 
     impl Fixture {
@@ -309,6 +320,7 @@ mod tests {
                     Outgoing::Welcome(t) => format!("welcome {t}"),
                     Outgoing::Frame(t) => format!("frame {t}"),
                     Outgoing::Resync => "resync".into(),
+                    Outgoing::Parked => "parked".into(),
                 });
             }
             out
@@ -350,5 +362,25 @@ mod tests {
         f.publish(3, 9, FrameKind::Tick).await;
         assert_eq!(f.received(), ["welcome [[\"tick\",2]]", "resync"]);
         assert_eq!(f.metrics.resyncs.get(), 2);
+    }
+
+    /// The room's word that it parked a snake reaches only that player's
+    /// connection, in order after the frames before it, and is no frame.
+    #[tokio::test]
+    async fn a_parked_marker_reaches_only_its_connection() {
+        let mut f = fixture().await;
+        let (player, conn) = (f.player, f.conn);
+        f.publish(1, 5, FrameKind::Welcome(player)).await;
+        f.publish(1, 6, FrameKind::Tick).await;
+        f.publish(1, 6, FrameKind::Parked { player, conn: ConnId::random() }).await;
+        f.publish(1, 6, FrameKind::Parked { player: PlayerId::random(), conn }).await;
+        f.publish(1, 6, FrameKind::Parked { player, conn }).await;
+        f.publish(1, 7, FrameKind::Tick).await;
+        let got = f.received();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got[0].starts_with("welcome") && got[1].starts_with("tick"), "{got:?}");
+        assert_eq!(got[2], "parked");
+        assert!(got[3].starts_with("tick"), "{got:?}");
+        assert_eq!(f.metrics.frames_sent.get(), 3, "a marker is not a frame sent");
     }
 }

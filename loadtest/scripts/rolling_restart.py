@@ -146,6 +146,9 @@ def main():
     ap.add_argument("--settle", type=float, help="seconds after the last restart before the checks (default 25, quick 15)")
     ap.add_argument("--ramp", type=float, help="swarm ramp seconds (default 10, quick 3)")
     ap.add_argument("--tick-rate", default="10")
+    ap.add_argument("--max-players", default="10",
+                    help="seats of a room; 6 or fewer gives every snake a colour of its own, so the "
+                         "swarm knows each head for sure and the ledger checks the cell too")
     ap.add_argument("--drain-delay-secs", default="1", help="passed to gateways that know the flag")
     ap.add_argument("--drain-close-secs", default="3", help="passed to gateways that know the flag")
     ap.add_argument("--exit-timeout", type=float, default=60, help="longest wait for an old process to exit")
@@ -162,7 +165,7 @@ def main():
     os.makedirs(logs, exist_ok=True)
     pins = cores()
     server_cpus, swarm_cpus = pins if pins else (None, None)
-    game = ["--tick-rate", args.tick_rate]
+    game = ["--tick-rate", args.tick_rate, "--max-players", args.max_players]
     gateway_bin, worker_bin, swarm_bin = (os.path.join(BIN, b) for b in ("gateway", "room-worker", "swarm"))
     for b in (gateway_bin, worker_bin, swarm_bin):
         if not os.access(b, os.X_OK):
@@ -320,7 +323,8 @@ def main():
     print(f"rooms       {len(rooms_before)} before, {len(rooms_after)} after; lost {len(lost_rooms)}, "
           f"seat counts changed {len(changed)}, new {len(result['rooms_new'])}")
     print(f"ledger      {ledger['faults']} faults, {ledger['snakes_at_fault']} with a snake alive: "
-          f"{ledger['snakes_back']} back the same, {ledger['snakes_lost']} lost ({ledger['snakes_gone']} gone, "
+          f"{ledger['snakes_back']} back the same ({ledger['snakes_placed']} in the very cell: colour their own), "
+          f"{ledger['snakes_lost']} lost ({ledger['snakes_gone']} gone, "
           f"{ledger['snakes_changed']} changed, {ledger['snakes_moved']} moved); "
           f"{ledger['bots_not_back']} bots not back")
     print(f"back in     p50 {b['p50']:.0f} ms, p99 {b['p99']:.0f} ms, max {b['max']:.0f} ms (n={b['count']})")

@@ -103,6 +103,10 @@ pub struct Session {
     resuming: bool,
     /// The bot's score as the protocol reported it (`p_joined`, `p_score`).
     score: u64,
+    /// Colour of each player in the room (by id hash), as `p_joined` and
+    /// `p_gameover` tell: the protocol draws snakes by colour only, so the
+    /// bot knows its head for sure only where its colour is its own.
+    colours: std::collections::HashMap<u64, u8>,
 }
 
 /// What a frame held that the bot reacts to after applying it.
@@ -137,6 +141,8 @@ pub struct Bot {
     /// Where the snake's head was when the last connection dropped.
     last_head: Option<Pos>,
     ledger: Ledger,
+    /// The open fault's snake had a head the bot was sure of.
+    ledger_placed: bool,
 }
 
 /// Applies one frame's commands to the view and session, noting facts.
@@ -156,6 +162,7 @@ impl Visitor for Apply<'_> {
 
     fn world_begin(&mut self) {
         self.facts.world = true;
+        self.s.colours.clear();
         self.view.begin_world();
     }
 
@@ -191,6 +198,7 @@ impl Visitor for Apply<'_> {
 
     fn p_joined(&mut self, player_id: JsonStr<'_>, _name: JsonStr<'_>, colour: u8, score: u64) {
         let tick = self.facts.tick.or(self.s.tick).unwrap_or(0);
+        self.s.colours.insert(crate::snake::id_hash(player_id.raw()), colour);
         if self.s.snake.joined(player_id.raw(), colour, self.facts.world, tick) {
             self.s.score = score;
             if !self.facts.world {
@@ -206,6 +214,7 @@ impl Visitor for Apply<'_> {
     }
 
     fn p_gameover(&mut self, player_id: JsonStr<'_>) {
+        self.s.colours.remove(&crate::snake::id_hash(player_id.raw()));
         if self.s.snake.gameover(player_id.raw()) {
             self.facts.died = true;
         }
@@ -266,6 +275,7 @@ impl Bot {
             token: None,
             last_head: None,
             ledger: Ledger::new(),
+            ledger_placed: false,
         }
     }
 
@@ -332,6 +342,7 @@ impl Bot {
         let snake = self.alive().then(|| self.snake_state());
         self.last_head = self.s.snake.head();
         if self.ledger.fault(now, snake) && snake.is_some() {
+            self.ledger_placed = snake.is_some_and(|s| s.head.is_some());
             self.tally.add(Counter::FaultSnakes, 1);
         }
         if code == RESUMED_ELSEWHERE {
@@ -347,7 +358,12 @@ impl Bot {
     /// The bot's snake as the ledger compares it.
     fn snake_state(&self) -> SnakeState {
         let len = self.s.snake.head().zip(self.s.snake.colour()).and_then(|(h, c)| self.view.body_len(h, c));
-        SnakeState { len, score: self.s.score, head: self.s.snake.head() }
+        // Where another snake wears the same colour, the tracker may follow
+        // the wrong head: the place is then not known, not held against it.
+        let mine = self.s.snake.colour();
+        let shared = self.s.colours.values().filter(|&&c| Some(c) == mine).count() > 1;
+        let head = if shared { None } else { self.s.snake.head() };
+        SnakeState { len, score: self.s.score, head }
     }
 
     /// The connection ended (whatever the reason): hand the batch over.
@@ -511,14 +527,24 @@ impl Bot {
     /// open, how long it took and whether the snake survived.
     fn back(&mut self, now: Instant) {
         let snake = self.alive().then(|| self.snake_state());
+        let placed_now = snake.is_some_and(|s| s.head.is_some());
         let Some((took, outcome)) = self.ledger.back(now, snake) else { return };
+        self.ledger_placed = self.ledger_placed && placed_now;
         self.tally.sample_duration(Metric::Back, took);
         match outcome {
             Back::Back => {}
-            Back::SnakeBack => self.tally.add(Counter::SnakesBack, 1),
+            Back::SnakeBack => {
+                self.tally.add(Counter::SnakesBack, 1);
+                if self.ledger_placed {
+                    self.tally.add(Counter::SnakesPlaced, 1);
+                }
+            }
             Back::SnakeGone => self.tally.add(Counter::SnakesGone, 1),
             Back::SnakeChanged => self.tally.add(Counter::SnakesChanged, 1),
-            Back::SnakeMoved => self.tally.add(Counter::SnakesMoved, 1),
+            Back::SnakeMoved => {
+                tracing::debug!(bot = self.cfg.index, was = ?self.last_head, now = ?snake.and_then(|s| s.head), "snake moved while away");
+                self.tally.add(Counter::SnakesMoved, 1)
+            }
         }
     }
 
@@ -883,21 +909,22 @@ mod tests {
     /// The welcome of a resumed connection: our snake where it was (tail
     /// (3,5), head (5,5), colour 2) with `score`, and another of colour 2.
     fn welcome(tick: u64, me_alive: bool, score: u64) -> Vec<u8> {
-        welcome_moved(tick, me_alive, score, 0)
+        welcome_moved(tick, me_alive, score, 0, 2)
     }
 
-    /// `welcome`, our snake `dx` cells further right (it kept moving).
-    fn welcome_moved(tick: u64, me_alive: bool, score: u64, dx: u16) -> Vec<u8> {
+    /// `welcome`, our snake `dx` cells further right (it kept moving), the
+    /// other snake in `other` colour (ours is 2).
+    fn welcome_moved(tick: u64, me_alive: bool, score: u64, dx: u16, other: u8) -> Vec<u8> {
         let cells = [
             (3 + dx, 5, '*', 2),
             (4 + dx, 5, '@', 2),
             (5 + dx, 5, '%', 2),
-            (10, 2, '*', 2),
-            (11, 2, '@', 2),
-            (12, 2, '%', 2),
+            (10, 2, '*', other),
+            (11, 2, '@', other),
+            (12, 2, '%', other),
         ];
         let cells = if me_alive { &cells[..] } else { &cells[3..] };
-        let mut commands = vec![world(20, 10, cells), format!("[\"p_joined\",\"{OTHER}\",\"x\",2,7]")];
+        let mut commands = vec![world(20, 10, cells), format!("[\"p_joined\",\"{OTHER}\",\"x\",{other},7]")];
         if me_alive {
             commands.push(format!("[\"p_joined\",\"{ME}\",\"bot7\",2,{score}]"));
         }
@@ -964,12 +991,40 @@ mod tests {
         let t0 = Instant::now();
         let mut bot = faulted(&stats, t0, 1012);
         reconnect(&mut bot, t0 + ms(300), &stats);
-        // same length and score, the head one cell on from (5, 5)
-        bot.on_frame(&welcome_moved(40, true, 4, 1), t0 + ms(400), &stats);
+        // same length and score, the head one cell on from (5, 5); no
+        // other snake wears its colour
+        bot.on_frame(&welcome_moved(40, true, 4, 1, 3), t0 + ms(400), &stats);
         assert!(!bot.not_back());
         assert_eq!(bot.snake().map(|s| s.0), Some((6, 5)), "its own snake, found where it went");
         bot.disconnected(t0 + ms(500), &stats);
         assert_eq!(LEDGER.map(|k| stats.counts().get(k)), [1, 1, 0, 0, 0, 1]);
+    }
+
+    /// Where another snake wears the bot's colour, the tracker may hold the
+    /// wrong head: the place is not judged (the size still is).
+    #[test]
+    fn a_shared_colour_leaves_the_place_unjudged() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = faulted(&stats, t0, 1012);
+        reconnect(&mut bot, t0 + ms(300), &stats);
+        bot.on_frame(&welcome_moved(40, true, 4, 1, 2), t0 + ms(400), &stats);
+        bot.disconnected(t0 + ms(500), &stats);
+        assert_eq!(LEDGER.map(|k| stats.counts().get(k)), [1, 1, 1, 0, 0, 0]);
+        assert_eq!(stats.counts().get(Counter::SnakesPlaced), 0, "not placed: its colour was shared");
+    }
+
+    /// A snake whose colour is its own comes back to the very cell: placed.
+    #[test]
+    fn a_snake_back_in_its_very_cell_is_placed() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = faulted(&stats, t0, 1012);
+        reconnect(&mut bot, t0 + ms(300), &stats);
+        bot.on_frame(&welcome_moved(40, true, 4, 0, 3), t0 + ms(400), &stats);
+        bot.disconnected(t0 + ms(500), &stats);
+        assert_eq!(LEDGER.map(|k| stats.counts().get(k)), [1, 1, 1, 0, 0, 0]);
+        assert_eq!(stats.counts().get(Counter::SnakesPlaced), 1);
     }
 
     #[test]

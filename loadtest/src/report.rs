@@ -65,6 +65,10 @@ pub struct LedgerFigures {
     pub snakes_gone: u64,
     pub snakes_changed: u64,
     pub snakes_moved: u64,
+    /// Of `snakes_back`, those whose head was compared and found in the
+    /// same cell (the others shared their colour with another snake, so
+    /// the bot could not be sure of its head).
+    pub snakes_placed: u64,
     /// Bots with a fault still open at the end: never back.
     pub bots_not_back: u64,
     /// From a fault until the next connection's `world`.
@@ -205,6 +209,7 @@ impl Report {
                 snakes_gone: c.get(Counter::SnakesGone),
                 snakes_changed: c.get(Counter::SnakesChanged),
                 snakes_moved: c.get(Counter::SnakesMoved),
+                snakes_placed: c.get(Counter::SnakesPlaced),
                 bots_not_back: bots.iter().map(|b| b.not_back).sum(),
                 back_ms: Percentiles::ms(&h.back),
             },
@@ -315,10 +320,11 @@ impl Report {
         let g = &self.ledger;
         let _ = writeln!(
             out,
-            "ledger        {} faults, {} with a snake alive: {} back the same, {} lost ({} gone, {} changed, {} moved); {} bots not back; back in {}",
+            "ledger        {} faults, {} with a snake alive: {} back the same ({} in the very cell), {} lost ({} gone, {} changed, {} moved); {} bots not back; back in {}",
             g.faults,
             g.snakes_at_fault,
             g.snakes_back,
+            g.snakes_placed,
             g.snakes_lost,
             g.snakes_gone,
             g.snakes_changed,
@@ -404,7 +410,7 @@ mod tests {
         assert!(text.contains("\"Too many messages\": 1"), "{text}");
         assert!(
             text.contains(
-                "3 faults, 3 with a snake alive: 1 back the same, 2 lost (0 gone, 1 changed, 1 moved); 1 bots not back"
+                "3 faults, 3 with a snake alive: 1 back the same (0 in the very cell), 2 lost (0 gone, 1 changed, 1 moved); 1 bots not back"
             ),
             "{text}"
         );

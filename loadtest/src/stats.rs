@@ -63,10 +63,13 @@ pub enum Counter {
     SnakesChanged,
     /// Snakes back alive, the same length and score, the head elsewhere.
     SnakesMoved,
+    /// Of the snakes back the same, those whose head was compared (their
+    /// colour their own both times): back in the very same cell.
+    SnakesPlaced,
 }
 
 impl Counter {
-    pub const COUNT: usize = Counter::SnakesMoved as usize + 1;
+    pub const COUNT: usize = Counter::SnakesPlaced as usize + 1;
 }
 
 /// Measured values: durations in µs, `Life` in ticks.

@@ -362,6 +362,8 @@ impl<B: Backend> Room<B> {
                 let alive = self.game.player(player).is_some_and(|p| p.alive);
                 if alive {
                     self.set_away(player, Some(Instant::now()));
+                    // Ahead of this tick's frame, in which it stands still.
+                    self.publish(FrameKind::Parked { player, conn }, Bytes::new());
                 } else {
                     self.remove(player, true);
                 }

@@ -77,6 +77,11 @@ pub enum FrameKind {
     /// connection closes (4009) without leaving the room, which the newer
     /// connection now holds. The payload is empty.
     Superseded { player: PlayerId, conn: ConnId },
+    /// The room parked the player's snake on the `Disconnect` of `conn`:
+    /// every frame before this one was made before the snake stood still,
+    /// so a draining gateway closes `conn` once it has forwarded them. The
+    /// payload is empty.
+    Parked { player: PlayerId, conn: ConnId },
 }
 
 /// Room -> gateways: one client frame (a JSON array of commands).
