@@ -94,7 +94,8 @@ RECIPES = {
     "cargo build --release -p snakepit-gateway -p snakepit-room-worker -p snakepit-loadtest": run(
         "cargo build --release -p snakepit-gateway -p snakepit-room-worker -p snakepit-loadtest", 900),
     "python3 loadtest/scripts/rolling_restart.py --bots 1000 --drain-delay-secs 5 --drain-close-secs 5": run(
-        "python3 loadtest/scripts/rolling_restart.py --bots 100 --quick --drain-delay-secs 5 --drain-close-secs 5",
+        "python3 loadtest/scripts/rolling_restart.py --bots 100 --quick --max-players 6 --drain-delay-secs 5 "
+        "--drain-close-secs 5",
         300),
     "gateway --help": run(f"{REL}/gateway --help", 30),
     "room-worker --help": run(f"{REL}/room-worker --help", 30),
