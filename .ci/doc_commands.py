@@ -148,6 +148,10 @@ RECIPES = {
     "kubectl -n snakepit logs POD": elsewhere(NO_CLUSTER),
     "kubectl -n snakepit-dev logs statefulset/redis": elsewhere(NO_CLUSTER),
     "kubectl -n snakepit get pods -o wide": elsewhere(NO_CLUSTER),
+    "kubectl scale": elsewhere("named in a sentence, not a command"),
+    "kubectl apply": elsewhere("named in a sentence, not a command"),
+    "kubectl -n snakepit apply edit-last-applied deployment/gateway": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit apply edit-last-applied deployment/room-worker": elsewhere(NO_CLUSTER),
 }
 
 def commands():
