@@ -152,6 +152,7 @@ RECIPES = {
     "kubectl apply": elsewhere("named in a sentence, not a command"),
     "kubectl -n snakepit apply edit-last-applied deployment/gateway": elsewhere(NO_CLUSTER),
     "kubectl -n snakepit apply edit-last-applied deployment/room-worker": elsewhere(NO_CLUSTER),
+    "kubectl -n snakepit logs POD --previous": elsewhere(NO_CLUSTER),
 }
 
 def commands():
