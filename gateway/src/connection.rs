@@ -25,11 +25,12 @@ use crate::fanout::{Member, Outgoing};
 use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
 
-/// Close codes (see docs/protocol.md).
-/// How long a restart waits for the room to park a player's snake before it
-/// closes the client: two ticks of 10 per second, with room for a loaded
-/// worker or Redis.
+/// How long a restart waits for the room's word that it parked the player's
+/// snake (and for a write in flight) before it closes the client: a few
+/// ticks, with room for a loaded worker or Redis.
 const PARK_WAIT: Duration = Duration::from_millis(1000);
+
+// Close codes (see docs/protocol.md).
 
 /// The gateway is restarting (drained): reconnect after a random delay and
 /// resume.
@@ -187,6 +188,8 @@ impl<B: Backend> Connection<B> {
         // per loop turn costs a lock per frame.
         let stopped = self.kick.clone().cancelled_owned();
         tokio::pin!(stopped);
+        // Cloned once, for `write`: why a stopped write stopped.
+        let (restart, superseded) = (self.restart.clone(), self.superseded.clone());
         let idle = Instant::now() + Duration::from_secs(86400 * 365);
         // Dead peers: pings go out every `ping_every`, and a client heard
         // from (any message, pongs included) for `idle_timeout` is closed.
@@ -229,7 +232,7 @@ impl<B: Backend> Connection<B> {
                     }
                 },
                 Some(out) = self.out_rx.recv() => {
-                    match self.write(&mut sink, out, stopped.as_mut()).await {
+                    match self.write(&mut sink, out, stopped.as_mut(), &restart, &superseded).await {
                         Wrote::Done => {}
                         // Kicked or shut down while waiting on the socket:
                         // the client still hears why.
@@ -290,8 +293,9 @@ impl<B: Backend> Connection<B> {
         sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
         first: Outgoing,
         stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
+        restart: &CancellationToken,
+        superseded: &AtomicBool,
     ) -> Wrote {
-        let (restart, superseded) = (self.restart.clone(), self.superseded.clone());
         let batch = self.write_batch(sink, first);
         tokio::pin!(batch);
         tokio::select! {
