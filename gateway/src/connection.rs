@@ -122,8 +122,9 @@ enum Refusal {
 pub struct Connection<B> {
     state: AppState<B>,
     conn: ConnId,
-    /// Member id while spectating without an identity.
-    spectator_id: PlayerId,
+    /// Member id while spectating without an identity: from the same
+    /// counter as players' ids, taken at the first `spectate`.
+    spectator_id: Option<PlayerId>,
     identity: Option<Identity>,
     place: Option<Place>,
     pending: Option<PendingEnter>,
@@ -159,7 +160,7 @@ impl<B: Backend> Connection<B> {
         let kick = restart.child_token();
         Self {
             conn: ConnId::random(),
-            spectator_id: PlayerId::random(),
+            spectator_id: None,
             identity: None,
             place: None,
             pending: None,
@@ -476,7 +477,7 @@ impl<B: Backend> Connection<B> {
         if let Some(id) = &self.identity {
             return Err(state(format!("Already playing as {}", id.name)));
         }
-        let id = PlayerId::random();
+        let id = self.state.backend.new_player_id().await?;
         let room = self.take_seat(room.as_ref(), id).await?;
         let identity = Identity { id, name, token: uuid::Uuid::new_v4().simple().to_string() };
         self.identity = Some(identity);
@@ -541,15 +542,24 @@ impl<B: Backend> Connection<B> {
         }
     }
 
+    async fn spectator_id(&mut self) -> Result<PlayerId, Refusal> {
+        if let Some(id) = self.spectator_id {
+            return Ok(id);
+        }
+        let id = self.state.backend.new_player_id().await?;
+        self.spectator_id = Some(id);
+        Ok(id)
+    }
+
     /// Leaves the current room (on purpose) and enters `room`; a player's
     /// seat there is already taken.
     async fn move_in(&mut self, room: RoomId, as_player: bool) -> Result<(), Refusal> {
-        self.leave(InputKind::Leave).await;
         let (member, name) = match (&self.identity, as_player) {
             (Some(id), true) => (id.id, Some(id.name.clone())),
             (Some(id), false) => (id.id, None),
-            (None, _) => (self.spectator_id, None),
+            (None, _) => (self.spectator_id().await?, None),
         };
+        self.leave(InputKind::Leave).await;
         if as_player {
             self.send_handshake(&room);
             self.save_session(&room).await;

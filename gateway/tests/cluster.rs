@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::cluster::{Cluster, http_get, wait_until};
+use support::id_of;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_on_two_gateways_share_a_room_frame_by_frame() {
@@ -256,7 +257,7 @@ async fn a_player_resumes_on_another_gateway() {
     let mut a2 = c.client(1).await;
     a2.send(json!(["resume", token])).await;
     let hs = a2.until("handshake").await;
-    assert_eq!(hs[2], a_id.as_str());
+    assert_eq!(id_of(&hs[2]), a_id);
     assert_eq!(hs[3], room.as_str());
     a2.until("world").await;
     assert!(a2.view.head(&a_id).is_some(), "the snake is still alive after moving gateways");
@@ -280,7 +281,7 @@ async fn a_gateway_killed_without_a_word_frees_its_players() {
     // Gateway 1 dies: no Disconnect ever reaches the room. Its silence does
     // (presence timeout 2 s here), then the grace period, then ann is gone.
     c.gateways[0].kill().await;
-    assert_eq!(watcher.until("p_gameover").await[1], a_id.as_str());
+    assert_eq!(id_of(&watcher.until("p_gameover").await[1]), a_id);
     let w = &c.workers[0];
     wait_until(Duration::from_secs(10), || async { w.metric("snakepit_room_players").await == 0.0 }).await;
     // And the directory agrees: ann's seat is free.
@@ -302,6 +303,6 @@ async fn sigterm_on_a_gateway_tells_its_clients_to_reconnect_and_exits() {
     // As in a rolling update: the client resumes on the other gateway.
     let mut a2 = c.client(1).await;
     a2.send(json!(["resume", token])).await;
-    assert_eq!(a2.until("handshake").await[2], a_id.as_str());
+    assert_eq!(id_of(&a2.until("handshake").await[2]), a_id);
     a2.until("world").await;
 }

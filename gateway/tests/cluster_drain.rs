@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::Client;
 use support::cluster::{Cluster, http_get, wait_until};
+use support::id_of;
 
 /// Players on gateway A, A gets SIGTERM: each is closed with 1012, its
 /// snake parks where it stood (same cells tick after tick, not dead), and
@@ -100,7 +101,7 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
         let mut cl = c.client(1).await;
         cl.send(json!(["resume", token])).await;
         let hs = cl.until("handshake").await;
-        assert_eq!((hs[2].as_str(), hs[3].as_str()), (Some(id.as_str()), Some(room)));
+        assert_eq!((id_of(&hs[2]), hs[3].as_str()), (id.clone(), Some(room)));
         cl.until("world").await;
         let (cells, score) = &parked[&id];
         let mine = cl.view.snake_cells(&id);

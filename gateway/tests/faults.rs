@@ -19,6 +19,7 @@ use snakepit_room_worker::{GameSettings, Host, HostConfig, WorkerMetrics};
 use snakepit_shared::intercept::{Call, Hook, Intercepted};
 use snakepit_shared::{Bus, BusError, InputKind, MemoryBackend, Notice, RoomId, RoomInput, Seat, Store};
 use support::cluster::Cluster;
+use support::id_of;
 use support::{Client, Server};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -188,7 +189,7 @@ async fn a_resume_on_the_same_gateway_closes_the_older_connection() {
     // A second tab resumes while the first is still open.
     let mut b = server.client().await;
     b.send(json!(["resume", token])).await;
-    assert_eq!(b.until("handshake").await[2], a_id.as_str());
+    assert_eq!(id_of(&b.until("handshake").await[2]), a_id);
     b.until("world").await;
     let closed = tokio::time::timeout(support::WAIT, a.closed()).await.expect("the older connection was closed");
     assert_eq!(closed, Some(4009));
@@ -208,7 +209,7 @@ async fn a_resume_on_another_gateway_closes_the_older_connection_and_keeps_the_s
     a.head_for_open_space(&a_id).await;
     let mut b = c.client(1).await;
     b.send(json!(["resume", token])).await;
-    assert_eq!(b.until("handshake").await[2], a_id.as_str());
+    assert_eq!(id_of(&b.until("handshake").await[2]), a_id);
     b.until("world").await;
     let closed =
         tokio::time::timeout(Duration::from_secs(10), a.closed()).await.expect("the older connection was closed");

@@ -4,6 +4,7 @@ mod support;
 
 use serde_json::json;
 use support::Server;
+use support::id_of;
 
 #[tokio::test]
 async fn two_players_in_one_room_see_each_others_moves_frame_by_frame() {
@@ -58,7 +59,7 @@ async fn a_newcomer_gets_the_world_then_every_tick_with_no_gap_or_duplicate() {
     assert!(welcome.has("top_scores"));
     let start = welcome.tick().expect("world carries its tick");
     // The alive snake is announced in the welcome.
-    assert!(welcome.commands.iter().any(|c| c[0] == "p_joined" && c[1] == a_id.as_str()));
+    assert!(welcome.commands.iter().any(|c| c[0] == "p_joined" && id_of(&c[1]) == a_id));
 
     // Keep ann alive while the spectator reads.
     let mut a_grids = std::collections::HashMap::new();
@@ -123,7 +124,7 @@ async fn resume_after_a_reconnect_keeps_the_snake() {
     a2.send(json!(["resume", token])).await;
     let hs = a2.until("handshake").await;
     assert_eq!(hs[1], "ann");
-    assert_eq!(hs[2], a_id.as_str());
+    assert_eq!(id_of(&hs[2]), a_id);
     assert_eq!(hs[3], room.as_str());
     assert_eq!(hs[4], token.as_str());
     let welcome = a2.frame().await;
@@ -158,7 +159,7 @@ async fn a_disconnected_snake_dies_after_the_grace_period() {
     drop(a);
     let started = std::time::Instant::now();
     let over = watcher.until("p_gameover").await;
-    assert_eq!(over[1], a_id.as_str());
+    assert_eq!(id_of(&over[1]), a_id);
     // Grace is 3 s in the tests; a wall can come sooner, never much later.
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
@@ -200,7 +201,7 @@ async fn players_switch_rooms_and_spectate() {
     let (a_id, _, _) = a.new_player("ann", Some("one")).await;
     a.send(json!(["enter", "two"])).await;
     let hs = a.until("handshake").await;
-    assert_eq!(hs[2], a_id.as_str());
+    assert_eq!(id_of(&hs[2]), a_id);
     assert_eq!(hs[3], "two");
     a.until("world").await;
     a.join(&a_id).await;
@@ -271,7 +272,7 @@ async fn a_join_sent_before_the_world_arrives_is_not_lost() {
     let hs = a.until("handshake").await;
     let id = hs[2].as_str().unwrap().to_string();
     let joined = a.until("p_joined").await;
-    assert_eq!(joined[1], id.as_str());
+    assert_eq!(id_of(&joined[1]), id);
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use crate::brain::Brain;
 use crate::dir::Dir;
 use crate::ledger::{Ledger, Outcome as Back, SnakeState};
-use crate::scan::{JsonStr, Visitor, scan_frame};
+use crate::scan::{JsonStr, RawId, Visitor, scan_frame};
 use crate::snake::{Outcome, Tracker};
 use crate::stats::{Counter, Metric, Stats, Tally};
 use crate::view::{Pos, View};
@@ -188,7 +188,7 @@ impl Visitor for Apply<'_> {
     fn handshake(
         &mut self,
         _name: JsonStr<'_>,
-        player_id: JsonStr<'_>,
+        player_id: RawId<'_>,
         _room: Option<JsonStr<'_>>,
         token: Option<JsonStr<'_>>,
     ) {
@@ -196,7 +196,7 @@ impl Visitor for Apply<'_> {
         self.facts.token = token.and_then(|t| t.decode());
     }
 
-    fn p_joined(&mut self, player_id: JsonStr<'_>, _name: JsonStr<'_>, colour: u8, score: u64) {
+    fn p_joined(&mut self, player_id: RawId<'_>, _name: JsonStr<'_>, colour: u8, score: u64) {
         let tick = self.facts.tick.or(self.s.tick).unwrap_or(0);
         self.s.colours.insert(crate::snake::id_hash(player_id.raw()), colour);
         if self.s.snake.joined(player_id.raw(), colour, self.facts.world, tick) {
@@ -207,13 +207,13 @@ impl Visitor for Apply<'_> {
         }
     }
 
-    fn p_score(&mut self, player_id: JsonStr<'_>, score: u64) {
+    fn p_score(&mut self, player_id: RawId<'_>, score: u64) {
         if self.s.snake.is_me(player_id.raw()) {
             self.s.score = score;
         }
     }
 
-    fn p_gameover(&mut self, player_id: JsonStr<'_>) {
+    fn p_gameover(&mut self, player_id: RawId<'_>) {
         self.s.colours.remove(&crate::snake::id_hash(player_id.raw()));
         if self.s.snake.gameover(player_id.raw()) {
             self.facts.died = true;
@@ -620,8 +620,8 @@ impl Bot {
 mod tests {
     use super::*;
 
-    const ME: &str = "11111111-2222-3333-4444-555555555555";
-    const OTHER: &str = "99999999-2222-3333-4444-555555555555";
+    const ME: &str = "11";
+    const OTHER: &str = "-9";
 
     /// A `world` command for a w x h field, empty but for `cells`.
     fn world(w: u16, h: u16, cells: &[(u16, u16, char, u8)]) -> String {
@@ -666,13 +666,13 @@ mod tests {
         let mut bot = player(t0);
         bot.connected(t0, t0 + ms(2));
         assert_eq!(sent(&mut bot), ["[\"new_player\",\"bot7\"]"]);
-        let hs = format!("[[\"handshake\",\"bot7\",\"{ME}\",\"r1\",\"tok\"]]");
+        let hs = format!("[[\"handshake\",\"bot7\",{ME},\"r1\",\"tok\"]]");
         bot.on_frame(hs.as_bytes(), t0 + ms(3), stats);
         assert!(sent(&mut bot).is_empty());
         bot.on_frame(&frame(10, &[world(20, 10, &[(1, 1, '#', 0)])]), t0 + ms(4), stats);
         assert_eq!(sent(&mut bot), ["[\"join\"]"]);
         let birth = [
-            format!("[\"p_joined\",\"{ME}\",\"bot7\",2,0]"),
+            format!("[\"p_joined\",{ME},\"bot7\",2,0]"),
             render(3, 5, '*', 2),
             render(4, 5, '@', 2),
             render(5, 5, '%', 2),
@@ -737,7 +737,7 @@ mod tests {
         bot.on_frame(&frame(14, &step((5, 6), (5, 7), (4, 5), (5, 5))), t0 + ms(400), &stats);
         assert!(sent(&mut bot).len() <= 1);
         // death: counted, life in ticks, rejoin after 200..=1000 ms
-        bot.on_frame(&frame(15, &[render(5, 7, 'x', 0), format!("[\"p_gameover\",\"{ME}\"]")]), t0 + ms(500), &stats);
+        bot.on_frame(&frame(15, &[render(5, 7, 'x', 0), format!("[\"p_gameover\",{ME}]")]), t0 + ms(500), &stats);
         assert!(!bot.alive());
         assert_eq!(bot.tally().lifetime(Counter::Deaths), 1);
         assert!(bot.tally().pending_samples().contains(&(Metric::Life, 4)));
@@ -764,7 +764,7 @@ mod tests {
         let mut bot = born(&stats, t0);
         bot.on_frame(&frame(12, &[render(5, 8, '7', 1)]), t0 + ms(200), &stats);
         assert_eq!(sent(&mut bot), ["40"]);
-        bot.on_frame(&frame(13, &[format!("[\"p_gameover\",\"{ME}\"]")]), t0 + ms(300), &stats);
+        bot.on_frame(&frame(13, &[format!("[\"p_gameover\",{ME}]")]), t0 + ms(300), &stats);
         assert_eq!(bot.tally().lifetime(Counter::EchoDiscarded), 1);
         assert!(!bot.tally().pending_samples().iter().any(|s| s.0 == Metric::Echo));
     }
@@ -818,8 +818,8 @@ mod tests {
         let other = [
             render(10, 2, '%', 3),
             render(9, 2, '@', 3),
-            format!("[\"p_joined\",\"{OTHER}\",\"x\",3,0]"),
-            format!("[\"p_gameover\",\"{OTHER}\"]"),
+            format!("[\"p_joined\",{OTHER},\"x\",3,0]"),
+            format!("[\"p_gameover\",{OTHER}]"),
         ];
         bot.on_frame(&frame(12, &other), t0 + ms(200), &stats);
         assert!(bot.alive());
@@ -833,13 +833,13 @@ mod tests {
         let t0 = Instant::now();
         let mut bot = player(t0);
         bot.connected(t0, t0);
-        let hs = format!("[[\"handshake\",\"bot7\",\"{ME}\",\"r1\",\"tok\"]]");
+        let hs = format!("[[\"handshake\",\"bot7\",{ME},\"r1\",\"tok\"]]");
         bot.on_frame(hs.as_bytes(), t0, &stats);
         bot.on_frame(&frame(10, &[world(20, 10, &[])]), t0, &stats);
         // another player of colour 2 joined first and is born first
         let births = [
-            format!("[\"p_joined\",\"{OTHER}\",\"x\",2,0]"),
-            format!("[\"p_joined\",\"{ME}\",\"bot7\",2,0]"),
+            format!("[\"p_joined\",{OTHER},\"x\",2,0]"),
+            format!("[\"p_joined\",{ME},\"bot7\",2,0]"),
             render(10, 2, '*', 2),
             render(11, 2, '@', 2),
             render(12, 2, '%', 2),
@@ -924,9 +924,9 @@ mod tests {
             (12, 2, '%', other),
         ];
         let cells = if me_alive { &cells[..] } else { &cells[3..] };
-        let mut commands = vec![world(20, 10, cells), format!("[\"p_joined\",\"{OTHER}\",\"x\",{other},7]")];
+        let mut commands = vec![world(20, 10, cells), format!("[\"p_joined\",{OTHER},\"x\",{other},7]")];
         if me_alive {
-            commands.push(format!("[\"p_joined\",\"{ME}\",\"bot7\",2,{score}]"));
+            commands.push(format!("[\"p_joined\",{ME},\"bot7\",2,{score}]"));
         }
         frame(tick, &commands)
     }
@@ -934,7 +934,7 @@ mod tests {
     /// A bot born and scored 4, then cut off at t0 + 200 ms with `code`.
     fn faulted(stats: &Stats, t0: Instant, code: u16) -> Bot {
         let mut bot = born(stats, t0);
-        bot.on_frame(&frame(12, &[format!("[\"p_score\",\"{ME}\",4]")]), t0 + ms(150), stats);
+        bot.on_frame(&frame(12, &[format!("[\"p_score\",{ME},4]")]), t0 + ms(150), stats);
         bot.fault(code, t0 + ms(200));
         bot.disconnected(t0 + ms(200), stats);
         assert!(bot.not_back());
@@ -945,7 +945,7 @@ mod tests {
     fn reconnect(bot: &mut Bot, at: Instant, stats: &Stats) -> Vec<String> {
         bot.connected(at, at);
         let out = sent(bot);
-        let hs = format!("[[\"handshake\",\"bot7\",\"{ME}\",\"r1\",\"tok\"]]");
+        let hs = format!("[[\"handshake\",\"bot7\",{ME},\"r1\",\"tok\"]]");
         bot.on_frame(hs.as_bytes(), at, stats);
         out
     }
@@ -961,7 +961,7 @@ mod tests {
         let mut bot = faulted(&stats, t0, 1012);
         bot.connected(t0 + ms(700), t0 + ms(710));
         assert_eq!(sent(&mut bot), ["[\"resume\",\"tok\"]"]);
-        let hs = format!("[[\"handshake\",\"bot7\",\"{ME}\",\"r1\",\"tok\"]]");
+        let hs = format!("[[\"handshake\",\"bot7\",{ME},\"r1\",\"tok\"]]");
         bot.on_frame(hs.as_bytes(), t0 + ms(720), &stats);
         assert!(bot.not_back(), "back only once the world is there");
         bot.on_frame(&welcome(40, true, 4), t0 + ms(1000), &stats);
@@ -1048,7 +1048,7 @@ mod tests {
         assert_eq!(sent(&mut bot), ["[\"resume\",\"tok\"]"]);
         bot.on_frame(format!("[[\"error\",\"{BAD_TOKEN}\"]]").as_bytes(), t0 + ms(310), &stats);
         assert_eq!(sent(&mut bot), ["[\"new_player\",\"bot7\"]"]);
-        let hs = "[[\"handshake\",\"bot7\",\"77777777-2222-3333-4444-555555555555\",\"r2\",\"tok2\"]]";
+        let hs = "[[\"handshake\",\"bot7\",77,\"r2\",\"tok2\"]]";
         bot.on_frame(hs.as_bytes(), t0 + ms(320), &stats);
         bot.on_frame(&welcome(5, false, 0), t0 + ms(330), &stats);
         assert!(!bot.not_back());

@@ -65,6 +65,19 @@ impl<'a> JsonStr<'a> {
     }
 }
 
+/// A player id as it appears in the frame: a JSON integer (the protocol's
+/// form, as in the original) or, from an older server, a string; only
+/// compared, never decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawId<'a>(&'a [u8]);
+
+impl<'a> RawId<'a> {
+    /// The id's text: the integer's digits, or a string between its quotes.
+    pub fn raw(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 /// What the swarm reacts to. Every method has an empty default.
 #[allow(unused_variables)]
 pub trait Visitor {
@@ -80,15 +93,15 @@ pub trait Visitor {
     fn handshake(
         &mut self,
         name: JsonStr<'_>,
-        player_id: JsonStr<'_>,
+        player_id: RawId<'_>,
         room: Option<JsonStr<'_>>,
         token: Option<JsonStr<'_>>,
     ) {
     }
     fn spectating(&mut self, room: JsonStr<'_>) {}
-    fn p_joined(&mut self, player_id: JsonStr<'_>, name: JsonStr<'_>, colour: u8, score: u64) {}
-    fn p_score(&mut self, player_id: JsonStr<'_>, score: u64) {}
-    fn p_gameover(&mut self, player_id: JsonStr<'_>) {}
+    fn p_joined(&mut self, player_id: RawId<'_>, name: JsonStr<'_>, colour: u8, score: u64) {}
+    fn p_score(&mut self, player_id: RawId<'_>, score: u64) {}
+    fn p_gameover(&mut self, player_id: RawId<'_>) {}
     /// A `rooms` reply starts (it may list no room at all).
     fn rooms_begin(&mut self) {}
     fn room(&mut self, room: JsonStr<'_>, players: u64, capacity: u64) {}
@@ -144,7 +157,7 @@ fn command<V: Visitor + ?Sized>(c: &mut Cursor<'_>, v: &mut V) -> Result<(), Sca
             c.arg()?;
             let name = c.string()?;
             c.arg()?;
-            let id = c.string()?;
+            let id = c.id()?;
             let room = if c.opt_arg()? { Some(c.string()?) } else { None };
             let token = if room.is_some() && c.opt_arg()? { Some(c.string()?) } else { None };
             v.handshake(name, id, room, token);
@@ -156,7 +169,7 @@ fn command<V: Visitor + ?Sized>(c: &mut Cursor<'_>, v: &mut V) -> Result<(), Sca
         }
         b"p_joined" => {
             c.arg()?;
-            let id = c.string()?;
+            let id = c.id()?;
             c.arg()?;
             let name = c.string()?;
             c.arg()?;
@@ -167,14 +180,14 @@ fn command<V: Visitor + ?Sized>(c: &mut Cursor<'_>, v: &mut V) -> Result<(), Sca
         }
         b"p_score" => {
             c.arg()?;
-            let id = c.string()?;
+            let id = c.id()?;
             c.arg()?;
             let score = c.uint()?;
             v.p_score(id, score);
         }
         b"p_gameover" => {
             c.arg()?;
-            let id = c.string()?;
+            let id = c.id()?;
             v.p_gameover(id);
         }
         b"rooms" => {
@@ -341,6 +354,20 @@ impl<'a> Cursor<'a> {
         Ok(n)
     }
 
+    /// A player id: an integer (a leading minus allowed) or a string.
+    fn id(&mut self) -> Result<RawId<'a>, ScanError> {
+        self.skip_ws();
+        if self.peek() == Some(b'"') {
+            return Ok(RawId(self.string()?.raw()));
+        }
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        self.uint()?;
+        Ok(RawId(&self.b[start..self.i]))
+    }
+
     fn small(&mut self) -> Result<u16, ScanError> {
         let n = self.uint()?;
         u16::try_from(n).map_err(|_| self.err("coordinate too big"))
@@ -442,22 +469,22 @@ mod tests {
         fn handshake(
             &mut self,
             name: JsonStr<'_>,
-            id: JsonStr<'_>,
+            id: RawId<'_>,
             room: Option<JsonStr<'_>>,
             token: Option<JsonStr<'_>>,
         ) {
             let room = room.and_then(|r| r.decode()).unwrap_or_default();
             let token = token.and_then(|t| t.decode()).unwrap_or_default();
-            self.0.push(format!("handshake {} {} {room} {token}", name.decode().unwrap(), id.decode().unwrap()));
+            self.0.push(format!("handshake {} {} {room} {token}", name.decode().unwrap(), id_text(id)));
         }
-        fn p_score(&mut self, id: JsonStr<'_>, score: u64) {
-            self.0.push(format!("score {} {score}", id.decode().unwrap()));
+        fn p_score(&mut self, id: RawId<'_>, score: u64) {
+            self.0.push(format!("score {} {score}", id_text(id)));
         }
-        fn p_joined(&mut self, id: JsonStr<'_>, name: JsonStr<'_>, colour: u8, score: u64) {
-            self.0.push(format!("joined {} {} {colour} {score}", id.decode().unwrap(), name.decode().unwrap()));
+        fn p_joined(&mut self, id: RawId<'_>, name: JsonStr<'_>, colour: u8, score: u64) {
+            self.0.push(format!("joined {} {} {colour} {score}", id_text(id), name.decode().unwrap()));
         }
-        fn p_gameover(&mut self, id: JsonStr<'_>) {
-            self.0.push(format!("gameover {}", id.decode().unwrap()));
+        fn p_gameover(&mut self, id: RawId<'_>) {
+            self.0.push(format!("gameover {}", id_text(id)));
         }
         fn rooms_begin(&mut self) {
             self.0.push("rooms".into());
@@ -470,6 +497,10 @@ mod tests {
         }
     }
 
+    fn id_text(id: RawId<'_>) -> String {
+        String::from_utf8(id.raw().to_vec()).unwrap()
+    }
+
     fn scan(frame: &str) -> Vec<String> {
         let mut log = Log::default();
         scan_frame(frame.as_bytes(), &mut log).unwrap();
@@ -478,17 +509,17 @@ mod tests {
 
     #[test]
     fn reads_the_commands_the_swarm_needs() {
-        let frame = r#"[["tick",7],["render",1,2,"%",3],["render",0,0,"\"",0],["p_joined","id1","a\"b",4,0],
-            ["p_score","id1",12],["p_gameover","id1"],["reset_world"],["top_scores",[["z",9,2]]],["error","nope"]]"#;
+        let frame = r#"[["tick",7],["render",1,2,"%",3],["render",0,0,"\"",0],["p_joined",11,"a\"b",4,0],
+            ["p_score",11,12],["p_gameover",11],["reset_world"],["top_scores",[["z",9,2]]],["error","nope"]]"#;
         assert_eq!(
             scan(frame),
             [
                 "tick 7",
                 "render 1 2 % 3",
                 "render 0 0 \" 0",
-                "joined id1 a\"b 4 0",
-                "score id1 12",
-                "gameover id1",
+                "joined 11 a\"b 4 0",
+                "score 11 12",
+                "gameover 11",
                 "reset",
                 "error nope"
             ]
@@ -561,11 +592,20 @@ mod tests {
         let mut found = None;
         struct Grab<'x>(&'x mut Option<bool>);
         impl Visitor for Grab<'_> {
-            fn p_gameover(&mut self, id: JsonStr<'_>) {
-                *self.0 = Some(id.is("a\"b") && !id.is("ab"));
+            fn error(&mut self, text: JsonStr<'_>) {
+                *self.0 = Some(text.is("a\"b") && !text.is("ab"));
             }
         }
-        scan_frame(br#"[["p_gameover","a\"b"]]"#, &mut Grab(&mut found)).unwrap();
+        scan_frame(br#"[["error","a\"b"]]"#, &mut Grab(&mut found)).unwrap();
         assert_eq!(found, Some(true));
+    }
+
+    #[test]
+    fn player_ids_are_integers_or_strings() {
+        assert_eq!(scan(r#"[["handshake","ann",7,"lobby","tok"]]"#), ["handshake ann 7 lobby tok"]);
+        assert_eq!(scan(r#"[["p_joined",-2,"bot",3,0],["p_gameover", 12]]"#), ["joined -2 bot 3 0", "gameover 12"]);
+        for bad in [r#"[["p_gameover",1.5]]"#, r#"[["p_gameover",-]]"#, r#"[["p_gameover",null]]"#] {
+            assert!(scan_frame(bad.as_bytes(), &mut Log::default()).is_err(), "{bad:?} should not scan");
+        }
     }
 }

@@ -40,7 +40,7 @@ struct Room {
 impl Room {
     fn new(seed: u64) -> Self {
         let mut game = Game::new(GameSettings::default(), seed);
-        let ids: Vec<PlayerId> = (1..=PLAYERS).map(|n| PlayerId(uuid::Uuid::from_u128(n))).collect();
+        let ids: Vec<PlayerId> = (1..=PLAYERS).map(|n| PlayerId(n as i64)).collect();
         for (i, &id) in ids.iter().enumerate() {
             game.add_player(id, format!("player{i}"));
         }

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 
 use snakepit_shared::PlayerId;
 use snakepit_shared::protocol::Direction::{self, Down, Left, Right, Up};
-use uuid::Uuid;
 
 use crate::game::{Event, GAME_OVER, Game, JoinError};
 use crate::grid::{BODY, Cell, DEAD_HEAD, DEAD_TAIL, HEAD, Pos, STONE, TAIL};
@@ -16,8 +15,8 @@ fn quiet() -> GameSettings {
     GameSettings { digit_spawn_rate: 0.0, stone_spawn_rate: 0.0, ..GameSettings::default() }
 }
 
-fn pid(n: u128) -> PlayerId {
-    PlayerId(Uuid::from_u128(n))
+fn pid(n: i64) -> PlayerId {
+    PlayerId(n)
 }
 
 fn p(x: u16, y: u16) -> Pos {
@@ -41,7 +40,7 @@ fn line(head: Pos, dir: Direction, len: i32) -> Vec<Pos> {
 
 /// A game whose players 1..=n were added (named p1..pn) and joined in that
 /// order; not born yet, events cleared.
-fn joined(settings: GameSettings, seed: u64, n: u128) -> (Game, Vec<PlayerId>) {
+fn joined(settings: GameSettings, seed: u64, n: i64) -> (Game, Vec<PlayerId>) {
     let mut g = Game::new(settings, seed);
     let ids: Vec<PlayerId> = (1..=n).map(pid).collect();
     for (i, &id) in ids.iter().enumerate() {
@@ -310,7 +309,7 @@ fn running_into_a_stone_kills_and_the_stone_stays() {
 
 #[test]
 fn running_into_a_live_snake_kills_the_runner_only() {
-    for order in [[1u128, 2], [2, 1]] {
+    for order in [[1i64, 2], [2, 1]] {
         let mut g = Game::new(quiet(), 1);
         let (a, b) = (pid(1), pid(2));
         g.add_player(a, "a".into());
@@ -377,9 +376,9 @@ fn running_into_itself_kills() {
 #[test]
 fn head_to_head_the_first_in_join_order_takes_the_cell_and_the_second_dies() {
     // Players 1 and 2 both reach (21, 10); `order` is the join order.
-    for (order, winner, loser) in [([1u128, 2], 1u128, 2u128), ([2, 1], 2, 1)] {
+    for (order, winner, loser) in [([1i64, 2], 1i64, 2i64), ([2, 1], 2, 1)] {
         let mut g = Game::new(quiet(), 9);
-        for n in [1u128, 2] {
+        for n in [1i64, 2] {
             g.add_player(pid(n), format!("p{n}"));
         }
         for n in order {
@@ -743,7 +742,7 @@ fn top_scores_keep_the_best_per_name_sorted_and_bounded() {
     let mut g = Game::new(GameSettings { top_scores: 3, ..quiet() }, 1);
     let names = ["ann", "bob", "cid", "dan"];
     for (i, name) in names.iter().enumerate() {
-        g.add_player(pid(i as u128), (*name).into());
+        g.add_player(pid(i as i64), (*name).into());
     }
     let entries = |g: &Game| g.top_scores().iter().map(|s| (s.name.clone(), s.score)).collect::<Vec<_>>();
     let e = |v: &[(&str, u64)]| v.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect::<Vec<_>>();
@@ -918,7 +917,7 @@ fn a_turn_straight_back_is_ignored() {
 #[test]
 fn kill_points_go_to_the_snake_that_was_run_into() {
     let settings = GameSettings { kill_points: 1000, ..quiet() };
-    for order in [[1u128, 2], [2, 1]] {
+    for order in [[1i64, 2], [2, 1]] {
         let mut g = Game::new(settings.clone(), 1);
         let (runner, wall) = (pid(1), pid(2));
         g.add_player(runner, "runner".into());

@@ -197,7 +197,7 @@ fn run(s: &Scenario) {
     let mut game = Game::new(s.settings.clone(), s.seed);
     // Parking never runs out in these sequences (its credit has its own test).
     game.set_park_allowance(u32::MAX / 8);
-    let ids: Vec<PlayerId> = (0..s.players).map(|i| PlayerId(uuid::Uuid::from_u128(i as u128 + 1))).collect();
+    let ids: Vec<PlayerId> = (0..s.players).map(|i| PlayerId(i as i64 + 1)).collect();
     for (i, &id) in ids.iter().enumerate() {
         assert!(game.add_player(id, format!("p{i}")));
     }

@@ -121,6 +121,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The room's owner vouches for its players: each one's seat is held
     /// (taken again if it had expired) for `hold` from now. Seats of others
     /// are left to expire. A room missing from the directory is left out.
+    /// The person-id counter is raised to at least the highest of
+    /// `players` (see [`Store::new_player_id`]), listed room or not.
     fn confirm_seats(
         &self,
         room: &RoomId,
@@ -148,6 +150,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn submit_score(&self, entry: ScoreEntry) -> impl Future<Output = Result<(), BusError>> + Send;
     /// The best `n` scores, best first (ties by name).
     fn top_scores(&self, n: usize) -> impl Future<Output = Result<Vec<ScoreEntry>, BusError>> + Send;
+
+    /// A new person's id, from one counter: the cluster's (the process's,
+    /// in memory), from 1 up, so that no two people share an id. A store
+    /// that lost its data counts from 1 again, so [`Store::confirm_seats`]
+    /// also raises the counter past the players it vouches for: once the
+    /// rooms that still run have confirmed, no newcomer gets one of their
+    /// members' ids.
+    fn new_player_id(&self) -> impl Future<Output = Result<PlayerId, BusError>> + Send;
 
     /// Whether the backend answers (readiness).
     fn ping(&self) -> impl Future<Output = Result<(), BusError>> + Send;

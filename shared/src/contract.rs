@@ -237,6 +237,33 @@ pub async fn top_scores_keep_the_best_per_name<B: Backend>(b: B) {
     b.ping().await.unwrap();
 }
 
+/// People's ids: 1, 2, 3... from one counter, never twice under
+/// concurrency; a room's seat confirmation raises the counter past its
+/// members' ids, and never lowers it.
+pub async fn player_ids_count_up_once_each<B: Backend>(b: B) {
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1));
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(2));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { b.new_player_id().await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().0);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (3..53).collect::<Vec<i64>>());
+    // A room that still runs vouches for its members (listed or not: after
+    // a data loss the directory may not have it back yet).
+    let hold = Duration::from_secs(5);
+    b.confirm_seats(&room("c-ids"), &[PlayerId(7), PlayerId(1000), PlayerId(-3)], hold).await.unwrap();
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1001));
+    b.confirm_seats(&room("c-ids"), &[PlayerId(10)], hold).await.unwrap();
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1002));
+}
+
 /// Leases: one holder at a time, epochs that only grow, renewal only by
 /// the holder, expiry, and snapshots fenced by the lease.
 pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
@@ -356,6 +383,7 @@ macro_rules! backend_contract_tests {
             seats_converge => seats_expire_unless_the_room_confirms_them,
             sessions => sessions_expire,
             top_scores => top_scores_keep_the_best_per_name,
+            player_ids => player_ids_count_up_once_each,
             ownership => leases_fence_snapshots_and_expire,
             lease_holders => lease_holders_name_live_owners,
         );

@@ -81,10 +81,8 @@ impl FrameWriter {
     }
 
     fn id(&mut self, id: PlayerId) {
-        let mut tmp = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        self.buf.extend_from_slice(b",\"");
-        self.buf.extend_from_slice(id.0.hyphenated().encode_lower(&mut tmp).as_bytes());
-        self.buf.push(b'"');
+        self.buf.push(b',');
+        self.buf.extend_from_slice(itoa::Buffer::new().format(id.0).as_bytes());
     }
 
     fn cell(&mut self, ch: u8, colour: u8) {
@@ -276,7 +274,7 @@ mod tests {
         w.error("nope");
         assert_eq!(w.len(), 9);
         let v = parse(&w.take());
-        let ids = id.to_string();
+        let ids = id.0;
         assert_eq!(
             v,
             json!([
@@ -316,11 +314,7 @@ mod tests {
         w.rooms(&[RoomInfo { id: room.clone(), players: 3, capacity: 10 }]);
         assert_eq!(
             parse(&w.finish()),
-            json!([
-                ["handshake", "ann", id.to_string(), "lobby", "tok"],
-                ["spectating", "lobby"],
-                ["rooms", [["lobby", 3, 10]]]
-            ])
+            json!([["handshake", "ann", id.0, "lobby", "tok"], ["spectating", "lobby"], ["rooms", [["lobby", 3, 10]]]])
         );
     }
 }

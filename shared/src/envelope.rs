@@ -61,7 +61,7 @@ pub enum InputKind {
 
 impl RoomInput {
     pub fn presence(members: Vec<(PlayerId, ConnId)>) -> Self {
-        Self { player: PlayerId(Uuid::nil()), conn: ConnId(Uuid::nil()), kind: InputKind::Presence(members) }
+        Self { player: PlayerId::NONE, conn: ConnId(Uuid::nil()), kind: InputKind::Presence(members) }
     }
 }
 

@@ -5,20 +5,46 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A player's (or spectator's) identity, given by the gateway. Public: it is
-/// shown to other players. The resume token, not this id, proves ownership.
+/// A player's (or spectator's) identity. Public: it is shown to other
+/// players, as a JSON integer as in the original protocol. The resume token,
+/// not this id, proves ownership.
+///
+/// People get positive ids from one counter: the process's in standalone
+/// mode, the cluster's (in Redis) otherwise, so an id names one person
+/// across every room. Robot snakes get negative ids, numbered by their room;
+/// they never leave it, so they need no shared counter, and a client can
+/// tell them apart by the sign alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PlayerId(pub Uuid);
+#[serde(transparent)]
+pub struct PlayerId(pub i64);
+
+/// Ids stay integers that a JavaScript client reads exactly (below 2^53).
+pub const MAX_PLAYER_ID: i64 = (1 << 53) - 1;
 
 impl PlayerId {
+    /// The id of no one: presence notes carry it on their envelope.
+    pub const NONE: PlayerId = PlayerId(0);
+
+    /// A random person's id (tests and tools, which share no counter): in
+    /// 2^40..2^53, far above what a counter reaches.
     pub fn random() -> Self {
-        Self(Uuid::new_v4())
+        let n = (Uuid::new_v4().as_u128() as u64) & ((1 << 53) - 1);
+        Self((n | (1 << 40)) as i64)
+    }
+
+    /// The `n`th robot of a room (n from 1).
+    pub fn robot(n: u32) -> Self {
+        Self(-i64::from(n))
+    }
+
+    pub fn is_robot(self) -> bool {
+        self.0 < 0
     }
 }
 
 impl fmt::Display for PlayerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
+        self.0.fmt(f)
     }
 }
 

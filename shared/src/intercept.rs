@@ -133,6 +133,11 @@ impl<B: Store, H: Hook> Store for Intercepted<B, H> {
         self.inner.session(token).await
     }
 
+    async fn new_player_id(&self) -> Result<PlayerId, BusError> {
+        self.hook.before(Call::Other).await?;
+        self.inner.new_player_id().await
+    }
+
     async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
         self.hook.before(Call::Other).await?;
         self.inner.submit_score(entry).await

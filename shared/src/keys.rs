@@ -60,6 +60,11 @@ impl Keys {
         format!("{}:top_scores", self.prefix)
     }
 
+    /// Counter: the last person's id handed out.
+    pub fn player_ids(&self) -> String {
+        format!("{}:player_ids", self.prefix)
+    }
+
     /// Sorted set: live workers, scored by heartbeat expiry (ms, Redis time).
     pub fn workers(&self) -> String {
         format!("{}:workers", self.prefix)

@@ -15,7 +15,7 @@ use crate::backend::{
     BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
-use crate::ids::{PlayerId, RoomId};
+use crate::ids::{MAX_PLAYER_ID, PlayerId, RoomId};
 use crate::keys::Keys;
 use crate::{Bus, Store};
 
@@ -47,6 +47,8 @@ struct State {
     /// The last epoch handed out, for any room: one counter keeps epochs
     /// unique without a key per room (nothing here outlives the process).
     last_epoch: u64,
+    /// The last person's id handed out.
+    last_player: i64,
     snapshots: HashMap<RoomId, (u64, Bytes)>,
 }
 
@@ -214,6 +216,8 @@ impl Store for MemoryBackend {
 
     async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
         let mut state = self.state();
+        let top = players.iter().map(|p| p.0).max().unwrap_or(0).min(MAX_PLAYER_ID);
+        state.last_player = state.last_player.max(top);
         let until = Instant::now() + hold;
         if let Some(r) = state.rooms.get_mut(room) {
             for p in players {
@@ -285,6 +289,15 @@ impl Store for MemoryBackend {
         all.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
         all.truncate(n);
         Ok(all)
+    }
+
+    async fn new_player_id(&self) -> Result<PlayerId, BusError> {
+        let mut state = self.state();
+        if state.last_player >= MAX_PLAYER_ID {
+            return Err(BusError::Unavailable("player ids exhausted".into()));
+        }
+        state.last_player += 1;
+        Ok(PlayerId(state.last_player))
     }
 
     async fn ping(&self) -> Result<(), BusError> {

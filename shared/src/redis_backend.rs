@@ -29,7 +29,7 @@ use crate::backend::{
     BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
-use crate::ids::{PlayerId, RoomId};
+use crate::ids::{MAX_PLAYER_ID, PlayerId, RoomId};
 use crate::keys::Keys;
 use crate::redis_metrics::{Link, RedisMetrics, watch_commands};
 use crate::{Bus, Store};
@@ -161,10 +161,14 @@ return 0
     )
 });
 
-/// ARGV room, hold ms, then the room's players.
+/// ARGV room, hold ms, then the room's players; KEYS[4] the person-id
+/// counter, raised past them first.
 static CONFIRM_SEATS: LazyLock<Script> = LazyLock::new(|| {
     seats_script(
         r"
+local top = 0
+for i = 3, #ARGV do top = math.max(top, tonumber(ARGV[i]) or 0) end
+if tonumber(redis.call('GET', KEYS[4]) or '0') < top then redis.call('SET', KEYS[4], top) end
 local t = now()
 expire_seats(t)
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
@@ -707,7 +711,7 @@ impl Store for RedisBackend {
 
     async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
         let mut call = self.seats(&CONFIRM_SEATS);
-        call.arg(room.as_str()).arg(millis(hold));
+        call.key(self.keys.player_ids()).arg(room.as_str()).arg(millis(hold));
         for p in players {
             call.arg(p.to_string());
         }
@@ -783,6 +787,14 @@ impl Store for RedisBackend {
             .invoke_async::<i64>(&mut self.conn())
             .await?;
         Ok(())
+    }
+
+    async fn new_player_id(&self) -> Result<PlayerId, BusError> {
+        let id: i64 = self.conn().incr(self.keys.player_ids(), 1).await?;
+        if !(1..=MAX_PLAYER_ID).contains(&id) {
+            return Err(BusError::Codec(format!("player id counter out of range: {id}")));
+        }
+        Ok(PlayerId(id))
     }
 
     async fn top_scores(&self, n: usize) -> Result<Vec<ScoreEntry>, BusError> {

@@ -238,7 +238,7 @@ impl Client {
         }
         let hs = self.until("handshake").await;
         assert_eq!(hs[1], name);
-        let ids = (hs[2].as_str().unwrap().into(), hs[3].as_str().unwrap().into(), hs[4].as_str().unwrap().into());
+        let ids = (id_of(&hs[2]), hs[3].as_str().unwrap().into(), hs[4].as_str().unwrap().into());
         self.until("world").await;
         ids
     }
@@ -359,16 +359,16 @@ impl View {
                     self.grid[y][x] = (c[3].as_str().unwrap().to_string(), c[4].as_u64().unwrap());
                 }
                 "p_joined" => {
-                    let id = c[1].as_str().unwrap().to_string();
+                    let id = id_of(&c[1]);
                     self.colours.insert(id.clone(), c[3].as_u64().unwrap());
                     self.alive.insert(id.clone(), true);
                     self.scores.insert(id, c[4].as_u64().unwrap());
                 }
                 "p_gameover" => {
-                    self.alive.insert(c[1].as_str().unwrap().to_string(), false);
+                    self.alive.insert(id_of(&c[1]), false);
                 }
                 "p_score" => {
-                    self.scores.insert(c[1].as_str().unwrap().to_string(), c[2].as_u64().unwrap());
+                    self.scores.insert(id_of(&c[1]), c[2].as_u64().unwrap());
                 }
                 _ => {}
             }
@@ -511,4 +511,10 @@ pub async fn turn_seen_by(mover: &mut Client, mover_id: &str, observer: &mut Cli
         }
     }
     false
+}
+
+/// A player id off the wire, as text: the protocol sends a JSON integer, as
+/// the original did (a string here is a failure).
+pub fn id_of(v: &Value) -> String {
+    v.as_i64().unwrap_or_else(|| panic!("a player id must be a JSON integer, got {v}")).to_string()
 }
