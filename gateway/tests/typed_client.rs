@@ -5,6 +5,8 @@
 //! recognises its own death by its id alone: if ids were strings it would
 //! never see its `p_gameover`, never join again, and its room would stop.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::net::SocketAddr;
