@@ -85,6 +85,8 @@ RECIPES = {
     "cargo run --release -p snakepit-loadtest --bin swarm -- --url ws://127.0.0.1:8080/connect --players 2000 --duration 60s": run(
         "cargo run --release -p snakepit-loadtest --bin swarm -- --url ws://127.0.0.1:8080/connect --players 50 --duration 5s",
         600, behind=GATEWAY),
+    "python3 loadtest/scripts/connect_burst.py --connects 5000": run(
+        "python3 loadtest/scripts/connect_burst.py --connects 2000 --backlogs 4096 --fail-on-overflow", 120),
     "python3 loadtest/scripts/capacity.py --mode standalone|cluster --players N": run(
         "python3 loadtest/scripts/capacity.py --mode standalone --players 50 --duration 3 --ramp 1 && "
         "python3 loadtest/scripts/capacity.py --mode cluster --players 50 --duration 3 --ramp 1", 300),

@@ -15,7 +15,6 @@ use snakepit_shared::process_metrics;
 use snakepit_shared::redis_metrics::RedisMetrics;
 use snakepit_shared::shutdown::cancel_on_signal;
 use snakepit_shared::telemetry::{LogFormat, init_logging};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Snakepit gateway. Without a Redis URL it runs the whole game in this
@@ -27,6 +26,10 @@ struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "SNAKEPIT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Pending connections the kernel queues before the gateway accepts
+    /// them (capped by net.core.somaxconn): room for a reconnect storm.
+    #[arg(long, env = "SNAKEPIT_LISTEN_BACKLOG", default_value_t = snakepit_shared::listen::DEFAULT_BACKLOG)]
+    listen_backlog: u32,
     /// Redis URL of a cluster, e.g. redis://127.0.0.1:6379/ (none: standalone).
     #[arg(long, env = "SNAKEPIT_REDIS_URL")]
     redis_url: Option<String>,
@@ -91,7 +94,8 @@ async fn main() -> anyhow::Result<()> {
         close_window: secs_or_zero("drain close", args.drain_close_secs)?,
         grace: secs("shutdown grace", args.shutdown_grace_secs)?,
     };
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = snakepit_shared::listen::bind(args.listen, args.listen_backlog)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // One line on stdout that scripts and tests wait for.
     println!("listening on http://{addr}");

@@ -15,6 +15,7 @@ pub mod ids;
 #[doc(hidden)]
 pub mod intercept;
 pub mod keys;
+pub mod listen;
 pub mod memory;
 pub mod process_metrics;
 pub mod protocol;
