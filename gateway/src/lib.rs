@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
+pub mod score_file;
 pub mod standalone;
 pub mod state;
 pub mod web;

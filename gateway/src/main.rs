@@ -1,7 +1,9 @@
 //! `gateway`: with no Redis URL, the whole game in one process; with one,
 //! a stateless gateway of a cluster.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
@@ -62,6 +64,18 @@ struct Args {
     /// closed as dead; more than the ping interval.
     #[arg(long, env = "SNAKEPIT_IDLE_TIMEOUT_SECS", default_value_t = 45.0)]
     idle_timeout_secs: f64,
+    /// Standalone: the folder that keeps the top scores across restarts
+    /// (top-scores.json), created if missing [default:
+    /// $XDG_DATA_HOME/snakepit, else $HOME/.local/share/snakepit; macOS
+    /// ~/Library/Application Support/snakepit, Windows %APPDATA%\snakepit].
+    /// An empty value keeps them in memory only, as --no-data-dir does.
+    /// Refused with --redis-url: a cluster keeps them in Redis.
+    #[arg(long, env = "SNAKEPIT_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<OsString>,
+    /// Standalone: keep the top scores in memory only (lost at exit); wins
+    /// over --data-dir.
+    #[arg(long, env = "SNAKEPIT_NO_DATA_DIR")]
+    no_data_dir: bool,
     /// Log format: text or json.
     #[arg(long, env = "SNAKEPIT_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
@@ -77,6 +91,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(url) = &args.redis_url {
         RedisBackend::check_settings(url, ca.as_deref()).context("bad Redis settings")?;
     }
+    let data_dir_given = args.data_dir.as_ref().is_some_and(|d| !d.is_empty()) && !args.no_data_dir;
+    anyhow::ensure!(
+        args.redis_url.is_none() || !data_dir_given,
+        "--data-dir (SNAKEPIT_DATA_DIR) is for the standalone mode: with --redis-url the top scores are kept in Redis"
+    );
     let room = args.game.room_config()?;
     let gateway = GatewayConfig {
         room_capacity: room.settings.max_players,
@@ -118,7 +137,9 @@ async fn main() -> anyhow::Result<()> {
         None => {
             tracing::info!(%addr, tick_rate = room.settings.tick_rate, "standalone gateway listening");
             process_metrics::register(&registry, &build(Mode::Standalone))?;
-            serve_with_registry(listener, StandaloneConfig { gateway, room, drain }, registry, shutdown).await?;
+            let data_dir = data_dir(&args);
+            let config = StandaloneConfig { gateway, room, drain, data_dir };
+            serve_with_registry(listener, config, registry, shutdown).await?;
         }
         Some(url) => {
             tracing::info!(%addr, "cluster gateway listening");
@@ -134,4 +155,28 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where the standalone mode keeps its top scores, logged: the flag's
+/// folder, else the platform's data folder (`dirs::data_dir`: on Linux an
+/// absolute `$XDG_DATA_HOME`, else `$HOME/.local/share`) + `snakepit`;
+/// none if turned off or if there is no home folder.
+fn data_dir(args: &Args) -> Option<PathBuf> {
+    let dir = match &args.data_dir {
+        _ if args.no_data_dir => None,
+        Some(d) if d.is_empty() => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => match dirs::data_dir() {
+            Some(d) => Some(d.join("snakepit")),
+            None => {
+                tracing::warn!("no home folder: the top scores are kept in memory only (lost at exit); set --data-dir");
+                return None;
+            }
+        },
+    };
+    match &dir {
+        Some(d) => tracing::info!(data_dir = %d.display(), "top scores are kept in the data folder"),
+        None => tracing::info!("top scores are kept in memory only (lost at exit): no data folder"),
+    }
+    dir
 }

@@ -1,6 +1,9 @@
 //! The embedded default: rooms run in this process over the in-memory
-//! backend, behind the same gateway code as in a cluster.
+//! backend, behind the same gateway code as in a cluster. The top scores
+//! are kept in a file of a data directory across restarts (see
+//! [`crate::score_file`]).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use prometheus::Registry;
@@ -13,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::drain::DrainConfig;
 use crate::metrics::GatewayMetrics;
+use crate::score_file::{SAVE_EVERY, ScoreFile, ScoreKeeper};
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]
@@ -21,6 +25,10 @@ pub struct StandaloneConfig {
     pub room: RoomConfig,
     /// How the gateway stops; its rooms stop afterwards, within the grace.
     pub drain: DrainConfig,
+    /// Where the top scores are kept across restarts (`top-scores.json`
+    /// in this directory, created if missing); none: in memory only, lost
+    /// at exit. The library never picks a default: `main` does.
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +65,14 @@ pub async fn serve_with_registry(
     gateway.room_capacity = config.room.settings.max_players;
     let gateway_metrics = GatewayMetrics::register_beside(&registry, &worker_metrics)?;
     let state = AppState::with_metrics(backend.clone(), gateway, registry, gateway_metrics);
+    // Loaded before any room starts, so that rooms and newcomers see them.
+    let scores = match &config.data_dir {
+        Some(dir) => {
+            let file = ScoreFile::new(dir, config.room.settings.top_scores);
+            Some(ScoreKeeper::start(backend.clone(), file, SAVE_EVERY).await)
+        }
+        None => None,
+    };
     let host = Host::new(
         backend,
         HostConfig {
@@ -75,5 +91,9 @@ pub async fn serve_with_registry(
     let served = crate::run(listener, state, shutdown, config.drain).await;
     rooms_stop.cancel();
     let _ = tokio::time::timeout(config.drain.grace, rooms).await;
+    // The rooms have stopped: the last game's scores are in the store.
+    if let Some(scores) = scores {
+        scores.finish().await;
+    }
     Ok(served?)
 }

@@ -8,9 +8,10 @@ BIN=${1:-target/debug/gateway}
 # on PATH (or behind a shim not yet rehashed).
 K6=${K6:-$(command -v k6 || python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin", "k6"))')}
 out=$(mktemp)
-"$BIN" --listen 127.0.0.1:0 >"$out" 2>/dev/null &
+data=$(mktemp -d)   # its top scores: a temporary folder, not the user's
+"$BIN" --listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>/dev/null &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$out"' EXIT
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$out" "$data"' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$out" && break; sleep 0.1; done
 url=$(sed -n 's#^listening on http://\(.*\)$#ws://\1/connect#p' "$out")
 [ -n "$url" ] || { echo "gateway did not start"; exit 1; }

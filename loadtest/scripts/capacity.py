@@ -15,10 +15,12 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -97,10 +99,14 @@ def main():
     procs, server = [], {}
     game = ["--tick-rate", args.tick_rate]
     redis_port = None
+    data = None
     try:
         if args.mode == "standalone":
             port = free_port()
-            g = start([f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", *game], f"{logs}/gateway.log")
+            # Its top scores go to a temporary folder, not the user's.
+            data = tempfile.mkdtemp(prefix="snakepit-capacity-")
+            g = start([f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
+                      f"{logs}/gateway.log")
             procs.append(g)
             server["gateway"] = [g.pid]
             urls = [f"ws://127.0.0.1:{port}/connect"]
@@ -198,6 +204,8 @@ def main():
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if data:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use bytes::Bytes;
@@ -35,6 +35,9 @@ struct Inner {
     outputs: Topics<OutFrame>,
     notices: Topics<Notice>,
     state: Mutex<State>,
+    /// Counts the changes of the top scores table: the standalone mode
+    /// saves them to disk when it moves ([`MemoryBackend::watch_scores`]).
+    scores_changed: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -130,6 +133,12 @@ impl MemoryBackend {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.inner.state)
+    }
+
+    /// A counter that moves whenever a submitted score changes the top
+    /// scores table (a better score for a name, or a new name).
+    pub fn watch_scores(&self) -> watch::Receiver<u64> {
+        self.inner.scores_changed.subscribe()
     }
 }
 
@@ -274,12 +283,18 @@ impl Store for MemoryBackend {
     }
 
     async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
-        let mut state = self.state();
-        match state.scores.get(&entry.name) {
-            Some(best) if best.score >= entry.score => {}
-            _ => {
-                state.scores.insert(entry.name.clone(), entry);
+        let changed = {
+            let mut state = self.state();
+            match state.scores.get(&entry.name) {
+                Some(best) if best.score >= entry.score => false,
+                _ => {
+                    state.scores.insert(entry.name.clone(), entry);
+                    true
+                }
             }
+        };
+        if changed {
+            self.inner.scores_changed.send_modify(|n| *n += 1);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +42,7 @@ const ARROWS = {
 };
 
 let gateway = null;
+let dataDir = null;
 let gatewayLog = '';
 let baseUrl = null;
 let browser = null;
@@ -55,7 +57,9 @@ function startGateway() {
     throw new Error(`gateway binary not found: ${GATEWAY_BIN} (build it or set SNAKEPIT_GATEWAY_BIN)`);
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(GATEWAY_BIN, ['--listen', '127.0.0.1:0'], {
+    // Its top scores go to a temporary folder, never the user's.
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'snakepit-browser-'));
+    const child = spawn(GATEWAY_BIN, ['--listen', '127.0.0.1:0', '--data-dir', dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: process.env,
     });
@@ -95,12 +99,15 @@ function startGateway() {
 async function stopGateway() {
   const child = gateway;
   gateway = null;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-  await exited;
-  clearTimeout(t);
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  }
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  dataDir = null;
 }
 
 // Processes of the cluster test, killed if the test run ends early.

@@ -68,6 +68,19 @@ pub struct Proc {
     pub name: String,
     pub addr: SocketAddr,
     child: Child,
+    /// A standalone gateway's temporary data folder, removed on drop.
+    data: Option<tempfile::TempDir>,
+}
+
+/// A standalone gateway's flags with a fresh temporary data folder, unless
+/// they name one: tests never write into the user's data folder.
+fn with_data_dir(mut args: Vec<String>) -> (Vec<String>, Option<tempfile::TempDir>) {
+    if args.iter().any(|a| a == "--data-dir" || a == "--no-data-dir") {
+        return (args, None);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    args.extend(["--data-dir".to_string(), dir.path().to_string_lossy().into_owned()]);
+    (args, Some(dir))
 }
 
 impl Proc {
@@ -75,6 +88,8 @@ impl Proc {
         let mut child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", "info")
+            // Flags only: a cluster gateway refuses a data folder.
+            .env_remove("SNAKEPIT_DATA_DIR")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file(log)))
             .kill_on_drop(true)
@@ -88,14 +103,17 @@ impl Proc {
             .unwrap()
             .expect("process exited");
         let addr = line.strip_prefix("listening on http://").expect("listening line").parse().unwrap();
-        Self { name: name.into(), addr, child }
+        Self { name: name.into(), addr, child, data: None }
     }
 
-    /// A standalone `gateway` (no Redis) with these flags; its log goes to
+    /// A standalone `gateway` (no Redis) with these flags (and a temporary
+    /// `--data-dir` unless they give one); its log goes to
     /// `cluster-logs/<name>.log`.
     pub async fn standalone_gateway(name: &str, args: &[&str]) -> Self {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        Self::spawn(name, name, gateway_bin(), &args).await
+        let (args, data) = with_data_dir(args.iter().map(|a| a.to_string()).collect());
+        let mut p = Self::spawn(name, name, gateway_bin(), &args).await;
+        p.data = data;
+        p
     }
 
     /// SIGKILL: the process dies without a word.
@@ -146,7 +164,10 @@ impl Proc {
 pub async fn standalone_gateway() -> Proc {
     let mut args: Vec<String> = ["--listen", "127.0.0.1:0"].map(String::from).into();
     args.extend(GAME_ARGS.iter().map(|a| a.to_string()));
-    Proc::spawn("standalone", &format!("standalone-{}", std::process::id()), gateway_bin(), &args).await
+    let (args, data) = with_data_dir(args);
+    let mut p = Proc::spawn("standalone", &format!("standalone-{}", std::process::id()), gateway_bin(), &args).await;
+    p.data = data;
+    p
 }
 
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {

@@ -46,6 +46,7 @@ pub fn config(settings: GameSettings) -> StandaloneConfig {
             close_window: Duration::from_millis(200),
             grace: Duration::from_secs(2),
         },
+        data_dir: None,
     }
 }
 
