@@ -1375,18 +1375,18 @@ fn a_robot_beside_a_digit_eats_it_within_a_few_ticks() {
 fn a_robot_turns_away_from_walls_stones_and_bodies() {
     // Heading right at (30, 10) with something right ahead, or at the
     // right wall.
-    let dead = |g: &mut Game| {
-        g.put(p(31, 10), cell(DEAD_HEAD, 0));
-        g.put(p(31, 11), cell(DEAD_TAIL, 0));
-    };
-    let stone = |g: &mut Game| g.put(p(31, 10), cell(STONE, 0));
-    let body = |g: &mut Game| g.put(p(31, 10), cell(BODY, 3));
-    let obstacles: [(&str, &dyn Fn(&mut Game)); 3] = [("stone", &stone), ("dead snake", &dead), ("body", &body)];
+    let obstacles = [
+        ("stone", vec![(p(31, 10), cell(STONE, 0))]),
+        ("dead snake", vec![(p(31, 10), cell(DEAD_HEAD, 0)), (p(31, 11), cell(DEAD_TAIL, 0))]),
+        ("body", vec![(p(31, 10), cell(BODY, 3))]),
+    ];
     for seed in 0..30 {
-        for (what, put) in obstacles {
+        for (what, obstacle) in &obstacles {
             let cells = line(p(30, 10), Right, 3);
             let (mut g, _, robot) = one_robot_at(quiet(), seed, &cells, Right);
-            put(&mut g);
+            for &(pos, c) in obstacle {
+                g.put(pos, c);
+            }
             g.step();
             assert!(alive(&g, robot), "seed {seed}: ran into a {what}");
             assert!([p(30, 9), p(30, 11)].contains(&snake(&g, robot)[0]), "seed {seed}: {what}");
