@@ -252,6 +252,11 @@
     return a !== null && a !== undefined && b !== null && b !== undefined && String(a) === String(b);
   }
 
+  // Robot snakes, steered by the server, have negative ids (docs/protocol.md).
+  function isRobot(id) {
+    return Number(id) < 0;
+  }
+
   function apply(cmd) {
     const a = cmd;
     switch (a[0]) {
@@ -509,6 +514,14 @@
       score.className = 'score';
       score.textContent = String(p.score);
       li.append(score, name);
+      if (isRobot(id)) {
+        li.classList.add('robot');
+        const badge = document.createElement('span');
+        badge.className = 'bot';
+        badge.textContent = 'bot';
+        badge.title = 'A robot snake, steered by the server';
+        li.append(badge);
+      }
       frag.append(li);
     }
     el.players.replaceChildren(frag);

@@ -3,7 +3,10 @@
 //! welcome frame a newcomer gets.
 //!
 //! The players' part (steering away from danger, re-joining after a death,
-//! a fresh world now and then) runs between ticks and is not measured.
+//! a fresh world now and then) runs between ticks and is not measured. A
+//! second room has one such player and nine robot snakes: the robots steer
+//! inside the step, so the difference between the two rooms is what nine
+//! robots cost a tick; `robot_steer` measures one robot's decision alone.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -11,15 +14,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use snakepit_room_worker::frame::{encode_tick, encode_welcome};
 use snakepit_room_worker::game::{Event, Game};
 use snakepit_room_worker::grid::{Grid, Pos};
+use snakepit_room_worker::robot;
 use snakepit_room_worker::settings::GameSettings;
 use snakepit_shared::PlayerId;
 use snakepit_shared::encode::FrameWriter;
 use snakepit_shared::protocol::Direction;
 
-const PLAYERS: u128 = 10;
+const PLAYERS: usize = 10;
 /// Ticks before the world is emptied again. Steered snakes rarely die but
 /// grow by every digit they eat; with stones and corpses the field fills up
 /// (~450 of 1250 cells after 200 ticks) and births start to fail.
@@ -38,9 +44,19 @@ struct Room {
 }
 
 impl Room {
+    /// Ten players.
     fn new(seed: u64) -> Self {
-        let mut game = Game::new(GameSettings::default(), seed);
-        let ids: Vec<PlayerId> = (1..=PLAYERS).map(|n| PlayerId(n as i64)).collect();
+        Self::with(seed, PLAYERS, 0)
+    }
+
+    /// One player, and robots to make up ten snakes.
+    fn with_robots(seed: u64) -> Self {
+        Self::with(seed, 1, PLAYERS as u16)
+    }
+
+    fn with(seed: u64, players: usize, robots: u16) -> Self {
+        let mut game = Game::new(GameSettings { robots, ..GameSettings::default() }, seed);
+        let ids: Vec<PlayerId> = (1..=players).map(|n| PlayerId(n as i64)).collect();
         for (i, &id) in ids.iter().enumerate() {
             game.add_player(id, format!("player{i}"));
         }
@@ -160,13 +176,14 @@ fn free(grid: &Grid, p: Pos) -> bool {
 }
 
 /// Plays `ticks` ticks and prints what a measured tick looks like.
-fn report(ticks: u32) {
-    let mut room = Room::new(7);
+fn report(label: &str, mut room: Room, ticks: u32) {
     let (mut alive, mut moving, mut renders, mut bytes, mut deaths) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let mut robots = 0usize;
     for _ in 0..ticks {
         room.play();
         alive += room.game.alive_count();
         moving += room.game.players().iter().filter(|p| p.alive && !p.snake.is_empty()).count();
+        robots += room.game.players().iter().filter(|p| p.alive && !p.snake.is_empty() && p.id.is_robot()).count();
         room.game.step();
         renders += room.game.events().iter().filter(|e| matches!(e, Event::Render { .. })).count();
         deaths += room.game.events().iter().filter(|e| matches!(e, Event::GameOver(_))).count();
@@ -177,8 +194,9 @@ fn report(ticks: u32) {
     let avg_alive = alive as f64 / n;
     let avg_moving = moving as f64 / n;
     eprintln!(
-        "room_tick setup: over {ticks} ticks: {avg_alive:.2} snakes alive and {avg_moving:.2} moving per tick, \
-         {:.1} renders and {:.0} bytes per frame, {:.3} deaths per tick",
+        "{label} setup: over {ticks} ticks: {avg_alive:.2} snakes alive and {avg_moving:.2} moving per tick \
+         ({:.2} of them robots), {:.1} renders and {:.0} bytes per frame, {:.3} deaths per tick",
+        robots as f64 / n,
         renders as f64 / n,
         bytes as f64 / n,
         deaths as f64 / n,
@@ -187,7 +205,8 @@ fn report(ticks: u32) {
 }
 
 fn room_tick(c: &mut Criterion) {
-    report(20_000);
+    report("room_tick", Room::new(7), 20_000);
+    report("room_tick with robots", Room::with_robots(7), 20_000);
 
     c.bench_function("room_tick/10_snakes_50x25_step_encode_clear", |b| {
         let mut room = Room::new(1);
@@ -202,6 +221,48 @@ fn room_tick(c: &mut Criterion) {
             }
             measured
         });
+    });
+
+    c.bench_function("room_tick/1_player_9_robots_50x25_step_encode_clear", |b| {
+        let mut room = Room::with_robots(1);
+        b.iter_custom(|iters| {
+            let mut measured = Duration::ZERO;
+            for _ in 0..iters {
+                room.play();
+                let start = Instant::now();
+                let frame = room.tick();
+                measured += start.elapsed();
+                black_box(frame);
+            }
+            measured
+        });
+    });
+
+    // One robot's decision on a world in full play, for each robot of the
+    // room in turn.
+    let mut room = Room::with_robots(5);
+    for _ in 0..150 {
+        room.play();
+        room.tick();
+    }
+    let robots: Vec<(Pos, Direction, usize)> = room
+        .game
+        .players()
+        .iter()
+        .filter(|p| p.alive && p.id.is_robot())
+        .filter_map(|p| Some((*p.snake.front()?, p.direction, p.snake.len())))
+        .collect();
+    assert!(robots.len() >= 5, "robots to measure: {}", robots.len());
+    let grid = room.game.grid().clone();
+    let mut scratch = robot::Scratch::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut next = 0;
+    c.bench_function("robot_steer/one_robot_50x25", |b| {
+        b.iter(|| {
+            let (head, dir, len) = robots[next % robots.len()];
+            next += 1;
+            black_box(robot::steer(black_box(&grid), head, dir, len, &mut scratch, &mut rng))
+        })
     });
 
     // A world in full play: 10 snakes, stones, digits, a few corpses.

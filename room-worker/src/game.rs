@@ -4,6 +4,12 @@
 //! Each change is recorded as an [`Event`] in order, so a room can encode
 //! one frame per tick, and a client that applies the frames in order keeps a
 //! world equal to this one.
+//!
+//! Robot snakes (negative ids) are players of the game only: the game adds
+//! them while fewer people play than the settings' `robots`, retires them
+//! when people need their places or nobody plays any more, and steers
+//! them (`robot.rs`) with its own RNG, so they are as deterministic as the
+//! rest of the rules.
 
 use std::collections::VecDeque;
 
@@ -14,6 +20,7 @@ use snakepit_shared::protocol::Direction;
 use snakepit_shared::{PlayerId, ScoreEntry};
 
 use crate::grid::{BODY, Cell, DEAD_HEAD, DEAD_TAIL, EMPTY, Grid, HEAD, Pos, STONE, TAIL};
+use crate::robot;
 use crate::settings::{COLOURS, GameSettings};
 
 /// The text written when the last snake dies.
@@ -85,6 +92,15 @@ pub struct Game {
     running: bool,
     tick: u64,
     top_scores: Vec<ScoreEntry>,
+    /// Robots this room has had: the next is robot `robots_made + 1`, so an
+    /// id is never given twice in a room (a client may still show the one
+    /// before). None in a snapshot from before robots.
+    #[serde(default)]
+    robots_made: u32,
+    /// No robot is added before this tick: a place freed by a death stays
+    /// free for a second.
+    #[serde(default)]
+    robots_wait_until: u64,
     #[serde(skip)]
     events: Vec<Event>,
     /// The game ended this tick: the room saves the top scores.
@@ -94,6 +110,9 @@ pub struct Game {
     /// the room from its grace period; none until then).
     #[serde(skip)]
     park_allowance: u32,
+    /// The robots' search buffers.
+    #[serde(skip)]
+    scratch: robot::Scratch,
 }
 
 impl Game {
@@ -107,9 +126,12 @@ impl Game {
             running: false,
             tick: 0,
             top_scores: Vec::new(),
+            robots_made: 0,
+            robots_wait_until: 0,
             events: Vec::with_capacity(64),
             ended: false,
             park_allowance: 0,
+            scratch: robot::Scratch::default(),
         }
     }
 
@@ -138,8 +160,18 @@ impl Game {
         self.players.iter().find(|p| p.id == id)
     }
 
+    /// Snakes alive, robots included.
     pub fn alive_count(&self) -> usize {
         self.players.iter().filter(|p| p.alive).count()
+    }
+
+    /// People's snakes alive (a parked one too: its player may be back).
+    pub fn humans_alive(&self) -> usize {
+        self.players.iter().filter(|p| p.alive && !p.id.is_robot()).count()
+    }
+
+    pub fn robots_alive(&self) -> usize {
+        self.players.iter().filter(|p| p.alive && p.id.is_robot()).count()
     }
 
     pub fn top_scores(&self) -> &[ScoreEntry] {
@@ -174,9 +206,10 @@ impl Game {
         }
     }
 
-    /// A member who may play; not alive until it joins.
+    /// A member who may play; not alive until it joins. Robot ids are the
+    /// game's own: refused.
     pub fn add_player(&mut self, id: PlayerId, name: String) -> bool {
-        if self.player(id).is_some() {
+        if id.is_robot() || self.player(id).is_some() {
             return false;
         }
         self.players.push(Player {
@@ -202,27 +235,24 @@ impl Game {
     }
 
     /// Starts a snake. The first join while nobody is alive empties the
-    /// world and starts the game again.
+    /// world and starts the game again. A full game makes room for a person
+    /// by retiring a robot, and robots beyond the wanted number retire.
     pub fn join(&mut self, id: PlayerId) -> Result<(), JoinError> {
+        self.forget_dead_robots();
         let idx = self.index(id).ok_or(JoinError::UnknownPlayer)?;
         if self.players[idx].alive {
             return Err(JoinError::AlreadyAlive);
         }
-        if self.alive_count() >= usize::from(self.settings.max_players) {
+        if self.alive_count() >= usize::from(self.settings.max_players) && !self.retire_newest_robot() {
             return Err(JoinError::MaxPlayers);
         }
         if !self.running {
             self.grid.clear();
             self.events.push(Event::ResetWorld);
             self.running = true;
+            self.robots_wait_until = 0;
         }
-        let colour = if self.free_colours.is_empty() {
-            // More snakes than colours: a colour lottery, as in the original.
-            self.rng.random_range(1..=COLOURS)
-        } else {
-            let i = self.rng.random_range(0..self.free_colours.len());
-            self.free_colours.swap_remove(i)
-        };
+        let colour = self.take_colour();
         // Joining moves the player to the end of the join order.
         let mut p = self.players.remove(idx);
         p.alive = true;
@@ -233,6 +263,7 @@ impl Game {
         p.colour = colour;
         self.events.push(Event::Joined { id, name: p.name.clone(), colour, score: 0 });
         self.players.push(p);
+        self.retire_surplus_robots();
         Ok(())
     }
 
@@ -278,6 +309,7 @@ impl Game {
         if !self.running {
             return;
         }
+        self.keep_robots();
         let allowance = self.park_allowance;
         for idx in 0..self.players.len() {
             let p = &mut self.players[idx];
@@ -299,15 +331,149 @@ impl Game {
                 }
                 continue;
             }
+            if self.players[idx].id.is_robot() {
+                self.steer_robot(idx);
+            }
             self.advance(idx);
         }
         if self.settings.stones && self.chance(self.settings.stone_spawn_rate) {
             self.spawn(|_| Cell { ch: STONE, colour: 0 });
         }
+        self.forget_dead_robots();
     }
 
     fn index(&self, id: PlayerId) -> Option<usize> {
         self.players.iter().position(|p| p.id == id)
+    }
+
+    /// A colour from the pool; with more snakes than colours, a colour
+    /// lottery, as in the original.
+    fn take_colour(&mut self) -> u8 {
+        if self.free_colours.is_empty() {
+            self.rng.random_range(1..=COLOURS)
+        } else {
+            let i = self.rng.random_range(0..self.free_colours.len());
+            self.free_colours.swap_remove(i)
+        }
+    }
+
+    /// Gives `colour` back to the pool once no alive snake wears it.
+    fn free_colour(&mut self, colour: u8) {
+        if !self.players.iter().any(|p| p.alive && p.colour == colour) && !self.free_colours.contains(&colour) {
+            self.free_colours.push(colour);
+        }
+    }
+
+    // ------------------------------------------------------------ robots
+
+    /// Robots wanted beside `humans` people alive: enough to make up the
+    /// settings' number of snakes, within the maximum; none while nobody
+    /// plays.
+    fn robots_wanted(&self, humans: usize) -> usize {
+        if humans == 0 {
+            return 0;
+        }
+        let max = usize::from(self.settings.max_players);
+        usize::from(self.settings.robots).saturating_sub(humans).min(max.saturating_sub(humans))
+    }
+
+    /// Ticks a place freed by a death stays free before a robot takes it.
+    fn robot_delay(&self) -> u64 {
+        self.settings.tick_rate.ceil().max(1.0) as u64
+    }
+
+    /// At the start of a step: robots beyond the wanted number retire, and
+    /// missing ones are added (once the wait after a death is over); they
+    /// are born in this step, after the people, like any new snake.
+    fn keep_robots(&mut self) {
+        if self.settings.robots == 0 {
+            return;
+        }
+        self.retire_surplus_robots();
+        let wanted = self.robots_wanted(self.humans_alive());
+        if self.tick < self.robots_wait_until {
+            return;
+        }
+        let max = usize::from(self.settings.max_players);
+        while self.robots_alive() < wanted && self.alive_count() < max && self.add_robot() {}
+    }
+
+    /// A new robot, alive and not born yet; false once the room has run out
+    /// of robot ids.
+    fn add_robot(&mut self) -> bool {
+        let Some(n) = self.robots_made.checked_add(1) else { return false };
+        self.robots_made = n;
+        let id = PlayerId::robot(n);
+        let name = robot::name(n);
+        let colour = self.take_colour();
+        self.events.push(Event::Joined { id, name: name.clone(), colour, score: 0 });
+        self.players.push(Player {
+            id,
+            name,
+            alive: true,
+            snake: VecDeque::new(),
+            direction: Direction::Right,
+            turns: VecDeque::new(),
+            growth: 0,
+            score: 0,
+            colour,
+            parked: false,
+            park_credit: full_park_credit(),
+        });
+        true
+    }
+
+    fn retire_surplus_robots(&mut self) {
+        let wanted = self.robots_wanted(self.humans_alive());
+        while self.robots_alive() > wanted && self.retire_newest_robot() {}
+    }
+
+    /// The newest alive robot retires; false if none is alive.
+    fn retire_newest_robot(&mut self) -> bool {
+        // The newest has the highest number: the lowest id.
+        let newest =
+            self.players.iter().enumerate().filter(|(_, p)| p.alive && p.id.is_robot()).min_by_key(|(_, p)| p.id);
+        match newest.map(|(idx, _)| idx) {
+            Some(idx) => {
+                self.retire(idx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A robot leaves without a trace: `p_gameover`, its cells emptied, its
+    /// colour back in the pool, no score kept, no body left.
+    fn retire(&mut self, idx: usize) {
+        let (id, colour, cells) = {
+            let p = &mut self.players[idx];
+            p.alive = false;
+            p.turns.clear();
+            (p.id, p.colour, std::mem::take(&mut p.snake))
+        };
+        self.events.push(Event::GameOver(id));
+        self.free_colour(colour);
+        for pos in cells {
+            self.render(pos, Cell::EMPTY);
+        }
+    }
+
+    /// Dead and retired robots have nothing to come back to: they leave
+    /// the players (outside the step's loop over them).
+    fn forget_dead_robots(&mut self) {
+        self.players.retain(|p| p.alive || !p.id.is_robot());
+    }
+
+    /// A robot's key press for this tick, through the same turn queue as a
+    /// person's.
+    fn steer_robot(&mut self, idx: usize) {
+        let p = &self.players[idx];
+        let Some(&head) = p.snake.front() else { return };
+        let (id, dir, len) = (p.id, p.direction, p.snake.len());
+        let way = robot::steer(&self.grid, head, dir, len, &mut self.scratch, &mut self.rng);
+        if way != dir {
+            self.turn(id, way);
+        }
     }
 
     fn chance(&mut self, rate: f64) -> bool {
@@ -441,9 +607,7 @@ impl Game {
             (p.id, p.colour, p.score, p.name.clone(), std::mem::take(&mut p.snake))
         };
         self.events.push(Event::GameOver(id));
-        if !self.players.iter().any(|p| p.alive && p.colour == colour) && !self.free_colours.contains(&colour) {
-            self.free_colours.push(colour);
-        }
+        self.free_colour(colour);
         // The dead snake stays as an obstacle, in colour 0.
         let last = cells.len().saturating_sub(1);
         for (i, &pos) in cells.iter().enumerate() {
@@ -456,8 +620,17 @@ impl Game {
             };
             self.render(pos, Cell { ch, colour: 0 });
         }
-        self.record_score(ScoreEntry { name, score, colour });
-        self.events.push(Event::TopScores);
+        if !id.is_robot() {
+            // Robots never enter the top scores.
+            self.record_score(ScoreEntry { name, score, colour });
+            self.events.push(Event::TopScores);
+            if self.humans_alive() == 0 {
+                // Nobody plays any more: the robots go too, and the game ends.
+                while self.retire_newest_robot() {}
+            }
+        }
+        // A place freed by a death stays free for a second.
+        self.robots_wait_until = self.tick + self.robot_delay();
         if self.alive_count() == 0 {
             self.running = false;
             self.ended = true;

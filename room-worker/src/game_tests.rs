@@ -978,7 +978,11 @@ fn the_tick_grows_on_every_step_even_when_stopped() {
 /// A fixed script of joins, turns, kills and steps; returns every step's
 /// grid and events.
 fn script(seed: u64) -> Vec<(crate::grid::Grid, Vec<Event>)> {
-    let settings = GameSettings { kill_points: 10, ..GameSettings::default() };
+    script_with(GameSettings { kill_points: 10, ..GameSettings::default() }, seed)
+}
+
+/// The script with 8 players on `settings`.
+fn script_with(settings: GameSettings, seed: u64) -> Vec<(crate::grid::Grid, Vec<Event>)> {
     let (mut g, ids) = joined(settings, seed, 8);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -1049,4 +1053,400 @@ fn parking_credit_runs_out_and_comes_back_at_a_quarter() {
     assert_eq!(snake(&g, a)[0], head, "two ticks parked on the credit earned");
     g.step();
     assert_eq!(snake(&g, a)[0], p(30, 10), "and no more");
+}
+
+// ---------------------------------------------------------------- robots
+
+/// Quiet settings with `n` robots.
+fn with_robots(n: u16) -> GameSettings {
+    GameSettings { robots: n, ..quiet() }
+}
+
+/// The alive robots, oldest first.
+fn robots(g: &Game) -> Vec<PlayerId> {
+    let mut ids: Vec<PlayerId> = g.players().iter().filter(|p| p.alive && p.id.is_robot()).map(|p| p.id).collect();
+    ids.sort_by_key(|id| std::cmp::Reverse(*id));
+    ids
+}
+
+/// Who joined in the events so far: (id, name, colour).
+fn joins(g: &Game) -> Vec<(PlayerId, String, u8)> {
+    g.events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Joined { id, name, colour, .. } => Some((*id, name.clone(), *colour)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Empties the whole field (the snakes keep their cells in the game), and
+/// forgets the events: a clean slate to place snakes on.
+fn wipe(g: &mut Game) {
+    let (w, h) = (g.grid().width(), g.grid().height());
+    for y in 0..h {
+        for x in 0..w {
+            g.put(p(x, y), Cell::EMPTY);
+        }
+    }
+    g.clear_events();
+}
+
+/// One person (p1) and `n` robots, all born; the person's snake stands
+/// parked far away, heading up at (45, 20), so that it outlives anything.
+fn person_and_robots(settings: GameSettings, seed: u64) -> (Game, PlayerId) {
+    let (mut g, ids) = joined(settings, seed, 1);
+    g.set_park_allowance(u32::MAX / 8);
+    g.step();
+    g.clear_events();
+    let person = ids[0];
+    g.set_parked(person, true);
+    (g, person)
+}
+
+/// `person_and_robots` with one robot placed by hand: an empty field but
+/// for the person, heading up at (45, 20), and the robot, `cells` heading
+/// `dir`.
+fn one_robot_at(settings: GameSettings, seed: u64, cells: &[Pos], dir: Direction) -> (Game, PlayerId, PlayerId) {
+    // Two snakes: the person and one robot.
+    let (mut g, person) = person_and_robots(GameSettings { robots: 2, ..settings }, seed);
+    let robot = robots(&g)[0];
+    wipe(&mut g);
+    bystander(&mut g, person);
+    place(&mut g, robot, cells, dir);
+    (g, person, robot)
+}
+
+#[test]
+fn a_lone_person_gets_robots_to_make_up_the_number() {
+    let (mut g, ids) = joined(with_robots(4), 3, 1);
+    let a = ids[0];
+    g.step();
+    // Three robots joined after the person, with ids -1, -2, -3, names of
+    // at most 15 ASCII characters, colours of their own; all born.
+    let joined = joins(&g);
+    let ids: Vec<PlayerId> = joined.iter().map(|(id, ..)| *id).collect();
+    assert_eq!(ids, vec![pid(-1), pid(-2), pid(-3)]);
+    for (id, name, colour) in &joined {
+        assert!(name.starts_with("robot ") && name.is_ascii() && name.len() <= 15, "{name}");
+        assert_ne!(*colour, colour_of(&g, a), "{id}: a colour of its own");
+        assert_drawn_alive(&g, *id);
+        assert_eq!(snake(&g, *id).len(), 3);
+    }
+    let colours: HashSet<u8> = joined.iter().map(|(_, _, c)| *c).collect();
+    assert_eq!(colours.len(), 3, "distinct colours while the pool has some");
+    assert_eq!(g.alive_count(), 4);
+    assert_eq!(g.humans_alive(), 1);
+    assert_eq!(robots(&g), vec![pid(-1), pid(-2), pid(-3)]);
+    // No robot without a person: a game where nobody joined has none.
+    let mut empty = Game::new(with_robots(4), 3);
+    empty.step();
+    assert_eq!(empty.alive_count(), 0);
+}
+
+fn colour_of(g: &Game, id: PlayerId) -> u8 {
+    colour(g, id)
+}
+
+#[test]
+fn robots_are_kept_at_the_number_while_one_person_plays() {
+    let (mut g, _) = person_and_robots(GameSettings { robots: 4, ..GameSettings::default() }, 5);
+    let delay = 10; // ticks: a second at the default rate
+    let mut last_death = 0;
+    let mut deaths = 0;
+    let mut seen = HashSet::new();
+    for _ in 0..600 {
+        g.clear_events();
+        g.step();
+        let n = robots(&g).len();
+        assert!(n <= 3, "never more robots than wanted: {n}");
+        assert!(g.alive_count() <= 10);
+        if !game_overs(&g).is_empty() {
+            deaths += game_overs(&g).len();
+            last_death = g.tick();
+        }
+        seen.extend(robots(&g));
+        assert!(
+            n == 3 || g.tick() < last_death + delay,
+            "tick {}: {n} robots, a second after the last death",
+            g.tick()
+        );
+    }
+    assert!(deaths > 0, "robots died on the way (and were replaced)");
+    assert!(seen.len() > 3, "replacements have new ids: {seen:?}");
+    assert!(seen.iter().all(|id| id.is_robot()));
+}
+
+#[test]
+fn a_person_joining_takes_the_newest_robots_place_without_a_trace() {
+    let settings = GameSettings { max_players: 4, ..with_robots(4) };
+    let (mut g, ids) = joined(settings, 2, 1);
+    g.step();
+    assert_eq!(robots(&g), vec![pid(-1), pid(-2), pid(-3)]);
+    assert_eq!(g.alive_count(), 4, "the game is full");
+    let newest = snake(&g, pid(-3));
+    g.clear_events();
+    g.add_player(pid(2), "p2".into());
+    g.join(pid(2)).unwrap();
+    assert_eq!(robots(&g), vec![pid(-1), pid(-2)], "the newest robot gave its place up");
+    assert_eq!(game_overs(&g), vec![pid(-3)]);
+    for pos in &newest {
+        assert_eq!(at(&g, *pos), Cell::EMPTY, "no body left at {pos:?}");
+        assert!(g.events().contains(&Event::Render { pos: *pos, cell: Cell::EMPTY }));
+    }
+    assert!(!g.events().contains(&Event::TopScores));
+    assert_eq!(g.alive_count(), 4);
+    // Two more people: the other robots go, newest first.
+    g.add_player(pid(3), "p3".into());
+    g.join(pid(3)).unwrap();
+    assert_eq!(robots(&g), vec![pid(-1)]);
+    g.add_player(pid(4), "p4".into());
+    g.join(pid(4)).unwrap();
+    assert!(robots(&g).is_empty());
+    // Full of people: the maximum holds as before.
+    g.add_player(pid(5), "p5".into());
+    assert_eq!(g.join(pid(5)), Err(JoinError::MaxPlayers));
+    // A person leaves: a robot takes the place a second later.
+    g.kill(ids[0]);
+    for _ in 0..9 {
+        g.step();
+        assert!(robots(&g).is_empty(), "the place stays free for a second");
+    }
+    g.clear_events();
+    g.step();
+    assert_eq!(robots(&g), vec![pid(-4)], "a new id");
+    assert_eq!(joins(&g).len(), 1);
+}
+
+#[test]
+fn a_person_joining_a_room_with_free_places_also_sends_a_robot_off() {
+    // Ten places, three robots wanted: people take the robots' share.
+    let (mut g, _) = joined(with_robots(3), 2, 1);
+    g.step();
+    assert_eq!(robots(&g).len(), 2);
+    g.add_player(pid(2), "p2".into());
+    g.join(pid(2)).unwrap();
+    assert_eq!(robots(&g), vec![pid(-1)]);
+    g.add_player(pid(3), "p3".into());
+    g.join(pid(3)).unwrap();
+    assert!(robots(&g).is_empty());
+    g.step();
+    assert!(robots(&g).is_empty(), "three people: no robot comes back");
+}
+
+#[test]
+fn when_the_last_person_dies_the_robots_retire_and_the_game_is_over() {
+    // Killed (its player left), or run into the wall in a step.
+    for in_step in [false, true] {
+        let (mut g, ids) = joined(with_robots(4), 6, 1);
+        let a = ids[0];
+        g.step();
+        let robot_cells: Vec<Pos> = robots(&g).iter().flat_map(|&r| snake(&g, r)).collect();
+        assert_eq!(robot_cells.len(), 9);
+        wipe(&mut g);
+        let a_cells = line(p(49, 3), Right, 3);
+        place(&mut g, a, &a_cells, Right);
+        for r in robots(&g) {
+            let cells = snake(&g, r);
+            g.place_snake(r, &cells, g.player(r).unwrap().direction);
+        }
+        g.clear_events();
+        if in_step {
+            g.step();
+        } else {
+            g.kill(a);
+        }
+        assert!(!alive(&g, a));
+        assert_eq!(game_overs(&g), vec![a, pid(-3), pid(-2), pid(-1)], "in_step {in_step}");
+        assert_eq!(g.alive_count(), 0);
+        assert!(!g.is_running(), "in_step {in_step}");
+        assert!(g.just_ended(), "the room saves the top scores");
+        assert_drawn_dead(&g, &a_cells);
+        for pos in &robot_cells {
+            if pos.y != 12 {
+                assert_eq!(at(&g, *pos), Cell::EMPTY, "a robot's cell at {pos:?}");
+            }
+        }
+        let start = (50 - GAME_OVER.len() as u16) / 2;
+        assert_eq!(at(&g, p(start + 1, 12)).ch, b'>', "GAME OVER is written");
+        // A stopped game with no person costs nothing: no robot comes back.
+        g.clear_events();
+        for _ in 0..20 {
+            g.step();
+        }
+        assert!(g.events().is_empty());
+        // The next game has robots again, with new ids.
+        g.join(a).unwrap();
+        g.step();
+        assert_eq!(robots(&g), vec![pid(-4), pid(-5), pid(-6)]);
+    }
+}
+
+#[test]
+fn robots_never_enter_the_top_scores() {
+    let cells = line(p(20, 10), Right, 3);
+    let (mut g, person, robot) = one_robot_at(GameSettings { kill_points: 0, ..quiet() }, 1, &cells, Right);
+    // The robot eats a 9 ahead (a wander may delay it), then is boxed in
+    // by stones.
+    g.put(p(21, 10), cell(b'9', 2));
+    g.clear_events();
+    for _ in 0..8 {
+        g.step();
+        if score(&g, robot) > 0 {
+            break;
+        }
+    }
+    assert_eq!(score(&g, robot), 9, "robots score like anyone");
+    assert!(g.events().contains(&Event::Score { id: robot, score: 9 }));
+    let head = snake(&g, robot)[0];
+    for d in Direction::ALL {
+        if let Some(next) = g.grid().step(head, d.delta()).filter(|&n| at(&g, n).is_empty()) {
+            g.put(next, cell(STONE, 0));
+        }
+    }
+    g.step();
+    assert!(g.player(robot).is_none_or(|p| !p.alive), "boxed in, it died");
+    assert!(g.top_scores().is_empty(), "a robot's death records nothing");
+    assert!(!g.events().contains(&Event::TopScores));
+    // The person's death records the person only.
+    g.set_parked(person, false);
+    place(&mut g, person, &line(p(30, 10), Right, 3), Right);
+    g.put(p(31, 10), cell(b'4', 2));
+    g.step();
+    g.kill(person);
+    let names: Vec<&str> = g.top_scores().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["p1"]);
+}
+
+#[test]
+fn a_crashed_robot_is_drawn_dead_and_replaced_a_second_later() {
+    let cells = line(p(10, 10), Right, 3);
+    let (mut g, _, robot) = one_robot_at(quiet(), 1, &cells, Right);
+    for pos in [p(11, 10), p(10, 9), p(10, 11)] {
+        g.put(pos, cell(STONE, 0));
+    }
+    g.clear_events();
+    g.step();
+    let died = g.tick();
+    assert_eq!(game_overs(&g), vec![robot], "no way out: it ran into the stone");
+    assert_drawn_dead(&g, &cells);
+    assert!(robots(&g).is_empty());
+    assert!(g.player(robot).is_none(), "a dead robot leaves the game");
+    // A second (10 ticks at the default rate) later, a new robot.
+    loop {
+        g.clear_events();
+        g.step();
+        if !joins(&g).is_empty() {
+            break;
+        }
+        assert!(g.tick() < died + 10, "no replacement by tick {}", g.tick());
+    }
+    assert_eq!(g.tick(), died + 10);
+    assert_eq!(robots(&g), vec![pid(-2)]);
+    assert_eq!(joins(&g)[0].1, "robot Alan");
+    assert_eq!(snake(&g, pid(-2)).len(), 3, "born in the step it was added");
+    assert_drawn_dead(&g, &cells);
+}
+
+#[test]
+fn a_robot_beside_a_digit_eats_it_within_a_few_ticks() {
+    // Heading up; the digit two cells to its right, on its head's row.
+    let mut quick = 0;
+    for seed in 0..50 {
+        let cells = line(p(20, 12), Up, 3);
+        let (mut g, _, robot) = one_robot_at(quiet(), seed, &cells, Up);
+        g.put(p(22, 12), cell(b'7', 1));
+        let mut ticks = 0;
+        while score(&g, robot) == 0 {
+            g.step();
+            ticks += 1;
+            assert!(ticks <= 12, "seed {seed}: the digit is still there after {ticks} ticks");
+        }
+        assert_eq!(score(&g, robot), 7);
+        if ticks == 2 {
+            quick += 1;
+        }
+    }
+    // Straight there, but for a random wander now and then.
+    assert!(quick >= 40, "only {quick} of 50 went straight for it");
+}
+
+#[test]
+fn a_robot_turns_away_from_walls_stones_and_bodies() {
+    // Heading right at (30, 10) with something right ahead, or at the
+    // right wall.
+    let obstacles = [
+        ("stone", vec![(p(31, 10), cell(STONE, 0))]),
+        ("dead snake", vec![(p(31, 10), cell(DEAD_HEAD, 0)), (p(31, 11), cell(DEAD_TAIL, 0))]),
+        ("body", vec![(p(31, 10), cell(BODY, 3))]),
+    ];
+    for seed in 0..30 {
+        for (what, obstacle) in &obstacles {
+            let cells = line(p(30, 10), Right, 3);
+            let (mut g, _, robot) = one_robot_at(quiet(), seed, &cells, Right);
+            for &(pos, c) in obstacle {
+                g.put(pos, c);
+            }
+            g.step();
+            assert!(alive(&g, robot), "seed {seed}: ran into a {what}");
+            assert!([p(30, 9), p(30, 11)].contains(&snake(&g, robot)[0]), "seed {seed}: {what}");
+        }
+        for (head, dir) in [(p(49, 10), Right), (p(0, 10), Left), (p(20, 0), Up), (p(20, 24), Down)] {
+            let (mut g, _, robot) = one_robot_at(quiet(), seed, &line(head, dir, 3), dir);
+            for _ in 0..5 {
+                g.step();
+            }
+            assert!(alive(&g, robot), "seed {seed}: ran out of the field heading {dir:?}");
+        }
+    }
+}
+
+#[test]
+fn a_robot_can_be_beaten_a_body_across_its_only_way_kills_it() {
+    // A corridor of stones at y 9 and 11; the robot in it heading right;
+    // the person's snake, heading up, lies across its end at x 12.
+    let settings = GameSettings { kill_points: 1000, ..quiet() };
+    let robot_cells = line(p(10, 10), Right, 3);
+    let (mut g, person, robot) = one_robot_at(settings, 1, &robot_cells, Right);
+    for x in 5..=11 {
+        g.put(p(x, 9), cell(STONE, 0));
+        g.put(p(x, 11), cell(STONE, 0));
+    }
+    g.set_parked(person, false);
+    place(&mut g, person, &line(p(12, 8), Up, 7), Up);
+    g.step();
+    assert!(alive(&g, robot), "one free cell ahead");
+    assert_eq!(snake(&g, robot)[0], p(11, 10));
+    g.step();
+    assert_eq!(game_overs(&g), vec![robot], "nowhere to go: it ran into the person");
+    assert_drawn_dead(&g, &[p(11, 10), p(10, 10), p(9, 10)]);
+    assert_eq!(score(&g, person), 1000, "kill points for the person");
+    assert!(g.is_running(), "the person plays on");
+}
+
+#[test]
+fn the_same_seed_and_inputs_give_the_same_world_with_robots() {
+    // Eight people and up to ten snakes: robots come and go as people die
+    // and join again.
+    let settings = GameSettings { kill_points: 10, robots: 10, ..GameSettings::default() };
+    let a = script_with(settings.clone(), 42);
+    let b = script_with(settings.clone(), 42);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "step {i}");
+    }
+    let robot_events = |s: &[(crate::grid::Grid, Vec<Event>)]| {
+        s.iter()
+            .flat_map(|(_, e)| e)
+            .filter(|e| matches!(e, Event::Joined { id, .. } | Event::GameOver(id) if id.is_robot()))
+            .count()
+    };
+    assert!(robot_events(&a) > 10, "robots joined and left: {}", robot_events(&a));
+    assert_ne!(script_with(settings, 43).last().map(|(g, _)| g), a.last().map(|(g, _)| g));
+}
+
+#[test]
+fn robot_ids_are_not_members() {
+    let mut g = Game::new(with_robots(3), 1);
+    assert!(!g.add_player(pid(-1), "fake".into()), "a robot id cannot be added as a player");
+    assert_eq!(g.join(pid(-1)), Err(JoinError::UnknownPlayer));
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod publisher;
 pub mod rendezvous;
+pub mod robot;
 pub mod room;
 pub mod settings;
 pub mod settings_args;

@@ -29,6 +29,7 @@ pub struct WorkerMetrics {
     pub rooms: IntGauge,
     /// Players (not spectators) in the rooms.
     pub players: IntGauge,
+    /// Snakes alive, robot snakes included.
     pub snakes_alive: IntGauge,
     pub frames_published: IntCounter,
     pub publish_errors: IntCounter,
@@ -65,7 +66,10 @@ impl WorkerMetrics {
                 "snakepit_room_players",
                 "Players (not spectators) in this worker's rooms",
             ))?,
-            snakes_alive: IntGauge::with_opts(opts("snakepit_snakes_alive", "Snakes alive in this worker's rooms"))?,
+            snakes_alive: IntGauge::with_opts(opts(
+                "snakepit_snakes_alive",
+                "Snakes alive in this worker's rooms, robots included",
+            ))?,
             frames_published: IntCounter::with_opts(opts(
                 "snakepit_frames_published_total",
                 "Frames published by rooms",

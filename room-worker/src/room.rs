@@ -337,6 +337,12 @@ impl<B: Backend> Room<B> {
     }
 
     fn handle(&mut self, RoomInput { player, conn, kind }: RoomInput) {
+        // Robot snakes belong to the game, never to a member: nobody enters,
+        // steers or leaves as one (gateways give people positive ids).
+        if player.is_robot() {
+            debug!(room = %self.id, %player, "input for a robot id ignored");
+            return;
+        }
         // Presence changes nothing a snapshot holds.
         if !matches!(kind, InputKind::Presence(_)) {
             self.dirty = true;
@@ -491,7 +497,9 @@ impl<B: Backend> Room<B> {
         }
     }
 
-    /// Brings the alive-snakes gauge in line with this room's count.
+    /// Brings the alive-snakes gauge in line with this room's count, robots
+    /// included (they cost a tick like anyone's snake; the players gauge
+    /// counts people).
     fn sync_alive_metric(&mut self) {
         let alive = self.game.alive_count() as i64;
         self.metrics.snakes_alive.add(alive - self.alive_reported);

@@ -32,6 +32,10 @@ pub struct GameSettings {
     pub kill_points: u64,
     /// Length of the top scores list.
     pub top_scores: usize,
+    /// Snakes a room keeps alive while someone plays, robots making up
+    /// the difference (see `robot.rs`). None in a snapshot from before.
+    #[serde(default)]
+    pub robots: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,6 +54,8 @@ pub enum SettingsError {
     Digits,
     #[error("top scores must keep between 1 and 100 entries")]
     TopScores,
+    #[error("robots must be at most max players")]
+    Robots,
 }
 
 impl GameSettings {
@@ -68,6 +74,7 @@ impl GameSettings {
             stones: true,
             kill_points: 0,
             top_scores: 15,
+            robots: 0,
         }
     }
 
@@ -93,6 +100,9 @@ impl GameSettings {
         }
         if !(1..=MAX_TOP_SCORES).contains(&self.top_scores) {
             return Err(SettingsError::TopScores);
+        }
+        if self.robots > self.max_players {
+            return Err(SettingsError::Robots);
         }
         Ok(())
     }
@@ -138,5 +148,8 @@ mod tests {
         assert_eq!(GameSettings { initial_length: 0, ..d.clone() }.validate(), Err(SettingsError::InitialLength));
         assert_eq!(GameSettings { digit_spawn_rate: 1.5, ..d.clone() }.validate(), Err(SettingsError::SpawnRate));
         assert_eq!(GameSettings { digit_min: 5, digit_max: 4, ..d.clone() }.validate(), Err(SettingsError::Digits));
+        assert_eq!(GameSettings { robots: 11, ..d.clone() }.validate(), Err(SettingsError::Robots));
+        assert_eq!(GameSettings { robots: 10, ..d.clone() }.validate(), Ok(()));
+        assert_eq!(GameSettings { robots: 3, max_players: 2, ..d.clone() }.validate(), Err(SettingsError::Robots));
     }
 }

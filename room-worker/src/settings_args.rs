@@ -52,6 +52,10 @@ pub struct GameArgs {
     /// Points for the snake another snake ran into.
     #[arg(long, env = "SNAKEPIT_KILL_POINTS")]
     pub kill_points: Option<u64>,
+    /// Snakes a room keeps alive while someone plays: robot snakes make up
+    /// the difference and give their places up to people (0: none).
+    #[arg(long, env = "SNAKEPIT_ROBOTS")]
+    pub robots: Option<u16>,
     /// Seconds a disconnected player's snake waits, parked, for its player.
     #[arg(long, env = "SNAKEPIT_RESUME_GRACE_SECS", default_value_t = 5.0)]
     pub resume_grace_secs: f64,
@@ -109,6 +113,7 @@ impl GameArgs {
         s.digit_max = self.digit_max.unwrap_or(s.digit_max);
         s.stones = s.stones && !self.no_stones;
         s.kill_points = self.kill_points.unwrap_or(s.kill_points);
+        s.robots = self.robots.unwrap_or(s.robots);
         s.validate()?;
         Ok(s)
     }
@@ -122,5 +127,32 @@ impl GameArgs {
             presence_timeout: secs("presence timeout", self.presence_timeout_secs)?,
             seat_hold: secs("seat hold", self.seat_hold_secs)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        game: GameArgs,
+    }
+
+    fn settings(args: &[&str]) -> Result<GameSettings, ArgsError> {
+        let cli = Cli::try_parse_from(std::iter::once("test").chain(args.iter().copied())).unwrap();
+        cli.game.settings()
+    }
+
+    #[test]
+    fn robots_are_off_by_default_set_by_the_flag_and_bounded_by_max_players() {
+        assert_eq!(settings(&[]).unwrap().robots, 0);
+        assert_eq!(settings(&["--preset", "original"]).unwrap().robots, 0);
+        assert_eq!(settings(&["--robots", "3"]).unwrap().robots, 3);
+        assert!(matches!(settings(&["--robots", "11"]), Err(ArgsError::Settings(SettingsError::Robots))));
+        assert_eq!(settings(&["--robots", "11", "--max-players", "12"]).unwrap().robots, 11);
     }
 }

@@ -33,3 +33,90 @@ impl RoomSnapshot {
         rmp_serde::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use snakepit_shared::PlayerId;
+
+    use super::*;
+    use crate::settings::GameSettings;
+
+    /// A game of one person and three robots, all born.
+    fn with_robots() -> Game {
+        let settings = GameSettings { robots: 4, ..GameSettings::default() };
+        let mut game = Game::new(settings, 9);
+        // Parking credit is earned while playing; the room sets it so.
+        game.set_park_allowance(100);
+        game.add_player(PlayerId(1), "ann".into());
+        game.join(PlayerId(1)).unwrap();
+        game.step();
+        game.clear_events();
+        game
+    }
+
+    fn robot_ids(game: &Game) -> Vec<PlayerId> {
+        game.players().iter().filter(|p| p.alive && p.id.is_robot()).map(|p| p.id).collect()
+    }
+
+    fn round_trip(game: &Game) -> Game {
+        let bytes = RoomSnapshot { game: game.clone(), members: vec![] }.encode().unwrap();
+        RoomSnapshot::decode(&bytes).unwrap().game
+    }
+
+    #[test]
+    fn robots_and_their_numbering_survive_a_snapshot() {
+        let game = with_robots();
+        let mut restored = round_trip(&game);
+        assert_eq!(robot_ids(&restored), vec![PlayerId(-1), PlayerId(-2), PlayerId(-3)]);
+        for id in robot_ids(&game) {
+            assert_eq!(restored.player(id).unwrap().snake, game.player(id).unwrap().snake);
+        }
+        assert_eq!(restored.grid(), game.grid());
+        // A robot dies; its replacement, a second later, has a new number:
+        // the counter came through, no id is given twice in the room.
+        // (The person stands parked meanwhile: it keeps the game going.)
+        restored.set_park_allowance(100);
+        restored.set_parked(PlayerId(1), true);
+        restored.kill(PlayerId(-1));
+        for _ in 0..10 {
+            restored.step();
+        }
+        let ids = robot_ids(&restored);
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(ids.contains(&PlayerId(-4)), "the replacement is robot 4: {ids:?}");
+        assert!(!ids.contains(&PlayerId(-1)));
+    }
+
+    /// A snapshot written before robots existed (no `robots` in the
+    /// settings, no robot counter or wait in the game) still loads, with
+    /// none. The layout is MessagePack's: a struct is an array of its
+    /// fields, so the old one is the new one without its last fields.
+    #[test]
+    fn a_snapshot_from_before_robots_still_loads() {
+        let mut game = Game::new(GameSettings::default(), 3);
+        game.add_player(PlayerId(1), "ann".into());
+        game.join(PlayerId(1)).unwrap();
+        game.step();
+        game.clear_events();
+        let new = RoomSnapshot { game: game.clone(), members: vec![] }.encode().unwrap();
+        let settings = rmp_serde::to_vec(game.settings()).unwrap();
+        // [snapshot: 2 fields] [game: 10 fields] [settings: 13 fields ... robots = 0]
+        // ... [robots_made = 0] [robots_wait_until] [members: empty]
+        assert_eq!(&new[..3], &[0x92, 0x9a, 0x9d]);
+        assert_eq!(new[2 + settings.len() - 1], 0x00, "robots, last of the settings");
+        let wait = rmp_serde::to_vec(&(game.tick() + 10)).unwrap();
+        let tail_len = 1 + wait.len() + 1;
+        let tail = &new[new.len() - tail_len..];
+        assert_eq!(tail[0], 0x00, "robots_made");
+        assert_eq!(tail[tail.len() - 1], 0x90, "no members");
+        let mut old = vec![0x92, 0x98, 0x9c];
+        old.extend_from_slice(&new[3..2 + settings.len() - 1]);
+        old.extend_from_slice(&new[2 + settings.len()..new.len() - tail_len]);
+        old.push(0x90);
+        let loaded = RoomSnapshot::decode(&old).unwrap().game;
+        assert_eq!(loaded.settings(), game.settings());
+        assert_eq!(loaded.settings().robots, 0);
+        assert_eq!(loaded.grid(), game.grid());
+        assert_eq!(loaded.player(PlayerId(1)).unwrap().snake, game.player(PlayerId(1)).unwrap().snake);
+    }
+}

@@ -1,6 +1,6 @@
-//! Properties of the game under random play: random settings, seeds and
-//! sequences of joins, turns, kills and steps, checked after every step.
-//! Uses the public API only.
+//! Properties of the game under random play: random settings (robots
+//! among them), seeds and sequences of joins, turns, kills and steps,
+//! checked after every step. Uses the public API only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -59,21 +59,25 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         any::<bool>(),
         prop::sample::select(vec![0u64, 1000]),
         1usize..=15,
+        prop::sample::select(vec![0u16, 0, 1, 2, 3, 10]),
     )
-        .prop_map(|(width, height, max_players, initial_length, digits, stones_rate, stones, kill_points, top)| {
-            GameSettings {
-                width,
-                height,
-                max_players,
-                initial_length,
-                digit_spawn_rate: digits,
-                stone_spawn_rate: stones_rate,
-                stones,
-                kill_points,
-                top_scores: top,
-                ..GameSettings::default()
-            }
-        });
+        .prop_map(
+            |(width, height, max_players, initial_length, digits, stones_rate, stones, kill_points, top, robots)| {
+                GameSettings {
+                    width,
+                    height,
+                    max_players,
+                    initial_length,
+                    digit_spawn_rate: digits,
+                    stone_spawn_rate: stones_rate,
+                    stones,
+                    kill_points,
+                    top_scores: top,
+                    robots: robots.min(max_players),
+                    ..GameSettings::default()
+                }
+            },
+        );
     (settings, any::<u64>(), 1usize..=10).prop_flat_map(|(settings, seed, players)| {
         prop::collection::vec(op(players), 1..360).prop_map(move |ops| Scenario {
             settings: settings.clone(),
@@ -193,6 +197,25 @@ fn check_snakes(game: &Game) {
     }
 }
 
+/// Robots the game must not exceed beside `humans` people: none without
+/// people, else the settings' snakes less the people.
+fn robots_allowed(settings: &GameSettings, humans: usize) -> usize {
+    if humans == 0 { 0 } else { usize::from(settings.robots).saturating_sub(humans) }
+}
+
+/// Robots make up the number and no more, leave with the last person, and
+/// their ids are never given twice.
+fn check_robots(game: &Game, settings: &GameSettings, gone: &HashSet<PlayerId>, when: &str) {
+    let (humans, robots) = (game.humans_alive(), game.robots_alive());
+    assert!(robots <= robots_allowed(settings, humans), "{when}: {robots} robots beside {humans} people");
+    for p in game.players().iter().filter(|p| p.id.is_robot() && p.alive) {
+        assert!(!gone.contains(&p.id), "{when}: robot id {} given again", p.id);
+    }
+    for entry in game.top_scores() {
+        assert!(!entry.name.starts_with("robot "), "{when}: a robot in the top scores: {}", entry.name);
+    }
+}
+
 fn run(s: &Scenario) {
     let mut game = Game::new(s.settings.clone(), s.seed);
     // Parking never runs out in these sequences (its credit has its own test).
@@ -209,17 +232,40 @@ fn run(s: &Scenario) {
     let mut lives: HashMap<PlayerId, u64> = HashMap::new();
     let mut steps = 0u32;
 
+    // Robots that died or retired: their ids must not come back.
+    let mut gone: HashSet<PlayerId> = HashSet::new();
+    let note_gone = |game: &Game, gone: &mut HashSet<PlayerId>| {
+        for e in game.events() {
+            if let Event::GameOver(id) = e {
+                if id.is_robot() {
+                    gone.insert(*id);
+                }
+            }
+        }
+    };
+
     for op in &s.ops {
         match *op {
             Op::Join(i) => {
-                if game.join(ids[i]).is_ok() {
-                    lives.insert(ids[i], 0);
+                let robots = game.robots_alive();
+                match game.join(ids[i]) {
+                    Ok(()) => {
+                        lives.insert(ids[i], 0);
+                    }
+                    Err(e) if game.player(ids[i]).is_some_and(|p| !p.alive) => {
+                        assert_eq!(robots, 0, "{e} although a robot could give its place up");
+                    }
+                    Err(_) => {}
                 }
+                note_gone(&game, &mut gone);
+                check_robots(&game, &s.settings, &HashSet::new(), "after a join");
             }
             Op::Turn(i, d) => game.turn(ids[i], d),
             Op::Kill(i) => {
                 game.kill(ids[i]);
                 lives.remove(&ids[i]);
+                note_gone(&game, &mut gone);
+                check_robots(&game, &s.settings, &HashSet::new(), "after a kill");
             }
             Op::Park(i, parked) => game.set_parked(ids[i], parked),
             Op::Step => {
@@ -233,6 +279,8 @@ fn run(s: &Scenario) {
                     .map(|p| (p.id, p.snake.clone(), p.score, p.growth))
                     .collect();
                 game.step();
+                check_robots(&game, &s.settings, &gone, "after a step");
+                note_gone(&game, &mut gone);
                 for (id, snake, score, growth) in parked {
                     let p = game.player(id).expect("a parked player stays");
                     assert!(p.alive, "{} died while parked", p.name);
@@ -258,7 +306,9 @@ fn run(s: &Scenario) {
                 assert!(game.alive_count() <= usize::from(s.settings.max_players));
                 for p in game.players() {
                     if p.alive {
-                        let before = lives.insert(p.id, p.score).expect("an alive player has joined");
+                        // Robots join by themselves, in a step.
+                        let joined = lives.insert(p.id, p.score).or(p.id.is_robot().then_some(0));
+                        let before = joined.expect("an alive player has joined");
                         assert!(p.score >= before, "{}'s score fell from {before} to {}", p.name, p.score);
                     } else {
                         lives.remove(&p.id);
@@ -301,4 +351,26 @@ fn a_long_crowded_game_keeps_the_world_consistent() {
     }
     let settings = GameSettings { kill_points: 1000, ..GameSettings::default() };
     run(&Scenario { settings, seed: 1, players: 10, ops });
+}
+
+/// A long game of three people and seven robots on the original field:
+/// robots come and go as people die and join again.
+#[test]
+fn a_long_game_with_robots_keeps_the_world_consistent() {
+    let mut ops = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..3000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let i = (x % 3) as usize;
+        ops.push(match (x >> 8) % 10 {
+            0 => Op::Join(i),
+            1 | 2 => Op::Turn(i, Direction::ALL[((x >> 16) % 4) as usize]),
+            3 if x % 5 == 0 => Op::Park(i, (x >> 20) % 2 == 0),
+            _ => Op::Step,
+        });
+    }
+    let settings = GameSettings { kill_points: 1000, robots: 10, ..GameSettings::default() };
+    run(&Scenario { settings, seed: 2, players: 3, ops });
 }

@@ -223,3 +223,89 @@ async fn a_resumed_player_is_not_taken_for_silent() {
     assert!(!member.disconnected, "the resumed player was taken for silent");
     assert!(!snapshot.game.player(player).unwrap().parked);
 }
+
+/// The alive robots of a room's last snapshot, and its members' ids.
+async fn robots_in_snapshot(backend: &MemoryBackend, room: &RoomId) -> (Vec<PlayerId>, Vec<PlayerId>) {
+    use snakepit_shared::Ownership;
+    let (_, data) = backend.load_snapshot(room).await.unwrap().expect("a snapshot");
+    let s = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let robots = s.game.players().iter().filter(|p| p.alive && p.id.is_robot()).map(|p| p.id).collect();
+    (robots, s.members.iter().map(|m| m.player).collect())
+}
+
+/// Robots are the game's, never the room's members: the directory holds
+/// the person's seat only, the players gauge counts the person, the snakes
+/// gauge every snake; an input under a robot's id is ignored (nobody can
+/// enter as a robot and steer or remove it); and a room taken over from its
+/// snapshot goes on with its robots, numbering new ones after them.
+#[tokio::test(start_paused = true)]
+async fn robots_are_no_members_and_go_through_a_takeover() {
+    use snakepit_shared::{Ownership, Store};
+    let backend = MemoryBackend::new();
+    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let room = RoomId::parse("robots").unwrap();
+    backend.ensure_room(&room, 10).await.unwrap();
+    let ttl = Duration::from_secs(3600);
+    let mut config = RoomConfig {
+        grace: Duration::from_secs(600),
+        snapshot_every: Some(Duration::from_millis(100)),
+        ..config(10.0)
+    };
+    config.settings.robots = 4;
+    let lease = backend.acquire_lease(&room, "w1", ttl, 0).await.unwrap().unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r = Room::open(room.clone(), backend.clone(), config.clone(), lease_rx, None, 7, metrics.clone(), publisher)
+        .await
+        .unwrap();
+    let mut out = backend.subscribe_output(&room).await.unwrap();
+    let first = RoomControl::default();
+    let first_task = tokio::spawn(r.run(first.clone()));
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
+        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Ann goes away: her snake stands parked (and alive) for the grace
+    // period, so the robots play on.
+    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    // Someone enters under a robot's id, then leaves.
+    let fake = ConnId::random();
+    for kind in [InputKind::Enter { name: Some("mallory".into()), resync: false }, InputKind::Leave] {
+        backend.publish_input(&room, RoomInput { player: PlayerId(-1), conn: fake, kind }).await.unwrap();
+    }
+    let frames = frames_within(&mut out, Duration::from_secs(6)).await;
+    assert!(!frames.iter().any(|f| f.kind == FrameKind::Welcome(PlayerId(-1))), "nobody entered as a robot");
+    let born: String = frames.iter().map(|f| String::from_utf8_lossy(&f.payload).into_owned()).collect();
+    for id in [-1, -2, -3] {
+        assert!(born.contains(&format!("[\"p_joined\",{id},\"robot ")), "robot {id} joined: {born:.300}");
+    }
+    let (robots, members) = robots_in_snapshot(&backend, &room).await;
+    assert!(!robots.is_empty(), "robots play beside the parked snake");
+    assert_eq!(members, vec![player], "the person is the only member");
+    assert_eq!(backend.room(&room).await.unwrap().unwrap().players, 1, "one seat: the person's");
+    assert_eq!(metrics.players.get(), 1);
+    assert_eq!(metrics.snakes_alive.get(), 1 + robots.len() as i64, "snakes alive count robots");
+
+    // Another owner takes the room over from the final snapshot.
+    first.shutdown.cancel();
+    first_task.await.unwrap();
+    let (before, _) = robots_in_snapshot(&backend, &room).await;
+    let newest = before.iter().min().copied().unwrap();
+    backend.release_lease(&lease).await.unwrap();
+    let lease = backend.acquire_lease(&room, "w2", ttl, lease.epoch).await.unwrap().unwrap();
+    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
+    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, Some(snapshot), 8, metrics, publisher)
+        .await
+        .unwrap();
+    tokio::spawn(r.run(RoomControl::default()));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (after, _) = robots_in_snapshot(&backend, &room).await;
+    assert!((1..=3).contains(&after.len()), "robots play on: {after:?}");
+    for id in &after {
+        assert!(before.contains(id) || *id < newest, "robot {id} is either from before or numbered after them");
+    }
+}

@@ -447,6 +447,54 @@ test('two players in one room see each other', { timeout: 20_000 }, async () => 
   }
 });
 
+// Robot snakes: a gateway whose rooms keep four snakes alive gives a lone
+// player three robots (negative ids), which the players list marks with a
+// "bot" badge; the player's own entry has none.
+test('robot snakes are marked in the players list', { timeout: 30_000 }, async () => {
+  const gw = await startServer('gateway (robots)', GATEWAY_BIN,
+    ['--listen', '127.0.0.1:0', '--robots', '4', '--tick-rate', '2']);
+  const context = await browser.newContext();
+  try {
+    const page = await newPage(context, 'robots');
+    await page.goto(`${gw.url}/?room=robottest`);
+    await waitFor(page, 'the client script', () => window.snakepit && window.snakepit.connState === 'disconnected');
+    await page.fill('#name', 'lonely');
+    await page.click('#connect');
+    await waitFor(page, 'connected and handshake',
+      () => window.snakepit.connState === 'connected' && window.snakepit.playerId != null);
+    const id = await page.evaluate(() => window.snakepit.playerId);
+    await join(page);
+    const list = await waitFor(page, 'three robots in the players list', () => {
+      const items = [...document.querySelectorAll('#players li')];
+      if (items.length !== 4) return null;
+      return items.map((li) => ({
+        id: li.dataset.id,
+        me: li.classList.contains('me'),
+        robot: li.classList.contains('robot'),
+        name: li.querySelector('.pname').textContent,
+        badge: li.querySelector('.bot') ? li.querySelector('.bot').textContent : null,
+        title: li.querySelector('.bot') ? li.querySelector('.bot').title : null,
+      }));
+    });
+    const robots = list.filter((p) => p.robot);
+    assert.equal(robots.length, 3, JSON.stringify(list));
+    for (const r of robots) {
+      assert.ok(Number(r.id) < 0, `a robot's id is negative: ${JSON.stringify(r)}`);
+      assert.match(r.name, /^robot /);
+      assert.equal(r.badge, 'bot');
+      assert.match(r.title, /robot/i);
+    }
+    const me = list.find((p) => p.me);
+    assert.ok(me, JSON.stringify(list));
+    assert.equal(String(me.id), String(id));
+    assert.equal(me.badge, null, 'a person has no badge');
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await context.close();
+    await stopChild(gw.child, 5000);
+  }
+});
+
 // A rolled gateway: SIGTERM closes the page's socket with 1001 (today) or
 // 1012 (a draining gateway); a new gateway takes the port over. The page must
 // come back by itself and resume the same player, its snake still alive.
