@@ -270,7 +270,7 @@ async fn a_join_sent_before_the_world_arrives_is_not_lost() {
     a.send(json!(["new_player", "eager", "brand-new-room"])).await;
     a.send(json!(["join"])).await;
     let hs = a.until("handshake").await;
-    let id = hs[2].as_str().unwrap().to_string();
+    let id = id_of(&hs[2]);
     let joined = a.until("p_joined").await;
     assert_eq!(id_of(&joined[1]), id);
 }

@@ -62,8 +62,8 @@ async fn join_with_robots(c: &mut Client, id: &str, n: usize) -> HashMap<String,
 
 #[tokio::test]
 async fn a_lone_player_plays_against_three_robots_who_leave_with_it() {
-    // Four snakes: the player and three robots.
-    let server = Server::start_with(robots(4)).await;
+    // `--robots 3`: a lone player plays against three robots.
+    let server = Server::start_with(robots(3)).await;
     let mut a = server.client().await;
     let (id, _, _) = a.new_player("ann", Some("robots")).await;
     let joined = join_with_robots(&mut a, &id, 3).await;
@@ -135,9 +135,9 @@ async fn a_lone_player_plays_against_three_robots_who_leave_with_it() {
 }
 
 #[tokio::test]
-async fn two_players_leave_room_for_one_robot() {
-    // Three snakes: a lone player gets two robots, two players one.
-    let server = Server::start_with(robots(3)).await;
+async fn a_second_player_takes_a_robots_place() {
+    // `--robots 2`: a lone player gets two robots, two players one.
+    let server = Server::start_with(robots(2)).await;
     let mut a = server.client().await;
     let mut b = server.client().await;
     let (a_id, _, _) = a.new_player("ann", Some("duo-robots")).await;

@@ -49,9 +49,9 @@ impl Room {
         Self::with(seed, PLAYERS, 0)
     }
 
-    /// One player, and robots to make up ten snakes.
+    /// One player and nine robots: ten snakes.
     fn with_robots(seed: u64) -> Self {
-        Self::with(seed, 1, PLAYERS as u16)
+        Self::with(seed, 1, PLAYERS as u16 - 1)
     }
 
     fn with(seed: u64, players: usize, robots: u16) -> Self {

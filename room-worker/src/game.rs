@@ -366,15 +366,18 @@ impl Game {
 
     // ------------------------------------------------------------ robots
 
-    /// Robots wanted beside `humans` people alive: enough to make up the
-    /// settings' number of snakes, within the maximum; none while nobody
-    /// plays.
+    /// Robots wanted beside `humans` people alive: a lone person plays
+    /// against the settings' number of robots, and each further person
+    /// takes one robot's place (so there are always at least that many
+    /// snakes alive besides any one person), within the maximum; none while
+    /// nobody plays.
     fn robots_wanted(&self, humans: usize) -> usize {
-        if humans == 0 {
+        let robots = usize::from(self.settings.robots);
+        if humans == 0 || robots == 0 {
             return 0;
         }
         let max = usize::from(self.settings.max_players);
-        usize::from(self.settings.robots).saturating_sub(humans).min(max.saturating_sub(humans))
+        (robots + 1).saturating_sub(humans).min(max.saturating_sub(humans))
     }
 
     /// Ticks a place freed by a death stays free before a robot takes it.

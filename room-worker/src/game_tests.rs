@@ -1109,7 +1109,7 @@ fn person_and_robots(settings: GameSettings, seed: u64) -> (Game, PlayerId) {
 /// `dir`.
 fn one_robot_at(settings: GameSettings, seed: u64, cells: &[Pos], dir: Direction) -> (Game, PlayerId, PlayerId) {
     // Two snakes: the person and one robot.
-    let (mut g, person) = person_and_robots(GameSettings { robots: 2, ..settings }, seed);
+    let (mut g, person) = person_and_robots(GameSettings { robots: 1, ..settings }, seed);
     let robot = robots(&g)[0];
     wipe(&mut g);
     bystander(&mut g, person);
@@ -1119,7 +1119,7 @@ fn one_robot_at(settings: GameSettings, seed: u64, cells: &[Pos], dir: Direction
 
 #[test]
 fn a_lone_person_gets_robots_to_make_up_the_number() {
-    let (mut g, ids) = joined(with_robots(4), 3, 1);
+    let (mut g, ids) = joined(with_robots(3), 3, 1);
     let a = ids[0];
     g.step();
     // Three robots joined after the person, with ids -1, -2, -3, names of
@@ -1139,7 +1139,7 @@ fn a_lone_person_gets_robots_to_make_up_the_number() {
     assert_eq!(g.humans_alive(), 1);
     assert_eq!(robots(&g), vec![pid(-1), pid(-2), pid(-3)]);
     // No robot without a person: a game where nobody joined has none.
-    let mut empty = Game::new(with_robots(4), 3);
+    let mut empty = Game::new(with_robots(3), 3);
     empty.step();
     assert_eq!(empty.alive_count(), 0);
 }
@@ -1150,7 +1150,7 @@ fn colour_of(g: &Game, id: PlayerId) -> u8 {
 
 #[test]
 fn robots_are_kept_at_the_number_while_one_person_plays() {
-    let (mut g, _) = person_and_robots(GameSettings { robots: 4, ..GameSettings::default() }, 5);
+    let (mut g, _) = person_and_robots(GameSettings { robots: 3, ..GameSettings::default() }, 5);
     let delay = 10; // ticks: a second at the default rate
     let mut last_death = 0;
     let mut deaths = 0;
@@ -1179,7 +1179,7 @@ fn robots_are_kept_at_the_number_while_one_person_plays() {
 
 #[test]
 fn a_person_joining_takes_the_newest_robots_place_without_a_trace() {
-    let settings = GameSettings { max_players: 4, ..with_robots(4) };
+    let settings = GameSettings { max_players: 4, ..with_robots(3) };
     let (mut g, ids) = joined(settings, 2, 1);
     g.step();
     assert_eq!(robots(&g), vec![pid(-1), pid(-2), pid(-3)]);
@@ -1221,7 +1221,7 @@ fn a_person_joining_takes_the_newest_robots_place_without_a_trace() {
 #[test]
 fn a_person_joining_a_room_with_free_places_also_sends_a_robot_off() {
     // Ten places, three robots wanted: people take the robots' share.
-    let (mut g, _) = joined(with_robots(3), 2, 1);
+    let (mut g, _) = joined(with_robots(2), 2, 1);
     g.step();
     assert_eq!(robots(&g).len(), 2);
     g.add_player(pid(2), "p2".into());
@@ -1238,7 +1238,7 @@ fn a_person_joining_a_room_with_free_places_also_sends_a_robot_off() {
 fn when_the_last_person_dies_the_robots_retire_and_the_game_is_over() {
     // Killed (its player left), or run into the wall in a step.
     for in_step in [false, true] {
-        let (mut g, ids) = joined(with_robots(4), 6, 1);
+        let (mut g, ids) = joined(with_robots(3), 6, 1);
         let a = ids[0];
         g.step();
         let robot_cells: Vec<Pos> = robots(&g).iter().flat_map(|&r| snake(&g, r)).collect();
@@ -1428,7 +1428,7 @@ fn a_robot_can_be_beaten_a_body_across_its_only_way_kills_it() {
 fn the_same_seed_and_inputs_give_the_same_world_with_robots() {
     // Eight people and up to ten snakes: robots come and go as people die
     // and join again.
-    let settings = GameSettings { kill_points: 10, robots: 10, ..GameSettings::default() };
+    let settings = GameSettings { kill_points: 10, robots: 9, ..GameSettings::default() };
     let a = script_with(settings.clone(), 42);
     let b = script_with(settings.clone(), 42);
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
@@ -1446,7 +1446,7 @@ fn the_same_seed_and_inputs_give_the_same_world_with_robots() {
 
 #[test]
 fn robot_ids_are_not_members() {
-    let mut g = Game::new(with_robots(3), 1);
+    let mut g = Game::new(with_robots(2), 1);
     assert!(!g.add_player(pid(-1), "fake".into()), "a robot id cannot be added as a player");
     assert_eq!(g.join(pid(-1)), Err(JoinError::UnknownPlayer));
 }

@@ -32,8 +32,9 @@ pub struct GameSettings {
     pub kill_points: u64,
     /// Length of the top scores list.
     pub top_scores: usize,
-    /// Snakes a room keeps alive while someone plays, robots making up
-    /// the difference (see `robot.rs`). None in a snapshot from before.
+    /// Robot snakes a lone person plays against; each further person
+    /// takes one robot's place (see `Game::robots_wanted`, `robot.rs`).
+    /// None in a snapshot from before.
     #[serde(default)]
     pub robots: u16,
 }

@@ -52,8 +52,8 @@ pub struct GameArgs {
     /// Points for the snake another snake ran into.
     #[arg(long, env = "SNAKEPIT_KILL_POINTS")]
     pub kill_points: Option<u64>,
-    /// Snakes a room keeps alive while someone plays: robot snakes make up
-    /// the difference and give their places up to people (0: none).
+    /// Robot snakes a lone player plays against; each further person who
+    /// plays takes one robot's place (0: none).
     #[arg(long, env = "SNAKEPIT_ROBOTS")]
     pub robots: Option<u16>,
     /// Seconds a disconnected player's snake waits, parked, for its player.

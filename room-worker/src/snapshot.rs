@@ -43,7 +43,7 @@ mod tests {
 
     /// A game of one person and three robots, all born.
     fn with_robots() -> Game {
-        let settings = GameSettings { robots: 4, ..GameSettings::default() };
+        let settings = GameSettings { robots: 3, ..GameSettings::default() };
         let mut game = Game::new(settings, 9);
         // Parking credit is earned while playing; the room sets it so.
         game.set_park_allowance(100);

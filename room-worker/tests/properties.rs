@@ -200,10 +200,11 @@ fn check_snakes(game: &Game) {
 /// Robots the game must not exceed beside `humans` people: none without
 /// people, else the settings' snakes less the people.
 fn robots_allowed(settings: &GameSettings, humans: usize) -> usize {
-    if humans == 0 { 0 } else { usize::from(settings.robots).saturating_sub(humans) }
+    let robots = usize::from(settings.robots);
+    if humans == 0 || robots == 0 { 0 } else { (robots + 1).saturating_sub(humans) }
 }
 
-/// Robots make up the number and no more, leave with the last person, and
+/// A lone person gets the settings' robots, each further person one fewer, leave with the last person, and
 /// their ids are never given twice.
 fn check_robots(game: &Game, settings: &GameSettings, gone: &HashSet<PlayerId>, when: &str) {
     let (humans, robots) = (game.humans_alive(), game.robots_alive());

@@ -251,7 +251,7 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
         snapshot_every: Some(Duration::from_millis(100)),
         ..config(10.0)
     };
-    config.settings.robots = 4;
+    config.settings.robots = 3;
     let lease = backend.acquire_lease(&room, "w1", ttl, 0).await.unwrap().unwrap();
     let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());

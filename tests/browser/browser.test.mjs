@@ -447,12 +447,12 @@ test('two players in one room see each other', { timeout: 20_000 }, async () => 
   }
 });
 
-// Robot snakes: a gateway whose rooms keep four snakes alive gives a lone
+// Robot snakes: a gateway with --robots 3 gives a lone
 // player three robots (negative ids), which the players list marks with a
 // "bot" badge; the player's own entry has none.
 test('robot snakes are marked in the players list', { timeout: 30_000 }, async () => {
   const gw = await startServer('gateway (robots)', GATEWAY_BIN,
-    ['--listen', '127.0.0.1:0', '--robots', '4', '--tick-rate', '2']);
+    ['--listen', '127.0.0.1:0', '--no-data-dir', '--robots', '3', '--tick-rate', '2']);
   const context = await browser.newContext();
   try {
     const page = await newPage(context, 'robots');
