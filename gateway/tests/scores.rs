@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use snakepit_gateway::score_file::FILE_NAME;
 use support::cluster::Proc;
-use support::{Client, Server, View};
+use support::{Client, Event, Server, View, id_of};
 
 /// A small field, so that a snake reaches its birthday digit and then a
 /// wall in a few ticks; no random digits or stones.
@@ -72,7 +72,7 @@ async fn score_then_die(client: &mut Client, name: &str) -> (u64, u64) {
         let mut steering = true;
         for _ in 0..1000 {
             let frame = client.frame().await;
-            if frame.find("p_gameover").is_some_and(|c| c[1] == id.as_str()) {
+            if frame.find("p_gameover").is_some_and(|c| id_of(&c[1]) == id) {
                 break;
             }
             let score = client.view.scores.get(&id).copied().unwrap_or(0);
@@ -105,9 +105,8 @@ async fn welcome_top_scores(client: &mut Client, name: &str) -> Vec<Value> {
     client.until("top_scores").await[1].as_array().unwrap().clone()
 }
 
-/// What newcomers see after a restart. The first visitor starts the room,
-/// which loads the top scores from the store in the background (its
-/// welcome may go out before); a second visitor of that room sees them.
+/// What newcomers see after a restart: the first visitor starts the room,
+/// which loads the top scores before its first welcome; a second visitor.
 async fn top_scores_after_restart(addr: SocketAddr) -> (Vec<Value>, Vec<Value>) {
     let mut first = Client::connect(addr).await;
     let first_seen = welcome_top_scores(&mut first, "first").await;
@@ -146,8 +145,55 @@ async fn top_scores_survive_a_restart_of_the_standalone_server() {
 
     let server = Server::start_with(config).await;
     let (first, second) = top_scores_after_restart(server.addr).await;
-    eprintln!("after the restart the first visitor saw {first:?}");
-    assert_eq!(second, vec![json!(["keeper", score, colour])]);
+    assert_eq!(first, vec![json!(["keeper", score, colour])], "the first visitor");
+    assert_eq!(second, first);
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+}
+
+/// A game still going when the server stops counts as ended, as in the
+/// original (whose players all died when it stopped): the score of a
+/// snake alive at the stop is in the top scores after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_score_of_a_snake_alive_at_the_stop_is_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = support::config(settings());
+    config.data_dir = Some(data.path().to_path_buf());
+    let server = Server::start_with(config.clone()).await;
+    let mut client = server.client().await;
+    let (id, _, _) = client.new_player("alive", None).await;
+    client.join(&id).await;
+    for _ in 0..1000 {
+        if client.view.scores.get(&id).copied().unwrap_or(0) > 0 {
+            break;
+        }
+        client.frame().await;
+        if let (Some(key), Some(dir)) = (towards_digit(&client.view, &id), client.view.direction(&id)) {
+            if key != key_of(dir) {
+                client.send(json!(key)).await;
+            }
+        }
+    }
+    client.head_for_open_space(&id).await;
+    let (score, colour) = (client.view.scores[&id], client.view.colours[&id]);
+    server.shutdown.cancel();
+    // Alive until the gateway closed the client: its snake parked, no death.
+    loop {
+        match client.next().await {
+            Event::Frame(f) => {
+                assert!(f.find("p_gameover").is_none_or(|c| id_of(&c[1]) != id), "the snake died before the stop");
+            }
+            Event::Closed(code) => {
+                assert_eq!(code, Some(1012));
+                break;
+            }
+        }
+    }
+    server.task.await.unwrap();
+
+    let server = Server::start_with(config).await;
+    let (first, _) = top_scores_after_restart(server.addr).await;
+    assert_eq!(first, vec![json!(["alive", score, colour])]);
     server.shutdown.cancel();
     server.task.await.unwrap();
 }

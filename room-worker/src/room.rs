@@ -20,7 +20,7 @@ use snakepit_shared::{
     Subscription,
 };
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -38,6 +38,8 @@ const MAX_MEMBERS: usize = 1000;
 const MAX_SUPERSEDED: usize = 4 * MAX_MEMBERS;
 /// Longest a taken-over room waits for its players to be resynchronised.
 const HOLD_AFTER_TAKEOVER: Duration = Duration::from_secs(1);
+/// How long a room's opening waits for the top scores.
+const TOP_SCORES_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug)]
 pub struct RoomConfig {
@@ -133,6 +135,8 @@ pub struct Room<B> {
     /// Connections replaced by a newer one of the same player: an enter
     /// from one of them is answered with `Superseded` again, never let in.
     superseded: HashMap<ConnId, PlayerId>,
+    /// The top scores were loaded when the room opened.
+    scores_loaded: bool,
 }
 
 impl<B: Backend> Room<B> {
@@ -182,6 +186,19 @@ impl<B: Backend> Room<B> {
         };
         // A snake may stand parked for the grace period in a row at most.
         game.set_park_allowance((config.grace.as_secs_f64() * config.settings.tick_rate).ceil() as u32);
+        // The top scores are in the welcome from the first visitor on (a
+        // slow store: they follow in the background, see `run`).
+        let scores_loaded = match timeout(TOP_SCORES_WAIT, backend.top_scores(config.settings.top_scores)).await {
+            Ok(Ok(scores)) => {
+                game.set_top_scores(scores);
+                true
+            }
+            Ok(Err(e)) => {
+                warn!(room = %id, error = %e, "could not load top scores; retrying in the background");
+                false
+            }
+            Err(_) => false,
+        };
         let restored = !members.is_empty();
         let awaiting = members.iter().filter(|(_, m)| m.player).map(|(id, _)| *id).collect();
         let mut room = Self {
@@ -203,6 +220,7 @@ impl<B: Backend> Room<B> {
             hold_until: None,
             awaiting: Default::default(),
             superseded: HashMap::new(),
+            scores_loaded,
         };
         if restored {
             room.hold_until = Some(Instant::now() + HOLD_AFTER_TAKEOVER);
@@ -217,7 +235,9 @@ impl<B: Backend> Room<B> {
         self.metrics.players.add(players);
         self.sync_alive_metric();
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
-        self.refresh_top_scores();
+        if !self.scores_loaded {
+            self.refresh_top_scores();
+        }
         self.announce_epoch();
         let mut ticks = tokio::time::interval(self.config.settings.tick_period());
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -235,6 +255,11 @@ impl<B: Backend> Room<B> {
                 _ = control.shutdown.cancelled() => {
                     if snapshot_every.is_some() {
                         self.save_snapshot().await;
+                    } else {
+                        // Nobody takes the room over (standalone): the
+                        // game ends here, as the original's did when its
+                        // players left, and its scores must be kept.
+                        self.submit_final_scores().await;
                     }
                     break RoomExit::HandedOver;
                 }
@@ -671,6 +696,23 @@ impl<B: Backend> Room<B> {
                 Err(e) => warn!(error = %e, "could not load top scores"),
             }
         });
+    }
+
+    /// The game ends with the room (no successor): its top scores and the
+    /// scores of the people still alive go to the store, awaited, so that
+    /// they are in it when the room is gone.
+    async fn submit_final_scores(&self) {
+        let alive = self.game.players().iter().filter(|p| p.alive && !p.id.is_robot() && p.score > 0);
+        let entries = self.game.top_scores().iter().cloned().chain(alive.map(|p| ScoreEntry {
+            name: p.name.clone(),
+            score: p.score,
+            colour: p.colour,
+        }));
+        for entry in entries {
+            if let Err(e) = self.backend.submit_score(entry).await {
+                warn!(room = %self.id, error = %e, "could not save a top score");
+            }
+        }
     }
 
     /// Saves the game's top scores to the shared store, then reloads the
