@@ -97,7 +97,10 @@ async fn every_close_is_counted_once_by_its_code() {
     // A flood: 1008.
     let mut flood = server.client().await;
     for _ in 0..400 {
-        flood.send(json!(["ping"])).await;
+        // The gateway may close (and reset) before the flood is all out.
+        if !flood.try_send(json!(["ping"])).await {
+            break;
+        }
     }
     assert_eq!(flood.closed().await, Some(1008));
 
