@@ -204,39 +204,30 @@ fn report(label: &str, mut room: Room, ticks: u32) {
     assert!(avg_moving >= 9.0, "the benchmark must keep ~10 snakes moving, got {avg_moving:.2}");
 }
 
+/// Times the tick alone (step, encode, clear); the players' steering
+/// between ticks is not measured.
+fn bench_ticks(c: &mut Criterion, name: &str, mut room: Room) {
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut measured = Duration::ZERO;
+            for _ in 0..iters {
+                room.play();
+                let start = Instant::now();
+                let frame = room.tick();
+                measured += start.elapsed();
+                black_box(frame);
+            }
+            measured
+        });
+    });
+}
+
 fn room_tick(c: &mut Criterion) {
     report("room_tick", Room::new(7), 20_000);
     report("room_tick with robots", Room::with_robots(7), 20_000);
 
-    c.bench_function("room_tick/10_snakes_50x25_step_encode_clear", |b| {
-        let mut room = Room::new(1);
-        b.iter_custom(|iters| {
-            let mut measured = Duration::ZERO;
-            for _ in 0..iters {
-                room.play();
-                let start = Instant::now();
-                let frame = room.tick();
-                measured += start.elapsed();
-                black_box(frame);
-            }
-            measured
-        });
-    });
-
-    c.bench_function("room_tick/1_player_9_robots_50x25_step_encode_clear", |b| {
-        let mut room = Room::with_robots(1);
-        b.iter_custom(|iters| {
-            let mut measured = Duration::ZERO;
-            for _ in 0..iters {
-                room.play();
-                let start = Instant::now();
-                let frame = room.tick();
-                measured += start.elapsed();
-                black_box(frame);
-            }
-            measured
-        });
-    });
+    bench_ticks(c, "room_tick/10_snakes_50x25_step_encode_clear", Room::new(1));
+    bench_ticks(c, "room_tick/1_player_9_robots_50x25_step_encode_clear", Room::with_robots(1));
 
     // One robot's decision on a world in full play, for each robot of the
     // room in turn.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use snakepit_room_worker::publisher::Publisher;
 use snakepit_room_worker::room::{Room, RoomConfig, RoomControl};
 use snakepit_room_worker::{GameSettings, WorkerMetrics};
-use snakepit_shared::{Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, PlayerId, RoomId, RoomInput};
+use snakepit_shared::{
+    Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, RoomInput, Store,
+};
 
 fn config(tick_rate: f64) -> RoomConfig {
     RoomConfig {
@@ -47,10 +49,7 @@ async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
         Room::open(room.clone(), backend.clone(), config(0.1), lease_rx, None, 7, metrics, publisher).await.unwrap();
     let mut out = backend.subscribe_output(&room).await.unwrap();
     tokio::spawn(r.run(RoomControl::default()));
-    let (player, conn) = (PlayerId::random(), ConnId::random());
-    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
-        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
-    }
+    let (player, conn) = enter_and_join(&backend, &room).await;
     let first = frames_within(&mut out, Duration::from_millis(10_500)).await;
     assert!(first.iter().any(|f| matches!(f.kind, FrameKind::Welcome(_))));
     assert!(String::from_utf8_lossy(&first.last().unwrap().payload).contains("p_joined"), "the snake was born");
@@ -73,7 +72,6 @@ async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
 /// next snapshot holds them, though nothing changed since.
 #[tokio::test(start_paused = true)]
 async fn changes_not_saved_are_saved_once_the_lease_is_back() {
-    use snakepit_shared::Ownership;
     let backend = MemoryBackend::new();
     let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("unsaved").unwrap();
@@ -107,8 +105,38 @@ async fn changes_not_saved_are_saved_once_the_lease_is_back() {
 }
 
 /// The player's snake in the room's last snapshot: (cells, score, parked).
+/// A player ("ann") enters the room and joins.
+async fn enter_and_join(backend: &MemoryBackend, room: &RoomId) -> (PlayerId, ConnId) {
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
+        backend.publish_input(room, RoomInput { player, conn, kind }).await.unwrap();
+    }
+    (player, conn)
+}
+
+/// The first owner has stopped: "w2" takes the lease over and opens the
+/// room from its final snapshot.
+async fn take_over(
+    backend: &MemoryBackend,
+    room: &RoomId,
+    lease: Lease,
+    ttl: Duration,
+    config: RoomConfig,
+    metrics: WorkerMetrics,
+) {
+    backend.release_lease(&lease).await.unwrap();
+    let lease = backend.acquire_lease(room, "w2", ttl, lease.epoch).await.unwrap().unwrap();
+    let (_, data) = backend.load_snapshot(room).await.unwrap().unwrap();
+    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, Some(snapshot), 8, metrics, publisher)
+        .await
+        .unwrap();
+    tokio::spawn(r.run(RoomControl::default()));
+}
+
 async fn snake_in_snapshot(backend: &MemoryBackend, room: &RoomId, player: PlayerId) -> (Vec<(u16, u16)>, u64, bool) {
-    use snakepit_shared::Ownership;
     let (_, data) = backend.load_snapshot(room).await.unwrap().expect("a snapshot");
     let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
     let p = snapshot.game.player(player).unwrap_or_else(|| {
@@ -124,7 +152,6 @@ async fn snake_in_snapshot(backend: &MemoryBackend, room: &RoomId, player: Playe
 /// player enters again.
 #[tokio::test(start_paused = true)]
 async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
-    use snakepit_shared::Ownership;
     let backend = MemoryBackend::new();
     let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("parked").unwrap();
@@ -139,10 +166,7 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
         .unwrap();
     let first = RoomControl::default();
     let first_task = tokio::spawn(r.run(first.clone()));
-    let (player, conn) = (PlayerId::random(), ConnId::random());
-    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
-        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
-    }
+    let (player, conn) = enter_and_join(&backend, &room).await;
     // Born on the first tick (0.1 s), at least three cells from any wall,
     // and one step on by the time the disconnect comes in.
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -161,16 +185,7 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
     // Another owner takes the room over from the final snapshot.
     first.shutdown.cancel();
     first_task.await.unwrap();
-    backend.release_lease(&lease).await.unwrap();
-    let lease = backend.acquire_lease(&room, "w2", ttl, lease.epoch).await.unwrap().unwrap();
-    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
-    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, Some(snapshot), 8, metrics, publisher)
-        .await
-        .unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    take_over(&backend, &room, lease, ttl, config, metrics).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "parked through the takeover");
 
@@ -191,7 +206,6 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
 /// park its snake) before its gateway's first presence note.
 #[tokio::test(start_paused = true)]
 async fn a_resumed_player_is_not_taken_for_silent() {
-    use snakepit_shared::Ownership;
     let backend = MemoryBackend::new();
     let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("heard").unwrap();
@@ -206,10 +220,7 @@ async fn a_resumed_player_is_not_taken_for_silent() {
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
     let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
     tokio::spawn(r.run(RoomControl::default()));
-    let (player, conn) = (PlayerId::random(), ConnId::random());
-    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
-        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
-    }
+    let (player, conn) = enter_and_join(&backend, &room).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -226,7 +237,6 @@ async fn a_resumed_player_is_not_taken_for_silent() {
 
 /// The alive robots of a room's last snapshot, and its members' ids.
 async fn robots_in_snapshot(backend: &MemoryBackend, room: &RoomId) -> (Vec<PlayerId>, Vec<PlayerId>) {
-    use snakepit_shared::Ownership;
     let (_, data) = backend.load_snapshot(room).await.unwrap().expect("a snapshot");
     let s = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
     let robots = s.game.players().iter().filter(|p| p.alive && p.id.is_robot()).map(|p| p.id).collect();
@@ -240,7 +250,6 @@ async fn robots_in_snapshot(backend: &MemoryBackend, room: &RoomId) -> (Vec<Play
 /// snapshot goes on with its robots, numbering new ones after them.
 #[tokio::test(start_paused = true)]
 async fn robots_are_no_members_and_go_through_a_takeover() {
-    use snakepit_shared::{Ownership, Store};
     let backend = MemoryBackend::new();
     let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("robots").unwrap();
@@ -261,10 +270,7 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
     let mut out = backend.subscribe_output(&room).await.unwrap();
     let first = RoomControl::default();
     let first_task = tokio::spawn(r.run(first.clone()));
-    let (player, conn) = (PlayerId::random(), ConnId::random());
-    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
-        backend.publish_input(&room, RoomInput { player, conn, kind }).await.unwrap();
-    }
+    let (player, conn) = enter_and_join(&backend, &room).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Ann goes away: her snake stands parked (and alive) for the grace
     // period, so the robots play on.
@@ -292,16 +298,7 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
     first_task.await.unwrap();
     let (before, _) = robots_in_snapshot(&backend, &room).await;
     let newest = before.iter().min().copied().unwrap();
-    backend.release_lease(&lease).await.unwrap();
-    let lease = backend.acquire_lease(&room, "w2", ttl, lease.epoch).await.unwrap().unwrap();
-    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
-    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, Some(snapshot), 8, metrics, publisher)
-        .await
-        .unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    take_over(&backend, &room, lease, ttl, config, metrics).await;
     tokio::time::sleep(Duration::from_secs(20)).await;
     let (after, _) = robots_in_snapshot(&backend, &room).await;
     assert!((1..=3).contains(&after.len()), "robots play on: {after:?}");
