@@ -18,6 +18,7 @@ pub const DEFAULT_BACKLOG: u32 = 4096;
 /// reuse on, as the standard library does). Needs a Tokio runtime.
 pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    #[cfg(not(windows))] // as std: on Windows SO_REUSEADDR lets a second process bind the same port
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
