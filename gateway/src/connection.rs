@@ -55,6 +55,9 @@ struct Identity {
     id: PlayerId,
     name: String,
     token: String,
+    /// Tells this identity from another given the same id (see
+    /// `InputKind::Enter`).
+    key: u64,
 }
 
 /// The room this connection is a member of.
@@ -125,6 +128,8 @@ pub struct Connection<B> {
     /// Member id while spectating without an identity: from the same
     /// counter as players' ids, taken at the first `spectate`.
     spectator_id: Option<PlayerId>,
+    /// The spectator identity's key (see `InputKind::Enter`).
+    spectator_key: u64,
     identity: Option<Identity>,
     place: Option<Place>,
     pending: Option<PendingEnter>,
@@ -161,6 +166,7 @@ impl<B: Backend> Connection<B> {
         Self {
             conn: ConnId::random(),
             spectator_id: None,
+            spectator_key: new_key(),
             identity: None,
             place: None,
             pending: None,
@@ -479,7 +485,7 @@ impl<B: Backend> Connection<B> {
         }
         let id = self.state.backend.new_player_id().await?;
         let room = self.take_seat(room.as_ref(), id).await?;
-        let identity = Identity { id, name, token: uuid::Uuid::new_v4().simple().to_string() };
+        let identity = Identity { id, name, token: uuid::Uuid::new_v4().simple().to_string(), key: new_key() };
         self.identity = Some(identity);
         self.move_in(room, true).await
     }
@@ -499,7 +505,9 @@ impl<B: Backend> Connection<B> {
             // The room filled up meanwhile: play elsewhere.
             Seat::Full => self.take_seat(None, session.player).await?,
         };
-        self.identity = Some(Identity { id: session.player, name: session.name, token });
+        // An older session has no key: a fresh one (the room accepts 0 only).
+        let key = if session.key == 0 { new_key() } else { session.key };
+        self.identity = Some(Identity { id: session.player, name: session.name, token, key });
         self.move_in(room, true).await
     }
 
@@ -584,7 +592,8 @@ impl<B: Backend> Connection<B> {
             return Err(e.into());
         }
         self.place = Some(Place { room: room.clone(), member, as_player });
-        let input = self.input(member, InputKind::Enter { name, resync: false });
+        let key = self.identity.as_ref().map_or(self.spectator_key, |i| i.key);
+        let input = self.input(member, InputKind::Enter { name, resync: false, key });
         // The retry is armed first: an enter lost to a failed publish is
         // repeated like one the room did not answer.
         self.await_welcome(room.clone(), input.clone());
@@ -619,7 +628,8 @@ impl<B: Backend> Connection<B> {
     async fn reenter(&mut self) {
         let Some(place) = &self.place else { return };
         let name = if place.as_player { self.identity.as_ref().map(|i| i.name.clone()) } else { None };
-        let input = self.input(place.member, InputKind::Enter { name, resync: true });
+        let key = self.identity.as_ref().map_or(self.spectator_key, |i| i.key);
+        let input = self.input(place.member, InputKind::Enter { name, resync: true, key });
         let room = place.room.clone();
         let _ = self.publish(&room, input.clone()).await;
         self.await_welcome(room, input);
@@ -702,7 +712,7 @@ impl<B: Backend> Connection<B> {
 
     async fn save_session(&self, room: &RoomId) {
         let Some(id) = &self.identity else { return };
-        let session = Session { player: id.id, name: id.name.clone(), room: room.clone() };
+        let session = Session { player: id.id, name: id.name.clone(), room: room.clone(), key: id.key };
         if let Err(e) = self.state.backend.put_session(&id.token, &session, self.state.config.session_ttl).await {
             warn!(error = %e, "could not save a session");
         }
@@ -758,4 +768,9 @@ fn too_big(e: &axum::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// A random, non-zero identity key.
+fn new_key() -> u64 {
+    (uuid::Uuid::new_v4().as_u128() as u64) | 1
 }

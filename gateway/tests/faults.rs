@@ -261,7 +261,8 @@ async fn a_superseded_connection_entering_again_is_shut_out() {
     };
     backend.publish_notice(Notice::RoomCreated(room.clone())).await.unwrap();
     let mut out = backend.subscribe_output(&room).await.unwrap();
-    let enter = |conn, resync| RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync } };
+    let enter =
+        |conn, resync| RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync, key: 0 } };
     // The first enter also waits for the room to listen.
     support::cluster::wait_until(support::WAIT, || {
         let (backend, room, input) = (backend.clone(), room.clone(), enter(c1, false));

@@ -142,7 +142,7 @@ async fn a_panicked_room_is_released_and_taken_over() {
     game.join(player).unwrap();
     let snapshot = RoomSnapshot {
         game,
-        members: vec![MemberSnapshot { player, conn: ConnId::random(), is_player: true, disconnected: false }],
+        members: vec![MemberSnapshot { player, conn: ConnId::random(), is_player: true, disconnected: false, key: 0 }],
     };
     let mut value = serde_json::to_value(&snapshot).unwrap();
     value["game"]["grid"]["cells"] = serde_json::json!([]);

@@ -96,6 +96,8 @@ struct Member {
     /// Away only because its gateway went quiet (not because its
     /// connection ended): hearing from the connection again brings it back.
     silent: bool,
+    /// The identity's key (see `InputKind::Enter`); 0: unknown.
+    key: u64,
 }
 
 enum Internal {
@@ -170,6 +172,7 @@ impl<B: Backend> Room<B> {
                             seen: now,
                             confirmed: false,
                             silent: false,
+                            key: m.key,
                         };
                         (m.player, member)
                     })
@@ -376,7 +379,7 @@ impl<B: Backend> Room<B> {
             m.seen = Instant::now();
         }
         match kind {
-            InputKind::Enter { name, resync } => self.enter(player, conn, name, resync),
+            InputKind::Enter { name, resync, key } => self.enter(player, conn, name, resync, key),
             InputKind::Join if self.current(player, conn) => {
                 let is_player = self.members.get(&player).is_some_and(|m| m.player);
                 if !is_player {
@@ -416,13 +419,21 @@ impl<B: Backend> Room<B> {
         }
     }
 
-    fn enter(&mut self, player: PlayerId, conn: ConnId, name: Option<String>, resync: bool) {
+    fn enter(&mut self, player: PlayerId, conn: ConnId, name: Option<String>, resync: bool, key: u64) {
         if self.superseded.contains_key(&conn) {
             // A resync or a late retry of a replaced connection.
             self.supersede(player, conn);
             return;
         }
         match self.members.get(&player) {
+            // Someone else with the member's id (the id counter was lost
+            // with Redis's data): the member keeps its snake, and the
+            // newcomer is shut out as if superseded, never let in.
+            Some(m) if m.conn != conn && m.key != 0 && key != 0 && m.key != key => {
+                warn!(room = %self.id, %player, "another person entered with a member's id; refused");
+                self.supersede(player, conn);
+                return;
+            }
             // A connection that had its world entering again does not take
             // the member back from a newer one that entered here since.
             Some(m) if m.conn != conn && resync && m.confirmed => {
@@ -444,6 +455,9 @@ impl<B: Backend> Room<B> {
                 m.conn = conn;
                 m.seen = Instant::now();
                 m.confirmed = true;
+                if m.key == 0 {
+                    m.key = key;
+                }
                 if let (false, Some(name)) = (m.player, name) {
                     m.player = true;
                     self.game.add_player(player, clamp_name(name));
@@ -469,6 +483,7 @@ impl<B: Backend> Room<B> {
                     seen: Instant::now(),
                     confirmed: true,
                     silent: false,
+                    key,
                 };
                 self.members.insert(player, member);
             }
@@ -619,6 +634,7 @@ impl<B: Backend> Room<B> {
                 conn: m.conn,
                 is_player: m.player,
                 disconnected: m.disconnected_at.is_some(),
+                key: m.key,
             })
             .collect();
         let snapshot = RoomSnapshot { game: self.game.clone(), members };
@@ -675,10 +691,12 @@ impl<B: Backend> Room<B> {
     /// background: seats of players who are gone expire.
     fn confirm_seats(&self) {
         let players: Vec<PlayerId> = self.members.iter().filter(|(_, m)| m.player).map(|(id, _)| *id).collect();
+        // Spectators' ids count too: the counter must pass every id in use.
+        let highest = self.members.keys().copied().max().unwrap_or(PlayerId::NONE);
         let backend = self.backend.clone();
         let (room, hold) = (self.id.clone(), self.config.seat_hold);
         tokio::spawn(async move {
-            if let Err(e) = backend.confirm_seats(&room, &players, hold).await {
+            if let Err(e) = backend.confirm_seats(&room, &players, highest, hold).await {
                 warn!(%room, error = %e, "could not confirm seats");
             }
         });

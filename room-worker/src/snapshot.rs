@@ -12,6 +12,9 @@ pub struct MemberSnapshot {
     pub conn: ConnId,
     pub is_player: bool,
     pub disconnected: bool,
+    /// The identity's key (see `InputKind::Enter`); 0 in an older snapshot.
+    #[serde(default)]
+    pub key: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

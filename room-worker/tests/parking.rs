@@ -69,7 +69,7 @@ async fn parking_cannot_be_held_forever_by_reconnecting_within_the_grace() {
     open(&backend, &room, config(3, 600)).await;
     let player = PlayerId::random();
     let conn = ConnId::random();
-    send(&backend, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: false }).await;
+    send(&backend, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }).await;
     send(&backend, &room, player, conn, InputKind::Join).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     send(&backend, &room, player, conn, InputKind::Disconnect).await;
@@ -79,7 +79,7 @@ async fn parking_cannot_be_held_forever_by_reconnecting_within_the_grace() {
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let c = ConnId::random();
-        send(&backend, &room, player, c, InputKind::Enter { name: Some("ann".into()), resync: false }).await;
+        send(&backend, &room, player, c, InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }).await;
         send(&backend, &room, player, c, InputKind::Disconnect).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -102,7 +102,7 @@ async fn a_member_heard_from_again_after_a_presence_gap_moves_on() {
     open(&backend, &room, config_at(1.0, 5, 2)).await;
     let player = PlayerId::random();
     let conn = ConnId::random();
-    send(&backend, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: false }).await;
+    send(&backend, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }).await;
     send(&backend, &room, player, conn, InputKind::Join).await;
     // Presence keeps it fresh for a while, then a 4 s gap (> 2 s timeout).
     for _ in 0..3 {

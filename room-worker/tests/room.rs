@@ -88,7 +88,7 @@ async fn changes_not_saved_are_saved_once_the_lease_is_back() {
     backend
         .publish_input(
             &room,
-            RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync: false } },
+            RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 } },
         )
         .await
         .unwrap();
@@ -108,7 +108,7 @@ async fn changes_not_saved_are_saved_once_the_lease_is_back() {
 /// A player ("ann") enters the room and joins.
 async fn enter_and_join(backend: &MemoryBackend, room: &RoomId) -> (PlayerId, ConnId) {
     let (player, conn) = (PlayerId::random(), ConnId::random());
-    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false }, InputKind::Join] {
+    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }, InputKind::Join] {
         backend.publish_input(room, RoomInput { player, conn, kind }).await.unwrap();
     }
     (player, conn)
@@ -191,7 +191,7 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
 
     // The player resumes through a new connection: the snake moves on.
     let conn = ConnId::random();
-    let enter = InputKind::Enter { name: Some("ann".into()), resync: false };
+    let enter = InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 };
     backend.publish_input(&room, RoomInput { player, conn, kind: enter }).await.unwrap();
     // A step or two: not yet at the wall it may be heading for.
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -224,7 +224,7 @@ async fn a_resumed_player_is_not_taken_for_silent() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let enter = InputKind::Enter { name: Some("ann".into()), resync: false };
+    let enter = InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 };
     backend.publish_input(&room, RoomInput { player, conn: ConnId::random(), kind: enter }).await.unwrap();
     // Housekeeping runs (every second) before any presence note comes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -277,7 +277,7 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
     backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
     // Someone enters under a robot's id, then leaves.
     let fake = ConnId::random();
-    for kind in [InputKind::Enter { name: Some("mallory".into()), resync: false }, InputKind::Leave] {
+    for kind in [InputKind::Enter { name: Some("mallory".into()), resync: false, key: 0 }, InputKind::Leave] {
         backend.publish_input(&room, RoomInput { player: PlayerId(-1), conn: fake, kind }).await.unwrap();
     }
     let frames = frames_within(&mut out, Duration::from_secs(6)).await;
@@ -305,4 +305,45 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
     for id in &after {
         assert!(before.contains(id) || *id < newest, "robot {id} is either from before or numbered after them");
     }
+}
+
+/// After Redis lost its data, the id counter starts over and a newcomer may
+/// be given the id of a member still in play. The identity key tells them
+/// apart: the newcomer is shut out (as superseded) and the member keeps its
+/// snake and its connection; the member's own resume (same key) still
+/// takes over from its older connection.
+#[tokio::test(start_paused = true)]
+async fn a_stranger_with_a_members_id_is_shut_out_and_a_resume_is_not() {
+    let backend = MemoryBackend::new();
+    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let room = RoomId::parse("same-id").unwrap();
+    let lease = backend.acquire_lease(&room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
+    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
+    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let r =
+        Room::open(room.clone(), backend.clone(), config(10.0), lease_rx, None, 7, metrics, publisher).await.unwrap();
+    let mut out = backend.subscribe_output(&room).await.unwrap();
+    tokio::spawn(r.run(RoomControl::default()));
+    let player = PlayerId(4);
+    let enter = |conn, name: &str, key| RoomInput {
+        player,
+        conn,
+        kind: InputKind::Enter { name: Some(name.into()), resync: false, key },
+    };
+    let (alice, mallory, alice_again) = (ConnId::random(), ConnId::random(), ConnId::random());
+    backend.publish_input(&room, enter(alice, "alice", 11)).await.unwrap();
+    backend.publish_input(&room, RoomInput { player, conn: alice, kind: InputKind::Join }).await.unwrap();
+    frames_within(&mut out, Duration::from_millis(500)).await;
+    backend.publish_input(&room, enter(mallory, "mallory", 22)).await.unwrap();
+    let frames = frames_within(&mut out, Duration::from_millis(500)).await;
+    let kinds: Vec<FrameKind> = frames.iter().map(|f| f.kind).filter(|k| !matches!(k, FrameKind::Tick)).collect();
+    assert!(kinds.contains(&FrameKind::Superseded { player, conn: mallory }), "the stranger is shut out: {kinds:?}");
+    assert!(!kinds.contains(&FrameKind::Superseded { player, conn: alice }), "alice keeps her place: {kinds:?}");
+    assert!(!kinds.contains(&FrameKind::Welcome(player)), "no welcome for the stranger: {kinds:?}");
+    // Alice's resume from a new connection (her key) takes over as before.
+    backend.publish_input(&room, enter(alice_again, "alice", 11)).await.unwrap();
+    let frames = frames_within(&mut out, Duration::from_millis(500)).await;
+    let kinds: Vec<FrameKind> = frames.iter().map(|f| f.kind).filter(|k| !matches!(k, FrameKind::Tick)).collect();
+    assert!(kinds.contains(&FrameKind::Superseded { player, conn: alice }), "{kinds:?}");
+    assert!(kinds.contains(&FrameKind::Welcome(player)), "{kinds:?}");
 }

@@ -49,6 +49,9 @@ pub struct Session {
     pub player: PlayerId,
     pub name: String,
     pub room: RoomId,
+    /// The identity's key (see `InputKind::Enter`); 0 in an older session.
+    #[serde(default)]
+    pub key: u64,
 }
 
 /// A name's best score.
@@ -121,12 +124,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The room's owner vouches for its players: each one's seat is held
     /// (taken again if it had expired) for `hold` from now. Seats of others
     /// are left to expire. A room missing from the directory is left out.
-    /// The person-id counter is raised to at least the highest of
-    /// `players` (see [`Store::new_player_id`]), listed room or not.
+    /// The person-id counter is raised to at least `highest_id`, the
+    /// highest id among the room's members, spectators included (see
+    /// [`Store::new_player_id`]), listed room or not.
     fn confirm_seats(
         &self,
         room: &RoomId,
         players: &[PlayerId],
+        highest_id: PlayerId,
         hold: Duration,
     ) -> impl Future<Output = Result<(), BusError>> + Send;
     /// The first `limit` rooms of the directory, fullest first.

@@ -38,7 +38,7 @@ pub async fn pubsub_delivers_in_order_per_room<B: Backend>(b: B) {
     let player = PlayerId::random();
     let conn = ConnId::random();
     let inputs = [
-        InputKind::Enter { name: Some("ann".into()), resync: false },
+        InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 },
         InputKind::Turn(Direction::Up),
         InputKind::Join,
         InputKind::Disconnect,
@@ -183,7 +183,7 @@ pub async fn seats_expire_unless_the_room_confirms_them<B: Backend>(b: B) {
     b.take_seat(Some(&r), ann, 2, short).await.unwrap();
     b.take_seat(Some(&r), bob, 2, short).await.unwrap();
     assert_eq!(b.take_seat(Some(&r), cy, 2, short).await.unwrap(), Seat::Full);
-    b.confirm_seats(&r, &[ann], Duration::from_secs(5)).await.unwrap();
+    b.confirm_seats(&r, &[ann], ann, Duration::from_secs(5)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // bob's hold ran out: one seat taken, one free.
     assert_eq!(b.room(&r).await.unwrap().unwrap().players, 1);
@@ -191,11 +191,11 @@ pub async fn seats_expire_unless_the_room_confirms_them<B: Backend>(b: B) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(b.rooms(10).await.unwrap()[0].players, 1);
     // The room still has bob after all: its confirm counts him again.
-    b.confirm_seats(&r, &[ann, bob], Duration::from_secs(5)).await.unwrap();
+    b.confirm_seats(&r, &[ann, bob], ann.max(bob), Duration::from_secs(5)).await.unwrap();
     assert_eq!(b.room(&r).await.unwrap().unwrap().players, 2);
     // A room missing from the directory is not put back by a confirm.
     let gone = room("c-seats-gone");
-    b.confirm_seats(&gone, &[ann], Duration::from_secs(5)).await.unwrap();
+    b.confirm_seats(&gone, &[ann], ann, Duration::from_secs(5)).await.unwrap();
     assert_eq!(b.room(&gone).await.unwrap(), None);
 }
 
@@ -219,7 +219,7 @@ pub async fn concurrent_seats_never_overbook<B: Backend>(b: B) {
 }
 
 pub async fn sessions_expire<B: Backend>(b: B) {
-    let s = Session { player: PlayerId::random(), name: "ann".into(), room: room("c-s") };
+    let s = Session { player: PlayerId::random(), name: "ann".into(), room: room("c-s"), key: 7 };
     b.put_session("0123456789abcdef0123456789abcdef", &s, Duration::from_millis(300)).await.unwrap();
     assert_eq!(b.session("0123456789abcdef0123456789abcdef").await.unwrap(), Some(s.clone()));
     assert_eq!(b.session("ffffffffffffffffffffffffffffffff").await.unwrap(), None);
@@ -239,7 +239,7 @@ pub async fn top_scores_keep_the_best_per_name<B: Backend>(b: B) {
 
 /// People's ids: 1, 2, 3... from one counter, never twice under
 /// concurrency; a room's seat confirmation raises the counter past its
-/// members' ids, and never lowers it.
+/// members' ids (spectators too), and never lowers it.
 pub async fn player_ids_count_up_once_each<B: Backend>(b: B) {
     assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1));
     assert_eq!(b.new_player_id().await.unwrap(), PlayerId(2));
@@ -258,9 +258,9 @@ pub async fn player_ids_count_up_once_each<B: Backend>(b: B) {
     // A room that still runs vouches for its members (listed or not: after
     // a data loss the directory may not have it back yet).
     let hold = Duration::from_secs(5);
-    b.confirm_seats(&room("c-ids"), &[PlayerId(7), PlayerId(1000), PlayerId(-3)], hold).await.unwrap();
+    b.confirm_seats(&room("c-ids"), &[PlayerId(7)], PlayerId(1000), hold).await.unwrap();
     assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1001));
-    b.confirm_seats(&room("c-ids"), &[PlayerId(10)], hold).await.unwrap();
+    b.confirm_seats(&room("c-ids"), &[PlayerId(10)], PlayerId(10), hold).await.unwrap();
     assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1002));
 }
 

@@ -44,6 +44,13 @@ pub enum InputKind {
         name: Option<String>,
         #[serde(default)]
         resync: bool,
+        /// The identity's key: random, made with the player's id and kept
+        /// in its session. A member entering again with the same key is the
+        /// same person (a resume); with another key it is someone else who
+        /// was given the same id (the id counter was lost with Redis's
+        /// data), and is refused. 0: unknown (an older gateway).
+        #[serde(default)]
+        key: u64,
     },
     Join,
     Turn(Direction),

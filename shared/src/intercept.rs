@@ -98,9 +98,15 @@ impl<B: Store, H: Hook> Store for Intercepted<B, H> {
         self.inner.release_seat(room, player).await
     }
 
-    async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
+    async fn confirm_seats(
+        &self,
+        room: &RoomId,
+        players: &[PlayerId],
+        highest_id: PlayerId,
+        hold: Duration,
+    ) -> Result<(), BusError> {
         self.hook.before(Call::Other).await?;
-        self.inner.confirm_seats(room, players, hold).await
+        self.inner.confirm_seats(room, players, highest_id, hold).await
     }
 
     async fn rooms(&self, limit: usize) -> Result<Vec<RoomInfo>, BusError> {

@@ -223,10 +223,15 @@ impl Store for MemoryBackend {
         Ok(())
     }
 
-    async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
+    async fn confirm_seats(
+        &self,
+        room: &RoomId,
+        players: &[PlayerId],
+        highest_id: PlayerId,
+        hold: Duration,
+    ) -> Result<(), BusError> {
         let mut state = self.state();
-        let top = players.iter().map(|p| p.0).max().unwrap_or(0).min(MAX_PLAYER_ID);
-        state.last_player = state.last_player.max(top);
+        state.last_player = state.last_player.max(highest_id.0.min(MAX_PLAYER_ID));
         let until = Instant::now() + hold;
         if let Some(r) = state.rooms.get_mut(room) {
             for p in players {

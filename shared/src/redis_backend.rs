@@ -161,19 +161,18 @@ return 0
     )
 });
 
-/// ARGV room, hold ms, then the room's players; KEYS[4] the person-id
-/// counter, raised past them first.
+/// ARGV room, hold ms, the members' highest id, then the room's players;
+/// KEYS[4] the person-id counter, raised to that id first.
 static CONFIRM_SEATS: LazyLock<Script> = LazyLock::new(|| {
     seats_script(
         r"
-local top = 0
-for i = 3, #ARGV do top = math.max(top, tonumber(ARGV[i]) or 0) end
-if tonumber(redis.call('GET', KEYS[4]) or '0') < top then redis.call('SET', KEYS[4], top) end
+local top = tonumber(ARGV[3])
+if tonumber(redis.call('GET', KEYS[4]) or '0') < top then redis.call('SET', KEYS[4], ARGV[3]) end
 local t = now()
 expire_seats(t)
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local untl = t + tonumber(ARGV[2])
-for i = 3, #ARGV do hold_seat(ARGV[1], ARGV[i], untl) end
+for i = 4, #ARGV do hold_seat(ARGV[1], ARGV[i], untl) end
 return 1
 ",
     )
@@ -709,9 +708,15 @@ impl Store for RedisBackend {
         Ok(())
     }
 
-    async fn confirm_seats(&self, room: &RoomId, players: &[PlayerId], hold: Duration) -> Result<(), BusError> {
+    async fn confirm_seats(
+        &self,
+        room: &RoomId,
+        players: &[PlayerId],
+        highest_id: PlayerId,
+        hold: Duration,
+    ) -> Result<(), BusError> {
         let mut call = self.seats(&CONFIRM_SEATS);
-        call.key(self.keys.player_ids()).arg(room.as_str()).arg(millis(hold));
+        call.key(self.keys.player_ids()).arg(room.as_str()).arg(millis(hold)).arg(highest_id.0.clamp(0, MAX_PLAYER_ID));
         for p in players {
             call.arg(p.to_string());
         }
