@@ -9,10 +9,11 @@ mod support;
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use snakepit_gateway::score_file::FILE_NAME;
-use support::cluster::Proc;
+use support::cluster::{Proc, wait_until};
 use support::{Client, Event, Server, View, id_of};
 
 /// A small field, so that a snake reaches its birthday digit and then a
@@ -65,8 +66,8 @@ fn key_of(direction: (i64, i64)) -> u8 {
 /// Plays as `name` until its snake has eaten a digit and then died (it
 /// runs straight into a wall once it has a score); the score and colour
 /// it died with. A snake that dies before it scores joins again.
-async fn score_then_die(client: &mut Client, name: &str) -> (u64, u64) {
-    let (id, _, _) = client.new_player(name, None).await;
+async fn score_then_die(client: &mut Client, name: &str, room: Option<&str>) -> (u64, u64) {
+    let (id, _, _) = client.new_player(name, room).await;
     for _attempt in 0..5 {
         client.join(&id).await;
         let mut steering = true;
@@ -132,7 +133,7 @@ async fn top_scores_survive_a_restart_of_the_standalone_server() {
 
     let server = Server::start_with(config.clone()).await;
     let mut client = server.client().await;
-    let (score, colour) = score_then_die(&mut client, "keeper").await;
+    let (score, colour) = score_then_die(&mut client, "keeper", None).await;
     client.close().await;
     // Straight after the game: the saver's window (1 s) has not passed,
     // so this is the last save, after the rooms stopped.
@@ -198,6 +199,33 @@ async fn the_score_of_a_snake_alive_at_the_stop_is_kept() {
     server.task.await.unwrap();
 }
 
+/// A death while someone else plays on reaches the file within seconds,
+/// not only when the game ends: a crash then loses nothing already dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_is_saved_while_the_game_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = support::config(settings());
+    config.room.grace = Duration::from_secs(120);
+    config.data_dir = Some(data.path().to_path_buf());
+    let server = Server::start_with(config).await;
+    // Someone whose snake stays in play (parked: the connection dropped).
+    let mut keeper = server.client().await;
+    let (id, room, _) = keeper.new_player("keeper", None).await;
+    keeper.join(&id).await;
+    keeper.head_for_open_space(&id).await;
+    drop(keeper);
+    let mut scorer = server.client().await;
+    let (score, colour) = score_then_die(&mut scorer, "scorer", Some(&room)).await;
+    let path = data.path().join(FILE_NAME);
+    let want = json!({"version": 1, "scores": [{"name": "scorer", "score": score, "colour": colour}]});
+    wait_until(Duration::from_secs(5), || async {
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) == Some(want.clone())
+    })
+    .await;
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_scores_file_is_kept_aside_and_the_game_starts_empty() {
     let data = tempfile::tempdir().unwrap();
@@ -246,7 +274,7 @@ async fn top_scores_survive_a_sigterm_and_restart_of_the_gateway_binary() {
 
     let mut g = Proc::standalone_gateway(&name, &args).await;
     let mut client = Client::connect(g.addr).await;
-    let (score, colour) = score_then_die(&mut client, "survivor").await;
+    let (score, colour) = score_then_die(&mut client, "survivor", None).await;
     client.close().await;
     let status = g.terminate().await;
     assert!(status.success(), "exit status {status:?}");

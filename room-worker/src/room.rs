@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::frame::{encode_tick, encode_welcome};
-use crate::game::Game;
+use crate::game::{Event, Game};
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::settings::GameSettings;
@@ -139,6 +139,9 @@ pub struct Room<B> {
     superseded: HashMap<ConnId, PlayerId>,
     /// The top scores were loaded when the room opened.
     scores_loaded: bool,
+    /// Best score per name known to be in the store: a death whose score
+    /// beats it is sent at once, not only when the game ends.
+    stored: HashMap<String, u64>,
 }
 
 impl<B: Backend> Room<B> {
@@ -224,7 +227,10 @@ impl<B: Backend> Room<B> {
             awaiting: Default::default(),
             superseded: HashMap::new(),
             scores_loaded,
+            stored: HashMap::new(),
         };
+        let loaded = room.game.top_scores().to_vec();
+        room.note_stored(&loaded);
         if restored {
             room.hold_until = Some(Instant::now() + HOLD_AFTER_TAKEOVER);
             room.awaiting = awaiting;
@@ -277,7 +283,10 @@ impl<B: Backend> Room<B> {
                     }
                 }
                 Some(msg) = self.internal_rx.recv() => match msg {
-                    Internal::TopScores(scores) => self.game.set_top_scores(scores),
+                    Internal::TopScores(scores) => {
+                        self.note_stored(&scores);
+                        self.game.set_top_scores(scores);
+                    }
                     Internal::SnapshotRefused => break RoomExit::LeaseLost,
                     Internal::SnapshotNotSaved => self.dirty = true,
                 },
@@ -324,6 +333,10 @@ impl<B: Backend> Room<B> {
         self.dirty = true;
         if self.game.just_ended() {
             self.save_top_scores();
+        } else if self.game.events().iter().any(|e| matches!(e, Event::TopScores)) {
+            // A death while others play on: its score is kept now, so that
+            // a crash of the process before the game ends does not lose it.
+            self.submit_new_scores();
         }
         self.game.clear_events();
         self.sync_alive_metric();
@@ -731,6 +744,40 @@ impl<B: Backend> Room<B> {
                 warn!(room = %self.id, error = %e, "could not save a top score");
             }
         }
+    }
+
+    fn note_stored(&mut self, scores: &[ScoreEntry]) {
+        if self.stored.len() > 4 * MAX_MEMBERS {
+            self.stored.clear();
+        }
+        for s in scores {
+            let best = self.stored.entry(s.name.clone()).or_default();
+            *best = (*best).max(s.score);
+        }
+    }
+
+    /// Sends the entries of the game's top scores that beat what the store
+    /// is known to hold, in the background.
+    fn submit_new_scores(&mut self) {
+        let new: Vec<ScoreEntry> = self
+            .game
+            .top_scores()
+            .iter()
+            .filter(|s| self.stored.get(&s.name).is_none_or(|best| *best < s.score))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.note_stored(&new);
+        let backend = self.backend.clone();
+        tokio::spawn(async move {
+            for s in new {
+                if let Err(e) = backend.submit_score(s).await {
+                    warn!(error = %e, "could not save a top score");
+                }
+            }
+        });
     }
 
     /// Saves the game's top scores to the shared store, then reloads the
