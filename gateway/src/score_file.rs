@@ -273,6 +273,12 @@ impl ScoreFile {
 
     /// The file's bytes; none if it does not exist.
     fn read(&self) -> Result<Option<Vec<u8>>, Unusable> {
+        // A FIFO or a device would block the open or the read for ever.
+        match fs::metadata(&self.path) {
+            Ok(m) if !m.is_file() => return Err(Unusable::Read("not a regular file".into())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
+        }
         let file = match fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -515,6 +521,23 @@ mod tests {
         assert!(matches!(loaded, Loaded::SetAside { why: Unusable::Read(_), .. }), "{loaded:?}");
         assert!(loaded.scores().is_empty());
         assert!(!file.path().exists());
+    }
+
+    /// A FIFO in the file's place would block a read for ever (and the
+    /// server's start with it): it is set aside unread.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_the_files_place_is_set_aside_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ScoreFile::new(dir.path(), 15);
+        let made = std::process::Command::new("mkfifo").arg(file.path()).status().unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(file.load());
+        });
+        let loaded = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the load blocked on the FIFO");
+        assert!(matches!(loaded, Loaded::SetAside { why: Unusable::Read(_), .. }), "{loaded:?}");
     }
 
     #[test]

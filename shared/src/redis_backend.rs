@@ -778,7 +778,12 @@ impl Store for RedisBackend {
 
     async fn session(&self, token: &str) -> Result<Option<Session>, BusError> {
         let raw: Option<Vec<u8>> = self.conn().get(self.keys.session(token)).await?;
-        raw.map(|b| rmp_serde::from_slice(&b).map_err(|e| BusError::Codec(e.to_string()))).transpose()
+        // A session this build cannot read (an older format) is no session:
+        // the client is told its token is unknown and starts afresh, rather
+        // than "busy" until the session expires.
+        Ok(raw.and_then(|b| {
+            rmp_serde::from_slice(&b).map_err(|e| warn!(error = %e, "unreadable session; treated as expired")).ok()
+        }))
     }
 
     async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {

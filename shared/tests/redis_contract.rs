@@ -2,7 +2,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use snakepit_shared::RedisBackend;
+use snakepit_shared::{RedisBackend, Store};
 use snakepit_shared::contract::*;
 use snakepit_shared::test_redis::TestRedis;
 
@@ -99,4 +99,18 @@ async fn resubscribing_never_loses_the_subscription() {
         drop(subs);
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
+}
+
+/// A session this build cannot decode (written by an older release) reads
+/// as no session: the client hears "unknown token" and starts afresh,
+/// instead of "server busy" until the session expires.
+#[tokio::test]
+async fn an_unreadable_session_is_no_session() {
+    let r = TestRedis::start();
+    let b = backend(&r).await;
+    let mut raw = redis::Client::open(r.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let token = "0123456789abcdef0123456789abcdef";
+    let old: &[u8] = &[0x93, 0xc4, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0xa3, b'a', b'n', b'n'];
+    let _: () = redis::cmd("SET").arg(format!("test:session:{token}")).arg(old).query_async(&mut raw).await.unwrap();
+    assert_eq!(b.session(token).await.unwrap(), None);
 }
