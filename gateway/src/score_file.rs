@@ -343,12 +343,55 @@ fn sync_dir(dir: &Path) {
 pub struct ScoreKeeper {
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
+    /// The data folder's lock, held while this server saves there.
+    _lock: Option<fs::File>,
+}
+
+/// Name of the lock file in the data folder: one server saves there at a
+/// time (two would replace each other's temporary file mid-write).
+pub const LOCK_NAME: &str = "top-scores.lock";
+
+/// Takes the data folder's lock (blocking); `Ok(None)` if another process
+/// holds it.
+fn lock_dir(dir: &Path) -> io::Result<Option<fs::File>> {
+    fs::create_dir_all(dir)?;
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_NAME))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 impl ScoreKeeper {
     /// Loads the file into `backend`, then saves the best scores whenever
     /// they change, at most once per `save_every`, until [`Self::finish`].
     pub async fn start(backend: MemoryBackend, file: ScoreFile, save_every: Duration) -> Self {
+        let stop = CancellationToken::new();
+        let dir = file.dir().to_path_buf();
+        let mut shared = false;
+        let lock = match tokio::task::spawn_blocking(move || lock_dir(&dir)).await {
+            Ok(Ok(Some(lock))) => Some(lock),
+            Ok(Ok(None)) => {
+                error!(
+                    dir = %file.dir().display(),
+                    "another server keeps its top scores in this folder: this one reads them but keeps \
+                     its own in memory only (give each server its own --data-dir)"
+                );
+                shared = true;
+                None
+            }
+            // No lock to be had (a read-only folder...): saves will fail and
+            // say so; loading still works.
+            Ok(Err(e)) => {
+                warn!(dir = %file.dir().display(), error = %e, "cannot lock the data folder");
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, "locking the data folder failed");
+                None
+            }
+        };
         let file = Arc::new(file);
         let loading = file.clone();
         let loaded = tokio::task::spawn_blocking(move || loading.load()).await.unwrap_or_else(|e| {
@@ -360,16 +403,15 @@ impl ScoreKeeper {
             // The in-memory backend does not fail.
             let _ = backend.submit_score(entry.clone()).await;
         }
-        let stop = CancellationToken::new();
-        if matches!(loaded, Loaded::Stuck { .. }) {
-            return Self { stop, task: None };
+        if shared || matches!(loaded, Loaded::Stuck { .. }) {
+            return Self { stop, task: None, _lock: lock };
         }
         // Subscribed after seeding: the loaded scores are not a change.
         let changes = backend.watch_scores();
         let saved = backend.top_scores(file.keep).await.unwrap_or_default();
         let saver = Saver { backend, file, saved };
         let task = tokio::spawn(saver.run(changes, save_every, stop.clone()));
-        Self { stop, task: Some(task) }
+        Self { stop, task: Some(task), _lock: lock }
     }
 
     /// Saves what changed since the last save, and stops.
@@ -654,7 +696,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         keeper.finish().await;
-        assert_eq!(files_in(dir.path()), vec![FILE_NAME]);
+        assert_eq!(files_in(dir.path()), vec![FILE_NAME, LOCK_NAME]);
     }
 
     #[tokio::test]
@@ -669,6 +711,30 @@ mod tests {
         assert!(matches!(file.load(), Loaded::Missing), "saved before the window ended");
         keeper.finish().await;
         assert_eq!(file.load().scores(), &[e("ann", 5, 1)]);
+    }
+
+    /// Two servers on one folder would replace each other's temporary file
+    /// mid-write: the second reads the scores but never saves.
+    #[tokio::test]
+    async fn a_second_keeper_of_a_folder_reads_but_never_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ScoreFile::new(dir.path(), 5);
+        file.save(&[e("ann", 5, 1)]).unwrap();
+        let (first, second) = (MemoryBackend::new(), MemoryBackend::new());
+        let keeper = ScoreKeeper::start(first.clone(), file.clone(), Duration::ZERO).await;
+        let other = ScoreKeeper::start(second.clone(), file.clone(), Duration::ZERO).await;
+        assert_eq!(second.top_scores(5).await.unwrap(), vec![e("ann", 5, 1)], "it reads them");
+        second.submit_score(e("bob", 9, 2)).await.unwrap();
+        other.finish().await;
+        assert_eq!(file.load().scores(), &[e("ann", 5, 1)], "the second never saved");
+        first.submit_score(e("cy", 7, 3)).await.unwrap();
+        keeper.finish().await;
+        assert_eq!(file.load().scores(), &[e("cy", 7, 3), e("ann", 5, 1)]);
+        // Once the first is done, the folder is free again.
+        let next = ScoreKeeper::start(second.clone(), file.clone(), Duration::ZERO).await;
+        second.submit_score(e("dee", 8, 4)).await.unwrap();
+        next.finish().await;
+        assert_eq!(file.load().scores()[0], e("bob", 9, 2));
     }
 
     #[tokio::test]

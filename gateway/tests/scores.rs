@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use snakepit_gateway::score_file::FILE_NAME;
+use snakepit_gateway::score_file::{FILE_NAME, LOCK_NAME};
 use support::cluster::{Proc, wait_until};
 use support::{Client, Event, Server, View, id_of};
 
@@ -139,7 +139,7 @@ async fn top_scores_survive_a_restart_of_the_standalone_server() {
     // so this is the last save, after the rooms stopped.
     server.shutdown.cancel();
     server.task.await.unwrap();
-    assert_eq!(file_names(data.path()), vec![FILE_NAME], "the file, and no temporary file");
+    assert_eq!(file_names(data.path()), vec![FILE_NAME, LOCK_NAME], "the file, its lock, no temporary file");
     let text = std::fs::read_to_string(data.path().join(FILE_NAME)).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc, json!({"version": 1, "scores": [{"name": "keeper", "score": score, "colour": colour}]}));
@@ -242,7 +242,7 @@ async fn a_corrupt_scores_file_is_kept_aside_and_the_game_starts_empty() {
     server.shutdown.cancel();
     server.task.await.unwrap();
 
-    let names = file_names(data.path());
+    let names: Vec<String> = file_names(data.path()).into_iter().filter(|n| n != LOCK_NAME).collect();
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].starts_with("top-scores.json.corrupt-"), "{names:?}");
     assert_eq!(std::fs::read(data.path().join(&names[0])).unwrap(), b"{\"version\": 1, \"scores\": [oops");
@@ -278,7 +278,7 @@ async fn top_scores_survive_a_sigterm_and_restart_of_the_gateway_binary() {
     client.close().await;
     let status = g.terminate().await;
     assert!(status.success(), "exit status {status:?}");
-    assert_eq!(file_names(data.path()), vec![FILE_NAME]);
+    assert_eq!(file_names(data.path()), vec![FILE_NAME, LOCK_NAME]);
 
     let mut g = Proc::standalone_gateway(&format!("{name}-again"), &args).await;
     let (_, second) = top_scores_after_restart(g.addr).await;

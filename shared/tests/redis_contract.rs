@@ -2,9 +2,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use snakepit_shared::{RedisBackend, Store};
 use snakepit_shared::contract::*;
 use snakepit_shared::test_redis::TestRedis;
+use snakepit_shared::{RedisBackend, Store};
 
 async fn backend(redis: &TestRedis) -> RedisBackend {
     RedisBackend::connect(&redis.url(), "test").await.expect("connect")
