@@ -542,11 +542,9 @@ impl<B: Backend> Connection<B> {
     }
 
     async fn announce(&self, room: &RoomId, created: bool) {
-        if created {
-            if let Err(e) = self.state.backend.publish_notice(Notice::RoomCreated(room.clone())).await {
-                self.state.metrics.publish_errors.inc();
-                warn!(%room, error = %e, "could not announce a new room");
-            }
+        if created && let Err(e) = self.state.backend.publish_notice(Notice::RoomCreated(room.clone())).await {
+            self.state.metrics.publish_errors.inc();
+            warn!(%room, error = %e, "could not announce a new room");
         }
     }
 
@@ -745,10 +743,10 @@ impl<B: Backend> Connection<B> {
     /// Queues one of the connection's own frames; a full queue means the
     /// client is not reading, and the kick follows from the fan-out.
     fn send(&self, frame: bytes::Bytes) {
-        if let Ok(text) = Utf8Bytes::try_from(frame) {
-            if self.out_tx.try_send(Outgoing::Frame(text)).is_err() {
-                self.state.metrics.frames_dropped.inc();
-            }
+        if let Ok(text) = Utf8Bytes::try_from(frame)
+            && self.out_tx.try_send(Outgoing::Frame(text)).is_err()
+        {
+            self.state.metrics.frames_dropped.inc();
         }
     }
 }

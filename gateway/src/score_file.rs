@@ -417,10 +417,10 @@ impl ScoreKeeper {
     /// Saves what changed since the last save, and stops.
     pub async fn finish(self) {
         self.stop.cancel();
-        if let Some(task) = self.task {
-            if let Err(e) = task.await {
-                error!(error = %e, "the top scores saver failed");
-            }
+        if let Some(task) = self.task
+            && let Err(e) = task.await
+        {
+            error!(error = %e, "the top scores saver failed");
         }
     }
 }

@@ -84,10 +84,10 @@ async fn score_then_die(client: &mut Client, name: &str, room: Option<&str>) -> 
                 continue;
             }
             let want = towards_digit(&client.view, &id);
-            if let (Some(key), Some(dir)) = (want, client.view.direction(&id)) {
-                if key != key_of(dir) {
-                    client.send(json!(key)).await;
-                }
+            if let (Some(key), Some(dir)) = (want, client.view.direction(&id))
+                && key != key_of(dir)
+            {
+                client.send(json!(key)).await;
             }
         }
         let score = client.view.scores.get(&id).copied().unwrap_or(0);
@@ -169,10 +169,10 @@ async fn the_score_of_a_snake_alive_at_the_stop_is_kept() {
             break;
         }
         client.frame().await;
-        if let (Some(key), Some(dir)) = (towards_digit(&client.view, &id), client.view.direction(&id)) {
-            if key != key_of(dir) {
-                client.send(json!(key)).await;
-            }
+        if let (Some(key), Some(dir)) = (towards_digit(&client.view, &id), client.view.direction(&id))
+            && key != key_of(dir)
+        {
+            client.send(json!(key)).await;
         }
     }
     client.head_for_open_space(&id).await;

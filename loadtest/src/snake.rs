@@ -197,12 +197,12 @@ impl Tracker {
             if let Some(dir) = self.birth_direction(r) {
                 self.birth_of(colour, r.pos, dir);
             }
-            if self.alive && self.colour == Some(colour) {
-                if let Some(dir) = self.head.and_then(|h| adjacent_step(h, r.pos)) {
-                    if let Some(slot) = self.steps.iter_mut().find(|s| s.is_none()) {
-                        *slot = Some((r.pos, dir));
-                    }
-                }
+            if self.alive
+                && self.colour == Some(colour)
+                && let Some(dir) = self.head.and_then(|h| adjacent_step(h, r.pos))
+                && let Some(slot) = self.steps.iter_mut().find(|s| s.is_none())
+            {
+                *slot = Some((r.pos, dir));
             }
         }
         self.recent = [self.recent[1], Some(r)];
@@ -261,13 +261,13 @@ impl Tracker {
         if let Some(since) = self.unborn_since {
             // The birth went unseen: after a while, a head that is the only
             // one of its colour will do.
-            if tick.is_some_and(|t| t > since + BIRTH_WAIT_TICKS) {
-                if let Some(h) = view.only_head(colour) {
-                    self.unborn_since = None;
-                    self.head = Some(h);
-                    self.facing = view.facing(h, colour, None);
-                    return Outcome::Found;
-                }
+            if tick.is_some_and(|t| t > since + BIRTH_WAIT_TICKS)
+                && let Some(h) = view.only_head(colour)
+            {
+                self.unborn_since = None;
+                self.head = Some(h);
+                self.facing = view.facing(h, colour, None);
+                return Outcome::Found;
             }
             return Outcome::Unborn;
         }

@@ -102,10 +102,10 @@ impl Room {
             }
             let Some(&head) = p.snake.front() else { continue };
             let dir = p.direction;
-            if let Some(best) = self.steer(head, dir) {
-                if best != dir {
-                    self.game.turn(id, best);
-                }
+            if let Some(best) = self.steer(head, dir)
+                && best != dir
+            {
+                self.game.turn(id, best);
             }
         }
     }

@@ -269,10 +269,10 @@ impl Game {
 
     /// Queues a turn for the next ticks (one per tick).
     pub fn turn(&mut self, id: PlayerId, dir: Direction) {
-        if let Some(p) = self.players.iter_mut().find(|p| p.id == id && p.alive && !p.parked) {
-            if p.turns.len() < TURN_QUEUE {
-                p.turns.push_back(dir);
-            }
+        if let Some(p) = self.players.iter_mut().find(|p| p.id == id && p.alive && !p.parked)
+            && p.turns.len() < TURN_QUEUE
+        {
+            p.turns.push_back(dir);
         }
     }
 
@@ -295,10 +295,10 @@ impl Game {
 
     /// Kills an alive snake (its player left).
     pub fn kill(&mut self, id: PlayerId) {
-        if let Some(idx) = self.index(id) {
-            if self.players[idx].alive {
-                self.die(idx);
-            }
+        if let Some(idx) = self.index(id)
+            && self.players[idx].alive
+        {
+            self.die(idx);
         }
     }
 
@@ -535,10 +535,10 @@ impl Game {
 
     fn advance(&mut self, idx: usize) {
         let player = &mut self.players[idx];
-        if let Some(dir) = player.turns.pop_front() {
-            if dir != player.direction.opposite() {
-                player.direction = dir;
-            }
+        if let Some(dir) = player.turns.pop_front()
+            && dir != player.direction.opposite()
+        {
+            player.direction = dir;
         }
         let head = player.snake[0];
         let Some(next) = self.grid.step(head, player.direction.delta()) else {
@@ -577,10 +577,10 @@ impl Game {
             let ch = if len == 2 { TAIL } else { BODY };
             self.render(h, Cell { ch, colour });
         }
-        if let (Some(_), Some(l)) = (popped, last) {
-            if len > 2 {
-                self.render(l, Cell { ch: TAIL, colour });
-            }
+        if let (Some(_), Some(l)) = (popped, last)
+            && len > 2
+        {
+            self.render(l, Cell { ch: TAIL, colour });
         }
         if self.chance(self.settings.digit_spawn_rate) {
             self.spawn_digit();

@@ -122,10 +122,10 @@ pub fn steer(
     }
     let need = (len + ROOM_MARGIN).min(ROOM_CAP);
     let toward = nearest_digit(grid, safe, scratch);
-    if let Some(i) = toward {
-        if room(grid, safe[i].1, need, scratch) >= need {
-            return safe[i].0;
-        }
+    if let Some(i) = toward
+        && room(grid, safe[i].1, need, scratch) >= need
+    {
+        return safe[i].0;
     }
     // No digit in sight, or its way is a pocket: the way with the most room,
     // straight on first.
@@ -196,10 +196,11 @@ pub fn room(grid: &Grid, start: Pos, cap: usize, scratch: &mut Scratch) -> usize
             break;
         }
         for d in Direction::ALL {
-            if let Some(n) = grid.step(p, d.delta()) {
-                if free(grid, n) && scratch.see(grid, n) {
-                    scratch.queue.push_back((n, 0));
-                }
+            if let Some(n) = grid.step(p, d.delta())
+                && free(grid, n)
+                && scratch.see(grid, n)
+            {
+                scratch.queue.push_back((n, 0));
             }
         }
     }

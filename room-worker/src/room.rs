@@ -563,17 +563,17 @@ impl<B: Backend> Room<B> {
     /// (should that be lost, it expires once the room no longer confirms it).
     fn remove(&mut self, player: PlayerId, release: bool) {
         self.superseded.retain(|_, p| *p != player);
-        if let Some(m) = self.members.remove(&player) {
-            if m.player {
-                self.metrics.players.dec();
-                if release {
-                    let (backend, room) = (self.backend.clone(), self.id.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = backend.release_seat(&room, player).await {
-                            debug!(%room, error = %e, "could not release a seat");
-                        }
-                    });
-                }
+        if let Some(m) = self.members.remove(&player)
+            && m.player
+        {
+            self.metrics.players.dec();
+            if release {
+                let (backend, room) = (self.backend.clone(), self.id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = backend.release_seat(&room, player).await {
+                        debug!(%room, error = %e, "could not release a seat");
+                    }
+                });
             }
         }
         self.game.remove_player(player);

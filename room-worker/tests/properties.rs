@@ -237,10 +237,10 @@ fn run(s: &Scenario) {
     let mut gone: HashSet<PlayerId> = HashSet::new();
     let note_gone = |game: &Game, gone: &mut HashSet<PlayerId>| {
         for e in game.events() {
-            if let Event::GameOver(id) = e {
-                if id.is_robot() {
-                    gone.insert(*id);
-                }
+            if let Event::GameOver(id) = e
+                && id.is_robot()
+            {
+                gone.insert(*id);
             }
         }
     };
@@ -298,7 +298,7 @@ fn run(s: &Scenario) {
                 assert_eq!(client, client_grid(game.grid()), "the frame of step {steps} rebuilds the world");
                 game.clear_events();
 
-                if steps % 25 == 0 {
+                if steps.is_multiple_of(25) {
                     let welcome = encode_welcome(&game);
                     assert_eq!(welcome_world(&welcome), client_grid(game.grid()), "welcome at step {steps}");
                 }
@@ -368,7 +368,7 @@ fn a_long_game_with_robots_keeps_the_world_consistent() {
         ops.push(match (x >> 8) % 10 {
             0 => Op::Join(i),
             1 | 2 => Op::Turn(i, Direction::ALL[((x >> 16) % 4) as usize]),
-            3 if x % 5 == 0 => Op::Park(i, (x >> 20) % 2 == 0),
+            3 if x.is_multiple_of(5) => Op::Park(i, (x >> 20).is_multiple_of(2)),
             _ => Op::Step,
         });
     }

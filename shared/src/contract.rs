@@ -355,10 +355,10 @@ pub async fn survives_a_restart<B: Backend>(b: B, restart: impl FnOnce()) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         assert!(tokio::time::Instant::now() < deadline, "no delivery after the restart");
-        if let Ok(n) = b.publish_input(&r, input.clone()).await {
-            if n > 0 {
-                break;
-            }
+        if let Ok(n) = b.publish_input(&r, input.clone()).await
+            && n > 0
+        {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

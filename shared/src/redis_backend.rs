@@ -563,11 +563,9 @@ impl RedisBackend {
             subs.push(deliver);
             subs.len() == 1
         };
-        if first {
-            if let Err(e) = self.sub.clone().subscribe(&channel).await {
-                self.router.routes().remove(&channel);
-                return Err(e.into());
-            }
+        if first && let Err(e) = self.sub.clone().subscribe(&channel).await {
+            self.router.routes().remove(&channel);
+            return Err(e.into());
         }
         Ok(Subscription::new(rx))
     }

@@ -269,10 +269,10 @@ impl Client {
     pub async fn next_world(&mut self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(f) = tokio::time::timeout(Duration::from_millis(100), self.frame()).await {
-                if f.has("world") {
-                    return true;
-                }
+            if let Ok(f) = tokio::time::timeout(Duration::from_millis(100), self.frame()).await
+                && f.has("world")
+            {
+                return true;
             }
         }
         false
