@@ -505,7 +505,8 @@ impl<B: Backend> Connection<B> {
             // The room filled up meanwhile: play elsewhere.
             Seat::Full => self.take_seat(None, session.player).await?,
         };
-        // An older session has no key: a fresh one (the room accepts 0 only).
+        // A session from an older build has no key (0): the identity gets one
+        // now; rooms let an unknown key (0) in either way.
         let key = if session.key == 0 { new_key() } else { session.key };
         self.identity = Some(Identity { id: session.player, name: session.name, token, key });
         self.move_in(room, true).await
@@ -546,6 +547,11 @@ impl<B: Backend> Connection<B> {
             self.state.metrics.publish_errors.inc();
             warn!(%room, error = %e, "could not announce a new room");
         }
+    }
+
+    /// The key of the identity this connection enters rooms as.
+    fn key(&self) -> u64 {
+        self.identity.as_ref().map_or(self.spectator_key, |i| i.key)
     }
 
     async fn spectator_id(&mut self) -> Result<PlayerId, Refusal> {
@@ -590,8 +596,7 @@ impl<B: Backend> Connection<B> {
             return Err(e.into());
         }
         self.place = Some(Place { room: room.clone(), member, as_player });
-        let key = self.identity.as_ref().map_or(self.spectator_key, |i| i.key);
-        let input = self.input(member, InputKind::Enter { name, resync: false, key });
+        let input = self.input(member, InputKind::Enter { name, resync: false, key: self.key() });
         // The retry is armed first: an enter lost to a failed publish is
         // repeated like one the room did not answer.
         self.await_welcome(room.clone(), input.clone());
@@ -626,8 +631,7 @@ impl<B: Backend> Connection<B> {
     async fn reenter(&mut self) {
         let Some(place) = &self.place else { return };
         let name = if place.as_player { self.identity.as_ref().map(|i| i.name.clone()) } else { None };
-        let key = self.identity.as_ref().map_or(self.spectator_key, |i| i.key);
-        let input = self.input(place.member, InputKind::Enter { name, resync: true, key });
+        let input = self.input(place.member, InputKind::Enter { name, resync: true, key: self.key() });
         let room = place.room.clone();
         let _ = self.publish(&room, input.clone()).await;
         self.await_welcome(room, input);

@@ -90,9 +90,6 @@ def pct(sorted_values, p):
 
 def start_gateway(binary, backlog, core):
     cmd = [binary, "--listen", "127.0.0.1:0", "--listen-backlog", str(backlog), "--no-data-dir"]
-    probe = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
-    if "--no-data-dir" not in probe:
-        cmd.remove("--no-data-dir")
     if core is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(core)] + cmd
     env = dict(os.environ, SNAKEPIT_LOG_FORMAT="text", RUST_LOG="warn")

@@ -6,8 +6,9 @@
 //! world equal to this one.
 //!
 //! Robot snakes (negative ids) are players of the game only: the game adds
-//! them while fewer people play than the settings' `robots`, retires them
-//! when people need their places or nobody plays any more, and steers
+//! them while people play (the settings' `robots` beside a lone person,
+//! one fewer for each further person), retires them when people need their
+//! places or nobody plays any more, and steers
 //! them (`robot.rs`) with its own RNG, so they are as deterministic as the
 //! rest of the rules.
 
@@ -627,10 +628,8 @@ impl Game {
             // Robots never enter the top scores.
             self.record_score(ScoreEntry { name, score, colour });
             self.events.push(Event::TopScores);
-            if self.humans_alive() == 0 {
-                // Nobody plays any more: the robots go too, and the game ends.
-                while self.retire_newest_robot() {}
-            }
+            // Nobody plays any more: the robots go too, and the game ends.
+            self.retire_surplus_robots();
         }
         // A place freed by a death stays free for a second.
         self.robots_wait_until = self.tick + self.robot_delay();

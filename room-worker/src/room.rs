@@ -137,8 +137,6 @@ pub struct Room<B> {
     /// Connections replaced by a newer one of the same player: an enter
     /// from one of them is answered with `Superseded` again, never let in.
     superseded: HashMap<ConnId, PlayerId>,
-    /// The top scores were loaded when the room opened.
-    scores_loaded: bool,
     /// Best score per name known to be in the store: a death whose score
     /// beats it is sent at once, not only when the game ends.
     stored: HashMap<String, u64>,
@@ -193,7 +191,7 @@ impl<B: Backend> Room<B> {
         // A snake may stand parked for the grace period in a row at most.
         game.set_park_allowance((config.grace.as_secs_f64() * config.settings.tick_rate).ceil() as u32);
         // The top scores are in the welcome from the first visitor on (a
-        // slow store: they follow in the background, see `run`).
+        // slow store: they follow in the background).
         let scores_loaded = match timeout(TOP_SCORES_WAIT, backend.top_scores(config.settings.top_scores)).await {
             Ok(Ok(scores)) => {
                 game.set_top_scores(scores);
@@ -226,11 +224,13 @@ impl<B: Backend> Room<B> {
             hold_until: None,
             awaiting: Default::default(),
             superseded: HashMap::new(),
-            scores_loaded,
             stored: HashMap::new(),
         };
         let loaded = room.game.top_scores().to_vec();
         room.note_stored(&loaded);
+        if !scores_loaded {
+            room.refresh_top_scores();
+        }
         if restored {
             room.hold_until = Some(Instant::now() + HOLD_AFTER_TAKEOVER);
             room.awaiting = awaiting;
@@ -244,9 +244,6 @@ impl<B: Backend> Room<B> {
         self.metrics.players.add(players);
         self.sync_alive_metric();
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
-        if !self.scores_loaded {
-            self.refresh_top_scores();
-        }
         self.announce_epoch();
         let mut ticks = tokio::time::interval(self.config.settings.tick_period());
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -332,11 +329,11 @@ impl<B: Backend> Room<B> {
         let payload = encode_tick(&mut self.writer, &self.game);
         self.dirty = true;
         if self.game.just_ended() {
-            self.save_top_scores();
+            self.save_top_scores(true);
         } else if self.game.events().iter().any(|e| matches!(e, Event::TopScores)) {
             // A death while others play on: its score is kept now, so that
             // a crash of the process before the game ends does not lose it.
-            self.submit_new_scores();
+            self.save_top_scores(false);
         }
         self.game.clear_events();
         self.sync_alive_metric();
@@ -734,16 +731,14 @@ impl<B: Backend> Room<B> {
     /// they are in it when the room is gone.
     async fn submit_final_scores(&self) {
         let alive = self.game.players().iter().filter(|p| p.alive && !p.id.is_robot() && p.score > 0);
-        let entries = self.game.top_scores().iter().cloned().chain(alive.map(|p| ScoreEntry {
-            name: p.name.clone(),
-            score: p.score,
-            colour: p.colour,
-        }));
-        for entry in entries {
-            if let Err(e) = self.backend.submit_score(entry).await {
-                warn!(room = %self.id, error = %e, "could not save a top score");
-            }
-        }
+        let entries: Vec<ScoreEntry> = self
+            .game
+            .top_scores()
+            .iter()
+            .cloned()
+            .chain(alive.map(|p| ScoreEntry { name: p.name.clone(), score: p.score, colour: p.colour }))
+            .collect();
+        submit_scores(&self.backend, &self.id, entries).await;
     }
 
     fn note_stored(&mut self, scores: &[ScoreEntry]) {
@@ -756,47 +751,38 @@ impl<B: Backend> Room<B> {
         }
     }
 
-    /// Sends the entries of the game's top scores that beat what the store
-    /// is known to hold, in the background.
-    fn submit_new_scores(&mut self) {
-        let new: Vec<ScoreEntry> = self
+    /// Sends the game's top scores to the shared store in the background:
+    /// when the game ended, all of them, then the merged list of all rooms
+    /// is read back; otherwise only those that beat what the store is
+    /// known to hold.
+    fn save_top_scores(&mut self, ended: bool) {
+        let scores: Vec<ScoreEntry> = self
             .game
             .top_scores()
             .iter()
-            .filter(|s| self.stored.get(&s.name).is_none_or(|best| *best < s.score))
+            .filter(|s| ended || self.stored.get(&s.name).is_none_or(|best| *best < s.score))
             .cloned()
             .collect();
-        if new.is_empty() {
+        if scores.is_empty() {
             return;
         }
-        self.note_stored(&new);
-        let backend = self.backend.clone();
-        tokio::spawn(async move {
-            for s in new {
-                if let Err(e) = backend.submit_score(s).await {
-                    warn!(error = %e, "could not save a top score");
-                }
-            }
-        });
-    }
-
-    /// Saves the game's top scores to the shared store, then reloads the
-    /// merged list of all rooms.
-    fn save_top_scores(&self) {
-        let backend = self.backend.clone();
-        let tx = self.internal_tx.clone();
-        let scores = self.game.top_scores().to_vec();
+        self.note_stored(&scores);
+        let (backend, room, tx) = (self.backend.clone(), self.id.clone(), self.internal_tx.clone());
         let n = self.config.settings.top_scores;
         tokio::spawn(async move {
-            for s in scores {
-                if let Err(e) = backend.submit_score(s).await {
-                    warn!(error = %e, "could not save a top score");
-                }
-            }
-            if let Ok(scores) = backend.top_scores(n).await {
+            submit_scores(&backend, &room, scores).await;
+            if ended && let Ok(scores) = backend.top_scores(n).await {
                 let _ = tx.send(Internal::TopScores(scores)).await;
             }
         });
+    }
+}
+
+async fn submit_scores<B: Backend>(backend: &B, room: &RoomId, scores: impl IntoIterator<Item = ScoreEntry>) {
+    for s in scores {
+        if let Err(e) = backend.submit_score(s).await {
+            warn!(%room, error = %e, "could not save a top score");
+        }
     }
 }
 
