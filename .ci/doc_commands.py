@@ -115,8 +115,8 @@ RECIPES = {
     # Tests.
     "cargo build -p snakepit-gateway -p snakepit-room-worker && cd tests/browser && npm ci && npm test": elsewhere(
         ".ci/run: the browser test step"),
-    "cargo bench -p snakepit-room-worker --bench room_tick": run(
-        "cargo bench -p snakepit-room-worker --bench room_tick -- --warm-up-time 0.2 --measurement-time 0.5", 900),
+    "cargo bench -p snakepit-game --bench room_tick": run(
+        "cargo bench -p snakepit-game --bench room_tick -- --warm-up-time 0.2 --measurement-time 0.5", 900),
     # docs/deploy.md: no Docker engine and no Kubernetes cluster here;
     # .ci/k8s-check proves offline what can be (lint, render, validate,
     # the pods as local processes). Applies are rendered instead.

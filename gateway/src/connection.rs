@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use snakepit_shared::encode::{FrameWriter, error_frame};
-use snakepit_shared::protocol::{ClientMessage, ProtocolError};
-use snakepit_shared::{Backend, ConnId, InputKind, Notice, PlayerId, RoomId, RoomInput, Seat, Session};
+use snakepit_bus::{Backend, ConnId, InputKind, Notice, PlayerId, RoomId, RoomInput, Seat, Session};
+use snakepit_protocol::client::{ClientMessage, ProtocolError};
+use snakepit_protocol::frame_writer::{FrameWriter, error_frame};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -119,7 +119,7 @@ enum Refusal {
     #[error("{0}")]
     State(String),
     #[error("Server busy, try again")]
-    Backend(#[from] snakepit_shared::BusError),
+    Backend(#[from] snakepit_bus::BusError),
 }
 
 pub struct Connection<B> {

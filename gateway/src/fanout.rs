@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use snakepit_shared::{Bus, BusError, ConnId, FrameKind, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
+use snakepit_bus::{Bus, BusError, ConnId, FrameKind, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -272,7 +272,7 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use snakepit_shared::MemoryBackend;
+    use snakepit_bus::MemoryBackend;
 
     use super::*;
 

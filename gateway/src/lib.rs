@@ -17,7 +17,7 @@ pub mod state;
 pub mod web;
 
 use axum::serve::ListenerExt;
-use snakepit_shared::Backend;
+use snakepit_bus::Backend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};

@@ -6,23 +6,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use prometheus::Registry;
+use snakepit_bus::RedisBackend;
+use snakepit_bus::redis_metrics::RedisMetrics;
+use snakepit_cli::game::room_only_flag_given;
+use snakepit_cli::{GameArgs, RedisArgs, secs, secs_or_zero};
 use snakepit_gateway::standalone::{StandaloneConfig, serve_with_registry};
 use snakepit_gateway::{AppState, DrainConfig, GatewayConfig, run};
-use snakepit_room_worker::settings_args::{GameArgs, secs, secs_or_zero};
-use snakepit_shared::RedisBackend;
-use snakepit_shared::build_info::{Binary, BuildInfo, Mode};
-use snakepit_shared::process_metrics;
-use snakepit_shared::redis_metrics::RedisMetrics;
-use snakepit_shared::shutdown::cancel_on_signal;
-use snakepit_shared::telemetry::{LogFormat, init_logging};
+use snakepit_service::build_info::{Binary, BuildInfo, Mode};
+use snakepit_service::process_metrics;
+use snakepit_service::shutdown::cancel_on_signal;
+use snakepit_service::telemetry::{LogFormat, init_logging};
 use tokio_util::sync::CancellationToken;
 
 /// Snakepit gateway. Without a Redis URL it runs the whole game in this
 /// process: open http://127.0.0.1:8080 and play. With --redis-url it is one
 /// gateway of a cluster, and room workers run the rooms.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
@@ -30,18 +31,13 @@ struct Args {
     listen: SocketAddr,
     /// Pending connections the kernel queues before the gateway accepts
     /// them (capped by net.core.somaxconn): room for a reconnect storm.
-    #[arg(long, env = "SNAKEPIT_LISTEN_BACKLOG", default_value_t = snakepit_shared::listen::DEFAULT_BACKLOG)]
+    #[arg(long, env = "SNAKEPIT_LISTEN_BACKLOG", default_value_t = snakepit_service::listen::DEFAULT_BACKLOG)]
     listen_backlog: u32,
     /// Redis URL of a cluster, e.g. redis://127.0.0.1:6379/ (none: standalone).
     #[arg(long, env = "SNAKEPIT_REDIS_URL")]
     redis_url: Option<String>,
-    /// PEM certificate authority to trust for a rediss:// URL (default: the
-    /// system's). User and password go in the URL: rediss://user:pass@host:6380/
-    #[arg(long, env = "SNAKEPIT_REDIS_CA_FILE")]
-    redis_ca_file: Option<std::path::PathBuf>,
-    /// Prefix of every Redis key and channel (clusters sharing one Redis).
-    #[arg(long, env = "SNAKEPIT_REDIS_PREFIX", default_value = "snakepit")]
-    redis_prefix: String,
+    #[command(flatten)]
+    redis: RedisArgs,
     /// Seconds connections get to close on shutdown, after the drain.
     #[arg(long, env = "SNAKEPIT_SHUTDOWN_GRACE_SECS", default_value_t = 5.0)]
     shutdown_grace_secs: f64,
@@ -85,9 +81,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(args.log_format, "info");
-    let ca = args.redis_ca_file.as_ref().map(std::fs::read).transpose().context("cannot read --redis-ca-file")?;
+    if let (Some(_), Some(flag)) = (&args.redis_url, room_only_flag_given(&matches)) {
+        tracing::warn!("{flag} is ignored: with --redis-url the room workers run the rooms, and their settings decide");
+    }
+    let ca = args.redis.ca().context("cannot read --redis-ca-file")?;
     if let Some(url) = &args.redis_url {
         RedisBackend::check_settings(url, ca.as_deref()).context("bad Redis settings")?;
     }
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
         close_window: secs_or_zero("drain close", args.drain_close_secs)?,
         grace: secs("shutdown grace", args.shutdown_grace_secs)?,
     };
-    let listener = snakepit_shared::listen::bind(args.listen, args.listen_backlog)
+    let listener = snakepit_service::listen::bind(args.listen, args.listen_backlog)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // One line on stdout that scripts and tests wait for.
@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         binary: Binary::Gateway,
         mode,
         version: env!("CARGO_PKG_VERSION"),
-        revision: snakepit_shared::build_revision!(),
+        revision: snakepit_service::build_revision!(),
     };
     match &args.redis_url {
         None => {
@@ -146,7 +146,8 @@ async fn main() -> anyhow::Result<()> {
             process_metrics::register(&registry, &build(Mode::Cluster))?;
             let redis_metrics = RedisMetrics::register(&registry)?;
             let Some(backend) =
-                RedisBackend::connect_retrying(url, &args.redis_prefix, ca.as_deref(), &redis_metrics, &shutdown).await
+                RedisBackend::connect_retrying(url, &args.redis.redis_prefix, ca.as_deref(), &redis_metrics, &shutdown)
+                    .await
             else {
                 return Ok(());
             };

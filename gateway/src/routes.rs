@@ -1,15 +1,16 @@
-//! The HTTP surface: the client, `/connect`, health, readiness, metrics.
+//! The HTTP surface: the client, `/connect`, and the health, readiness and
+//! metrics routes every process serves (`snakepit_service::health`).
 
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use prometheus::{Encoder, TextEncoder};
-use snakepit_room_worker::frame::MAX_WELCOME_LEN;
-use snakepit_shared::Backend;
-use snakepit_shared::protocol::MAX_CLIENT_FRAME;
+use snakepit_bus::Backend;
+use snakepit_game::frame::MAX_WELCOME_LEN;
+use snakepit_protocol::client::MAX_CLIENT_FRAME;
+use snakepit_service::health::{self, Readiness};
 
 use crate::connection::Connection;
 use crate::state::AppState;
@@ -34,9 +35,7 @@ pub fn app<B: Backend>(state: AppState<B>) -> Router {
         .route("/client.js", get(web::client_js))
         .route("/style.css", get(web::style))
         .route("/connect", get(connect::<B>))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz::<B>))
-        .route("/metrics", get(metrics::<B>))
+        .merge(health::routes(Ready(state.clone()), state.registry.clone()))
         .with_state(state)
 }
 
@@ -53,21 +52,15 @@ async fn connect<B: Backend>(State(state): State<AppState<B>>, ws: WebSocketUpgr
         .on_upgrade(move |socket| tracker.track_future(Connection::new(state).run(socket)))
 }
 
-async fn readyz<B: Backend>(State(state): State<AppState<B>>) -> Response {
-    if state.draining.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
-    }
-    match state.backend.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("backend: {e}")).into_response(),
-    }
-}
+/// Ready while not draining and the backend answers.
+#[derive(Clone)]
+struct Ready<B>(AppState<B>);
 
-async fn metrics<B: Backend>(State(state): State<AppState<B>>) -> Response {
-    let encoder = TextEncoder::new();
-    let mut buf = Vec::new();
-    match encoder.encode(&state.registry.gather(), &mut buf) {
-        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], buf).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+impl<B: Backend> Readiness for Ready<B> {
+    async fn check(&self) -> Result<(), String> {
+        if self.0.draining.is_cancelled() {
+            return Err("shutting down".into());
+        }
+        self.0.backend.ping().await.map_err(|e| format!("backend: {e}"))
     }
 }

@@ -35,9 +35,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use snakepit_room_worker::settings::COLOURS;
-use snakepit_shared::protocol::validate_name;
-use snakepit_shared::{MemoryBackend, ScoreEntry, Store};
+use snakepit_bus::{MemoryBackend, ScoreEntry, Store};
+use snakepit_game::settings::COLOURS;
+use snakepit_protocol::client::validate_name;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use prometheus::Registry;
+use snakepit_bus::MemoryBackend;
 use snakepit_room_worker::room::RoomConfig;
 use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
-use snakepit_shared::MemoryBackend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -30,7 +30,7 @@ pub struct AppState<B> {
     pub tracker: TaskTracker,
 }
 
-impl<B: snakepit_shared::Backend> AppState<B> {
+impl<B: snakepit_bus::Backend> AppState<B> {
     pub fn new(backend: B, config: GatewayConfig, registry: Registry) -> Result<Self, prometheus::Error> {
         let metrics = GatewayMetrics::register(&registry)?;
         Ok(Self::with_metrics(backend, config, registry, metrics))

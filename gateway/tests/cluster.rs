@@ -125,10 +125,10 @@ async fn a_worker_that_loses_its_lease_stops_and_its_frames_are_ignored() {
     assert!(quiet, "frames kept coming after the lease was lost");
 
     // A frame stamped with the old epoch is ignored by the gateway.
-    let stale = snakepit_shared::OutFrame {
+    let stale = snakepit_bus::OutFrame {
         epoch: old_epoch,
         tick: 1_000_000,
-        kind: snakepit_shared::FrameKind::Tick,
+        kind: snakepit_bus::FrameKind::Tick,
         payload: bytes::Bytes::from_static(b"[[\"tick\",1000000],[\"render\",0,0,\"#\",0]]"),
     };
     // Once the intruder is gone, a worker takes the room on, at a higher epoch.

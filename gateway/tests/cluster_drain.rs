@@ -79,7 +79,7 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
         assert!(!cells.is_empty(), "{id}'s snake is on the field");
         // Parked before the close: it stands where its player last saw it.
         assert_eq!(&cells, last, "{id}'s snake moved after its player's last frame");
-        parked.insert(id.clone(), (cells, watcher.view.scores[id]));
+        parked.insert(id.clone(), (cells, watcher.view.scores[&support::pid(id)]));
     }
     let start = watcher.view.tick;
     while watcher.view.tick < start + 30 {
@@ -88,7 +88,7 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
     }
     for (id, (cells, score)) in &parked {
         assert_eq!(&watcher.view.snake_cells(id), cells, "{id}'s parked snake moved");
-        assert_eq!(watcher.view.scores[id], *score);
+        assert_eq!(watcher.view.scores[&support::pid(id)], *score);
     }
     // The room kept its players and their seats.
     assert_eq!(c.seats(room).await, Some(alive));
@@ -105,7 +105,11 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
         cl.until("world").await;
         let (cells, score) = &parked[&id];
         let mine = cl.view.snake_cells(&id);
-        assert_eq!((mine.len(), cl.view.scores[&id]), (cells.len(), *score), "{id}: same length and score");
+        assert_eq!(
+            (mine.len(), cl.view.scores[&support::pid(&id)]),
+            (cells.len(), *score),
+            "{id}: same length and score"
+        );
         back.push((cl, id));
     }
     for (cl, id) in &mut back {

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use serde_json::json;
+use snakepit_bus::{MemoryBackend, RoomId, Store as _};
 use snakepit_gateway::metrics::{CLOSE_CODES, GatewayMetrics, close_label};
 use snakepit_gateway::{AppState, DrainConfig, GatewayConfig};
 use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
-use snakepit_shared::{MemoryBackend, RoomId, Store as _};
 use support::Client;
 use support::cluster::http_get;
 use support::id_of;

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use serde_json::json;
+use snakepit_bus::intercept::{Call, Hook, Intercepted};
+use snakepit_bus::{Bus, BusError, InputKind, MemoryBackend, Notice, RoomId, RoomInput, Seat, Store};
 use snakepit_gateway::{AppState, GatewayConfig};
 use snakepit_room_worker::{GameSettings, Host, HostConfig, WorkerMetrics};
-use snakepit_shared::intercept::{Call, Hook, Intercepted};
-use snakepit_shared::{Bus, BusError, InputKind, MemoryBackend, Notice, RoomId, RoomInput, Seat, Store};
 use support::cluster::Cluster;
 use support::id_of;
 use support::{Client, Server};
@@ -155,7 +155,7 @@ async fn a_client_that_answers_pings_stays_connected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_field_the_settings_accept_can_be_played() {
-    use snakepit_room_worker::settings::MAX_SIDE;
+    use snakepit_game::settings::MAX_SIDE;
     let settings = support::settings().at_largest();
     assert_eq!(settings.validate(), Ok(()));
     let server = Server::start_with(support::config(settings)).await;
@@ -242,7 +242,7 @@ async fn a_resume_on_another_gateway_closes_the_older_connection_and_keeps_the_s
 /// not take the member back; the newer one keeps steering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_superseded_connection_entering_again_is_shut_out() {
-    use snakepit_shared::{ConnId, FrameKind, PlayerId};
+    use snakepit_bus::{ConnId, FrameKind, PlayerId};
     let backend = MemoryBackend::new();
     let stop = CancellationToken::new();
     let registry = Registry::new();

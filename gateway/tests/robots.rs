@@ -16,13 +16,8 @@ fn robots(n: u16) -> snakepit_gateway::standalone::StandaloneConfig {
 
 /// Ids (as text) of the robots `client` sees alive.
 fn robots_alive(client: &Client) -> Vec<String> {
-    let mut ids: Vec<String> = client
-        .view
-        .alive
-        .iter()
-        .filter(|(id, alive)| **alive && id.starts_with('-'))
-        .map(|(id, _)| id.clone())
-        .collect();
+    let mut ids: Vec<String> =
+        client.view.alive.iter().filter(|(id, alive)| **alive && **id < 0).map(|(id, _)| id.to_string()).collect();
     ids.sort();
     ids
 }

@@ -76,7 +76,7 @@ async fn score_then_die(client: &mut Client, name: &str, room: Option<&str>) -> 
             if frame.find("p_gameover").is_some_and(|c| id_of(&c[1]) == id) {
                 break;
             }
-            let score = client.view.scores.get(&id).copied().unwrap_or(0);
+            let score = client.view.scores.get(&support::pid(&id)).copied().unwrap_or(0);
             if score > 0 {
                 steering = false;
             }
@@ -90,9 +90,9 @@ async fn score_then_die(client: &mut Client, name: &str, room: Option<&str>) -> 
                 client.send(json!(key)).await;
             }
         }
-        let score = client.view.scores.get(&id).copied().unwrap_or(0);
+        let score = client.view.scores.get(&support::pid(&id)).copied().unwrap_or(0);
         if score > 0 {
-            let colour = client.view.colours[&id];
+            let colour = client.view.colours[&support::pid(&id)];
             // The room's own list has it at once, in the frame of the death.
             return (score, colour);
         }
@@ -170,13 +170,13 @@ async fn the_score_of_a_snake_alive_at_the_stop_is_kept() {
             let mut scored = false;
             for _ in 0..1000 {
                 client.frame().await;
-                if client.view.alive.get(&id) != Some(&true) {
+                if client.view.alive.get(&support::pid(&id)) != Some(&true) {
                     break;
                 }
-                scored |= client.view.scores.get(&id).copied().unwrap_or(0) > 0;
+                scored |= client.view.scores.get(&support::pid(&id)).copied().unwrap_or(0) > 0;
                 // Scored: steer into open space, then stop while it runs.
                 if scored && client.view.run_ahead(&id) >= 10 {
-                    break 'lives (client.view.scores[&id], client.view.colours[&id]);
+                    break 'lives (client.view.scores[&support::pid(&id)], client.view.colours[&support::pid(&id)]);
                 }
                 let key = if scored { client.view.safe_turn(&id) } else { towards_digit(&client.view, &id) };
                 if let (Some(key), Some(dir)) = (key, client.view.direction(&id))

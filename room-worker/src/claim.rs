@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use snakepit_shared::{Backend, Lease, RoomId};
+use snakepit_bus::{Backend, Lease, RoomId};
 use tokio::sync::watch;
 use tracing::{info, warn};
 

@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use snakepit_shared::{Backend, Lease, LeaseState, Notice, RoomId};
+use snakepit_bus::{Backend, Lease, LeaseState, Notice, RoomId};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;

@@ -6,18 +6,18 @@
 use std::time::Duration;
 
 use prometheus::Registry;
-use snakepit_shared::{Bus, ConnId, MemoryBackend, Ownership, PlayerId, RoomId, SnapshotWrite, Store};
+use snakepit_bus::{Bus, ConnId, MemoryBackend, Ownership, PlayerId, RoomId, SnapshotWrite, Store};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::game::Game;
 use crate::host::{Host, HostConfig};
 use crate::metrics::WorkerMetrics;
 use crate::rendezvous;
 use crate::room::RoomConfig;
-use crate::settings::GameSettings;
 use crate::slow_backend::slow;
 use crate::snapshot::{MemberSnapshot, RoomSnapshot};
+use snakepit_game::game::Game;
+use snakepit_game::settings::GameSettings;
 
 const LEASE_TTL: Duration = Duration::from_secs(3);
 

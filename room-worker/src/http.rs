@@ -1,12 +1,10 @@
-//! The worker's small HTTP side: liveness, readiness and metrics.
+//! The worker's small HTTP side: liveness, readiness and metrics (the
+//! routes every process serves, see `snakepit_service::health`).
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use prometheus::{Encoder, Registry, TextEncoder};
-use snakepit_shared::Backend;
+use prometheus::Registry;
+use snakepit_bus::Backend;
+use snakepit_service::health::{self, Readiness};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
@@ -19,37 +17,19 @@ pub struct HttpState<B> {
 }
 
 pub fn app<B: Backend>(state: HttpState<B>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz::<B>))
-        .route("/metrics", get(metrics::<B>))
-        .with_state(state)
+    let registry = state.registry.clone();
+    health::routes(state, registry)
 }
 
 /// Ready when Redis answers and the worker has announced itself.
-async fn readyz<B: Backend>(State(state): State<HttpState<B>>) -> Response {
-    if state.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+impl<B: Backend> Readiness for HttpState<B> {
+    async fn check(&self) -> Result<(), String> {
+        if self.shutdown.is_cancelled() {
+            return Err("shutting down".into());
+        }
+        if !self.announced.is_cancelled() {
+            return Err("not announced yet".into());
+        }
+        self.backend.ping().await.map_err(|e| format!("backend: {e}"))
     }
-    if !state.announced.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not announced yet").into_response();
-    }
-    match state.backend.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("backend: {e}")).into_response(),
-    }
-}
-
-/// Prometheus text of `registry`.
-pub fn render(registry: &Registry) -> Response {
-    let encoder = TextEncoder::new();
-    let mut buf = Vec::new();
-    match encoder.encode(&registry.gather(), &mut buf) {
-        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], buf).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
-}
-
-async fn metrics<B: Backend>(State(state): State<HttpState<B>>) -> Response {
-    render(&state.registry)
 }

@@ -1,12 +1,8 @@
-//! Snakepit's room worker: the game rules, a room as an actor that steps
-//! its world at a fixed tick, and the host that runs many rooms.
+//! Snakepit's room worker: a room as an actor that steps its game (the
+//! `snakepit-game` crate) at a fixed tick, and the host that claims and
+//! runs many rooms under leases.
 
 pub mod claim;
-pub mod frame;
-pub mod game;
-#[cfg(test)]
-mod game_tests;
-pub mod grid;
 pub mod host;
 #[cfg(test)]
 mod host_tests;
@@ -14,16 +10,13 @@ pub mod http;
 pub mod metrics;
 pub mod publisher;
 pub mod rendezvous;
-pub mod robot;
 pub mod room;
-pub mod settings;
-pub mod settings_args;
 #[cfg(test)]
 mod slow_backend;
 pub mod snapshot;
 pub mod supervise;
 
-pub use game::Game;
 pub use host::{Host, HostConfig};
 pub use metrics::WorkerMetrics;
-pub use settings::GameSettings;
+
+pub use snakepit_game::{Game, GameSettings, RoomConfig};

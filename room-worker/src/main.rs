@@ -6,15 +6,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use prometheus::Registry;
+use snakepit_bus::RedisBackend;
+use snakepit_bus::redis_metrics::RedisMetrics;
+use snakepit_cli::{GameArgs, RedisArgs, secs};
 use snakepit_room_worker::http::{HttpState, app};
-use snakepit_room_worker::settings_args::{GameArgs, secs};
 use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
-use snakepit_shared::RedisBackend;
-use snakepit_shared::build_info::{Binary, BuildInfo, Mode};
-use snakepit_shared::process_metrics;
-use snakepit_shared::redis_metrics::RedisMetrics;
-use snakepit_shared::shutdown::cancel_on_signal;
-use snakepit_shared::telemetry::{LogFormat, init_logging};
+use snakepit_service::build_info::{Binary, BuildInfo, Mode};
+use snakepit_service::process_metrics;
+use snakepit_service::shutdown::cancel_on_signal;
+use snakepit_service::telemetry::{LogFormat, init_logging};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,13 +26,8 @@ struct Args {
     /// Redis URL, e.g. redis://127.0.0.1:6379/
     #[arg(long, env = "SNAKEPIT_REDIS_URL")]
     redis_url: String,
-    /// PEM certificate authority to trust for a rediss:// URL (default: the
-    /// system's). User and password go in the URL: rediss://user:pass@host:6380/
-    #[arg(long, env = "SNAKEPIT_REDIS_CA_FILE")]
-    redis_ca_file: Option<std::path::PathBuf>,
-    /// Prefix of every Redis key and channel (clusters sharing one Redis).
-    #[arg(long, env = "SNAKEPIT_REDIS_PREFIX", default_value = "snakepit")]
-    redis_prefix: String,
+    #[command(flatten)]
+    redis: RedisArgs,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "SNAKEPIT_LISTEN", default_value = "127.0.0.1:9091")]
     listen: SocketAddr,
@@ -63,7 +58,7 @@ fn default_worker_id() -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format, "info");
-    let ca = args.redis_ca_file.as_ref().map(std::fs::read).transpose().context("cannot read --redis-ca-file")?;
+    let ca = args.redis.ca().context("cannot read --redis-ca-file")?;
     RedisBackend::check_settings(&args.redis_url, ca.as_deref()).context("bad Redis settings")?;
     let lease_ttl = secs("lease", args.lease_secs)?;
     let config = HostConfig {
@@ -91,13 +86,18 @@ async fn main() -> anyhow::Result<()> {
         binary: Binary::RoomWorker,
         mode: Mode::Cluster,
         version: env!("CARGO_PKG_VERSION"),
-        revision: snakepit_shared::build_revision!(),
+        revision: snakepit_service::build_revision!(),
     };
     process_metrics::register(&registry, &build)?;
     let redis_metrics = RedisMetrics::register(&registry)?;
-    let Some(backend) =
-        RedisBackend::connect_retrying(&args.redis_url, &args.redis_prefix, ca.as_deref(), &redis_metrics, &shutdown)
-            .await
+    let Some(backend) = RedisBackend::connect_retrying(
+        &args.redis_url,
+        &args.redis.redis_prefix,
+        ca.as_deref(),
+        &redis_metrics,
+        &shutdown,
+    )
+    .await
     else {
         return Ok(());
     };

@@ -4,7 +4,7 @@
 //! behind, frames are dropped and counted, and gateways resynchronise the
 //! members that saw a gap.
 
-use snakepit_shared::{Bus, OutFrame, RoomId};
+use snakepit_bus::{Bus, OutFrame, RoomId};
 use tokio::sync::mpsc;
 use tracing::warn;
 

@@ -8,7 +8,7 @@
 //! toolchains would otherwise each think the other owns a room. A test
 //! pins known values.
 
-use snakepit_shared::RoomId;
+use snakepit_bus::RoomId;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The worker with the highest weight for `room`, if any.

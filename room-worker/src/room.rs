@@ -14,22 +14,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use snakepit_shared::encode::{FrameWriter, error_frame};
-use snakepit_shared::{
+use snakepit_bus::{
     Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, ScoreEntry, SnapshotWrite,
     Subscription,
 };
+use snakepit_protocol::frame_writer::{FrameWriter, error_frame};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::frame::{encode_tick, encode_welcome};
-use crate::game::{Event, Game};
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
-use crate::settings::GameSettings;
 use crate::snapshot::{MemberSnapshot, RoomSnapshot};
+pub use snakepit_game::RoomConfig;
+use snakepit_game::frame::{encode_tick, encode_welcome};
+use snakepit_game::game::{Event, Game};
 
 /// Most members (players and spectators) a room keeps.
 const MAX_MEMBERS: usize = 1000;
@@ -40,26 +40,6 @@ const MAX_SUPERSEDED: usize = 4 * MAX_MEMBERS;
 const HOLD_AFTER_TAKEOVER: Duration = Duration::from_secs(1);
 /// How long a room's opening waits for the top scores.
 const TOP_SCORES_WAIT: Duration = Duration::from_millis(500);
-
-#[derive(Clone, Debug)]
-pub struct RoomConfig {
-    pub settings: GameSettings,
-    /// How long a disconnected player's snake waits, parked, for its
-    /// player to come back.
-    pub grace: Duration,
-    /// How long a room stays empty before it retires.
-    pub empty_ttl: Duration,
-    /// How often the room snapshots itself; `None` where no other worker
-    /// could take over (standalone), which saves the encoding.
-    pub snapshot_every: Option<Duration>,
-    /// A member with no input and no presence from its gateway for this
-    /// long counts as disconnected (its gateway died).
-    pub presence_timeout: Duration,
-    /// How long the room holds its players' seats in the directory each
-    /// time it confirms them (every third of this): a seat whose player is
-    /// gone comes free at most this long after the room let it go.
-    pub seat_hold: Duration,
-}
 
 /// Why a room stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,7 +135,7 @@ impl<B: Backend> Room<B> {
         seed: u64,
         metrics: WorkerMetrics,
         publisher: Publisher,
-    ) -> Result<Self, snakepit_shared::BusError> {
+    ) -> Result<Self, snakepit_bus::BusError> {
         let inputs = backend.subscribe_input(&id).await?;
         let (internal_tx, internal_rx) = mpsc::channel(4);
         let (mut game, members): (Game, HashMap<PlayerId, Member>) = match snapshot {
@@ -789,5 +769,5 @@ async fn submit_scores<B: Backend>(backend: &B, room: &RoomId, scores: impl Into
 /// Names are checked by the gateway; the bus is still not trusted with more
 /// than 15 characters.
 fn clamp_name(name: String) -> String {
-    name.chars().filter(|c| !c.is_control()).take(snakepit_shared::protocol::NAME_MAX_CHARS).collect()
+    name.chars().filter(|c| !c.is_control()).take(snakepit_protocol::client::NAME_MAX_CHARS).collect()
 }

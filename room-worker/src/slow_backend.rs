@@ -9,8 +9,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use snakepit_shared::intercept::{Call, Hook, Intercepted};
-use snakepit_shared::{BusError, Lease, LeaseState, RoomId};
+use snakepit_bus::intercept::{Call, Hook, Intercepted};
+use snakepit_bus::{BusError, Lease, LeaseState, RoomId};
 
 pub type SlowBackend<B> = Intercepted<B, Slow>;
 

@@ -2,9 +2,9 @@
 //! the whole game (world, snakes, scores, the RNG) and its members.
 
 use serde::{Deserialize, Serialize};
-use snakepit_shared::{ConnId, PlayerId};
+use snakepit_bus::{ConnId, PlayerId};
 
-use crate::game::Game;
+use snakepit_game::game::Game;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MemberSnapshot {
@@ -39,10 +39,10 @@ impl RoomSnapshot {
 
 #[cfg(test)]
 mod tests {
-    use snakepit_shared::PlayerId;
+    use snakepit_bus::PlayerId;
 
     use super::*;
-    use crate::settings::GameSettings;
+    use snakepit_game::settings::GameSettings;
 
     /// A game of one person and three robots, all born.
     fn with_robots() -> Game {

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use snakepit_bus::{Bus, ConnId, InputKind, MemoryBackend, Ownership, PlayerId, RoomId, RoomInput};
 use snakepit_room_worker::publisher::Publisher;
 use snakepit_room_worker::room::{Room, RoomConfig, RoomControl};
 use snakepit_room_worker::{GameSettings, WorkerMetrics};
-use snakepit_shared::{Bus, ConnId, InputKind, MemoryBackend, Ownership, PlayerId, RoomId, RoomInput};
 
 fn config(grace_s: u64, presence_s: u64) -> RoomConfig {
     config_at(10.0, grace_s, presence_s)
@@ -115,7 +115,7 @@ async fn a_member_heard_from_again_after_a_presence_gap_moves_on() {
     // The gateway is back: presence every 500 ms and the player steers.
     for _ in 0..4 {
         backend.publish_input(&room, RoomInput::presence(vec![(player, conn)])).await.unwrap();
-        send(&backend, &room, player, conn, InputKind::Turn(snakepit_shared::protocol::Direction::Up)).await;
+        send(&backend, &room, player, conn, InputKind::Turn(snakepit_protocol::client::Direction::Up)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (member, away, alive, parked, _) = look(&backend, &room, player).await;

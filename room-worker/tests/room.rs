@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
+use snakepit_bus::{
+    Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, RoomInput, Store,
+};
 use snakepit_room_worker::publisher::Publisher;
 use snakepit_room_worker::room::{Room, RoomConfig, RoomControl};
 use snakepit_room_worker::{GameSettings, WorkerMetrics};
-use snakepit_shared::{
-    Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, RoomInput, Store,
-};
 
 fn config(tick_rate: f64) -> RoomConfig {
     RoomConfig {
@@ -24,7 +24,7 @@ fn config(tick_rate: f64) -> RoomConfig {
 }
 
 /// Frames published within `limit` (virtual time).
-async fn frames_within(out: &mut snakepit_shared::Subscription<OutFrame>, limit: Duration) -> Vec<OutFrame> {
+async fn frames_within(out: &mut snakepit_bus::Subscription<OutFrame>, limit: Duration) -> Vec<OutFrame> {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
     while let Ok(Some(f)) = tokio::time::timeout_at(deadline, out.recv()).await {

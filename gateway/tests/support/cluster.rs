@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use snakepit_shared::test_redis::TestRedis;
+use snakepit_bus::test_redis::TestRedis;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -243,7 +243,13 @@ impl Cluster {
     pub async fn add_gateway(&mut self) {
         let mut args = self.redis_args();
         args.extend(["--listen", "127.0.0.1:0", "--presence-secs", "0.5"].map(String::from));
-        args.extend(self.game.iter().cloned());
+        // Of the game flags, a cluster gateway uses only these (it warns
+        // about the others).
+        for kv in self.game.chunks(2) {
+            if ["--max-players", "--seat-hold-secs", "--preset"].contains(&kv[0].as_str()) {
+                args.extend(kv.iter().cloned());
+            }
+        }
         let name = format!("g{}", self.gateways.len() + 1);
         let p = Proc::spawn(&name, &format!("{}-{name}", self.redis.port), gateway_bin(), &args).await;
         self.gateways.push(p);

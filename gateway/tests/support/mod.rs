@@ -5,7 +5,7 @@
 
 pub mod cluster;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use snakepit_gateway::standalone::{StandaloneConfig, serve};
 use snakepit_gateway::{DrainConfig, GatewayConfig};
+use snakepit_protocol::client_world::ClientWorld;
 use snakepit_room_worker::GameSettings;
 use snakepit_room_worker::room::RoomConfig;
 use tokio::net::{TcpListener, TcpStream};
@@ -319,124 +320,51 @@ impl Client {
     }
 }
 
-/// The world as a client sees it.
+/// The world as a client sees it: the protocol crate's model of a client
+/// (its fields through `Deref`), asked with the string ids these tests
+/// pass around.
 #[derive(Default, Clone, Debug, PartialEq)]
-pub struct View {
-    pub grid: Vec<Vec<(String, u64)>>,
-    pub tick: u64,
-    pub colours: HashMap<String, u64>,
-    pub alive: HashMap<String, bool>,
-    pub scores: HashMap<String, u64>,
+pub struct View(ClientWorld);
+
+impl std::ops::Deref for View {
+    type Target = ClientWorld;
+    fn deref(&self) -> &ClientWorld {
+        &self.0
+    }
+}
+
+/// A player id as the tests hold it (a string of its integer).
+pub fn pid(id: &str) -> i64 {
+    id.parse().expect("an integer player id")
 }
 
 impl View {
     pub fn apply(&mut self, f: &Frame) {
-        for c in &f.commands {
-            match c[0].as_str().unwrap_or_default() {
-                "tick" => self.tick = c[1].as_u64().unwrap(),
-                "world" => {
-                    self.grid = c[1]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|row| {
-                            row.as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|cell| (cell[0].as_str().unwrap().to_string(), cell[1].as_u64().unwrap()))
-                                .collect()
-                        })
-                        .collect();
-                }
-                "reset_world" => {
-                    for row in &mut self.grid {
-                        for cell in row {
-                            *cell = (" ".into(), 0);
-                        }
-                    }
-                }
-                "render" => {
-                    let (x, y) = (c[1].as_u64().unwrap() as usize, c[2].as_u64().unwrap() as usize);
-                    self.grid[y][x] = (c[3].as_str().unwrap().to_string(), c[4].as_u64().unwrap());
-                }
-                "p_joined" => {
-                    let id = id_of(&c[1]);
-                    self.colours.insert(id.clone(), c[3].as_u64().unwrap());
-                    self.alive.insert(id.clone(), true);
-                    self.scores.insert(id, c[4].as_u64().unwrap());
-                }
-                "p_gameover" => {
-                    self.alive.insert(id_of(&c[1]), false);
-                }
-                "p_score" => {
-                    self.scores.insert(id_of(&c[1]), c[2].as_u64().unwrap());
-                }
-                _ => {}
-            }
+        if let Err(e) = self.0.apply(&f.commands) {
+            panic!("a client could not read {}: {e}", f.raw);
         }
     }
 
     /// The head (`%` in the player's colour) of an alive snake.
     pub fn head(&self, id: &str) -> Option<(usize, usize)> {
-        if !self.alive.get(id).copied().unwrap_or(false) {
-            return None;
-        }
-        let colour = *self.colours.get(id)?;
-        for (y, row) in self.grid.iter().enumerate() {
-            for (x, (ch, c)) in row.iter().enumerate() {
-                if ch == "%" && *c == colour {
-                    return Some((x, y));
-                }
-            }
-        }
-        None
+        self.0.head(pid(id))
     }
 
     /// The cells of `id`'s alive snake (head, body and tail in its colour),
     /// sorted.
     pub fn snake_cells(&self, id: &str) -> Vec<(usize, usize)> {
-        let Some(colour) = self.colours.get(id).filter(|_| self.alive.get(id).copied().unwrap_or(false)) else {
-            return Vec::new();
-        };
-        let mut cells = Vec::new();
-        for (y, row) in self.grid.iter().enumerate() {
-            for (x, (ch, c)) in row.iter().enumerate() {
-                if c == colour && (ch == "%" || ch == "@" || ch == "*") {
-                    cells.push((x, y));
-                }
-            }
-        }
-        cells
+        self.0.snake_cells(pid(id))
     }
 
     /// Direction as (dx, dy): from the neck (the body cell next to the head).
     pub fn direction(&self, id: &str) -> Option<(i64, i64)> {
-        let (x, y) = self.head(id)?;
-        let colour = *self.colours.get(id)?;
-        for (dx, dy) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
-            let (nx, ny) = (x as i64 - dx, y as i64 - dy);
-            if nx < 0 || ny < 0 || ny as usize >= self.grid.len() || nx as usize >= self.grid[0].len() {
-                continue;
-            }
-            let (ch, c) = &self.grid[ny as usize][nx as usize];
-            if (ch == "@" || ch == "*") && *c == colour {
-                return Some((dx, dy));
-            }
-        }
-        None
+        self.0.direction(pid(id))
     }
 
     /// Free cells straight ahead of `id`.
     pub fn run_ahead(&self, id: &str) -> usize {
         let (Some((x, y)), Some((dx, dy))) = (self.head(id), self.direction(id)) else { return 0 };
         (1..).take_while(|i| self.free(x as i64 + dx * i, y as i64 + dy * i)).count()
-    }
-
-    fn free(&self, x: i64, y: i64) -> bool {
-        y >= 0 && x >= 0 && (y as usize) < self.grid.len() && (x as usize) < self.grid[0].len() && {
-            let ch = &self.grid[y as usize][x as usize].0;
-            ch == " " || ch.chars().all(|c| c.is_ascii_digit())
-        }
     }
 
     /// The perpendicular turn with the longest free run ahead: (key, (dx, dy)).

@@ -1,0 +1,400 @@
+//! The behaviour every backend must show, as async checks that a test runs
+//! against a fresh backend: the in-memory one here, Redis in its own tests.
+//! One suite, so the Redis backend is a drop-in for the in-memory one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::backend::{Backend, LeaseState, ScoreEntry, Seat, Session, SnapshotWrite};
+use crate::envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
+use snakepit_protocol::client::Direction;
+use snakepit_protocol::ids::{PlayerId, RoomId};
+
+const WAIT: Duration = Duration::from_secs(2);
+
+fn room(s: &str) -> RoomId {
+    RoomId::parse(s).unwrap()
+}
+
+async fn recv<T>(sub: &mut crate::Subscription<T>) -> T {
+    tokio::time::timeout(WAIT, sub.recv()).await.expect("message in time").expect("subscription open")
+}
+
+/// Inputs and frames reach every subscriber of their room, in order, and
+/// only theirs; a publish with no subscriber is lost.
+pub async fn pubsub_delivers_in_order_per_room<B: Backend>(b: B) {
+    let (r1, r2) = (room("c-pub-1"), room("c-pub-2"));
+    let lost = RoomInput { player: PlayerId::random(), conn: ConnId::random(), kind: InputKind::Join };
+    assert_eq!(b.publish_input(&r1, lost).await.unwrap(), 0);
+
+    let mut in1 = b.subscribe_input(&r1).await.unwrap();
+    let mut out1a = b.subscribe_output(&r1).await.unwrap();
+    let mut out1b = b.subscribe_output(&r1).await.unwrap();
+    let mut out2 = b.subscribe_output(&r2).await.unwrap();
+
+    let player = PlayerId::random();
+    let conn = ConnId::random();
+    let inputs = [
+        InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 },
+        InputKind::Turn(Direction::Up),
+        InputKind::Join,
+        InputKind::Disconnect,
+        InputKind::Leave,
+    ];
+    for kind in inputs.clone() {
+        assert_eq!(b.publish_input(&r1, RoomInput { player, conn, kind }).await.unwrap(), 1);
+    }
+    for kind in inputs {
+        assert_eq!(recv(&mut in1).await, RoomInput { player, conn, kind });
+    }
+
+    for tick in 1..=50u64 {
+        let kind = if tick == 3 { FrameKind::Welcome(player) } else { FrameKind::Tick };
+        let frame = OutFrame { epoch: 7, tick, kind, payload: Bytes::from(format!("[[\"tick\",{tick}]]")) };
+        assert!(b.publish_output(&r1, frame).await.unwrap() >= 1);
+    }
+    for sub in [&mut out1a, &mut out1b] {
+        for tick in 1..=50u64 {
+            let f = recv(sub).await;
+            assert_eq!((f.epoch, f.tick), (7, tick));
+            assert_eq!(f.payload, Bytes::from(format!("[[\"tick\",{tick}]]")));
+            assert_eq!(f.kind == FrameKind::Welcome(player), tick == 3);
+        }
+    }
+    let other = tokio::time::timeout(Duration::from_millis(200), out2.recv()).await;
+    assert!(other.is_err(), "a frame leaked into another room");
+}
+
+/// Dropping a subscription unsubscribes.
+pub async fn dropped_subscriptions_receive_nothing<B: Backend>(b: B) {
+    let r = room("c-drop");
+    let sub = b.subscribe_output(&r).await.unwrap();
+    drop(sub);
+    let frame = OutFrame { epoch: 1, tick: 1, kind: FrameKind::Tick, payload: Bytes::from_static(b"[]") };
+    // Unsubscribing may take a moment on a remote backend.
+    for _ in 0..50 {
+        if b.publish_output(&r, frame.clone()).await.unwrap() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("still subscribed after drop");
+}
+
+pub async fn notices_reach_subscribers<B: Backend>(b: B) {
+    let mut sub = b.subscribe_notices().await.unwrap();
+    b.publish_notice(Notice::RoomCreated(room("c-notice"))).await.unwrap();
+    assert_eq!(recv(&mut sub).await, Notice::RoomCreated(room("c-notice")));
+}
+
+const HOLD: Duration = Duration::from_secs(30);
+
+/// Seats: the fullest room with a free seat, a new room when all are full,
+/// named rooms created on demand and refused when full, release and retire.
+pub async fn directory_matchmakes_without_overbooking<B: Backend>(b: B) {
+    let p = || PlayerId::random();
+    let Seat::Taken { room: a, created: true } = b.take_seat(None, p(), 2, HOLD).await.unwrap() else { panic!() };
+    assert_eq!(b.take_seat(None, p(), 2, HOLD).await.unwrap(), Seat::Taken { room: a.clone(), created: false });
+    let Seat::Taken { room: c, created: true } = b.take_seat(None, p(), 2, HOLD).await.unwrap() else { panic!() };
+    assert_ne!(a, c);
+    assert_eq!(b.take_seat(Some(&a), p(), 2, HOLD).await.unwrap(), Seat::Full);
+    let named = room("c-named");
+    let ann = p();
+    assert_eq!(
+        b.take_seat(Some(&named), ann, 3, HOLD).await.unwrap(),
+        Seat::Taken { room: named.clone(), created: true }
+    );
+    // A player's own seat is never counted twice.
+    assert_eq!(
+        b.take_seat(Some(&named), ann, 3, HOLD).await.unwrap(),
+        Seat::Taken { room: named.clone(), created: false }
+    );
+    let info = b.room(&named).await.unwrap().unwrap();
+    assert_eq!((info.players, info.capacity), (1, 3));
+    // Fullest first: a (2/2) is full, so c (1/2) and named (1/3) remain;
+    // the listing is by seats taken, fullest first, and bounded.
+    let rooms = b.rooms(100).await.unwrap();
+    assert_eq!(rooms.first().map(|r| r.id.clone()), Some(a.clone()));
+    assert_eq!(rooms.len(), 3);
+    assert_eq!(b.rooms(1).await.unwrap().len(), 1);
+
+    assert!(!b.retire_room_if_empty(&named).await.unwrap());
+    b.release_seat(&named, p()).await.unwrap();
+    assert!(!b.retire_room_if_empty(&named).await.unwrap(), "someone else's release frees nothing");
+    b.release_seat(&named, ann).await.unwrap();
+    assert!(b.retire_room_if_empty(&named).await.unwrap());
+    assert_eq!(b.room(&named).await.unwrap(), None);
+    // A running room is put back with no seat, once.
+    b.ensure_room(&named, 3).await.unwrap();
+    b.ensure_room(&named, 3).await.unwrap();
+    let info = b.room(&named).await.unwrap().unwrap();
+    assert_eq!((info.players, info.capacity), (0, 3));
+    assert!(b.retire_room_if_empty(&named).await.unwrap());
+    // Releasing twice frees one seat.
+    let Seat::Taken { room: d, .. } = b.take_seat(Some(&room("c-twice")), ann, 2, HOLD).await.unwrap() else {
+        panic!()
+    };
+    b.take_seat(Some(&d), p(), 2, HOLD).await.unwrap();
+    b.release_seat(&d, ann).await.unwrap();
+    b.release_seat(&d, ann).await.unwrap();
+    assert_eq!(b.room(&d).await.unwrap().unwrap().players, 1);
+}
+
+/// A player who holds a seat in a full room takes it again (a resume), and
+/// is counted once.
+pub async fn a_players_own_seat_is_never_full<B: Backend>(b: B) {
+    let r = room("c-own");
+    let (ann, bob) = (PlayerId::random(), PlayerId::random());
+    b.take_seat(Some(&r), ann, 2, HOLD).await.unwrap();
+    b.take_seat(Some(&r), bob, 2, HOLD).await.unwrap();
+    assert_eq!(b.take_seat(Some(&r), PlayerId::random(), 2, HOLD).await.unwrap(), Seat::Full);
+    assert_eq!(b.take_seat(Some(&r), ann, 2, HOLD).await.unwrap(), Seat::Taken { room: r.clone(), created: false });
+    assert_eq!(b.room(&r).await.unwrap().unwrap().players, 2);
+}
+
+/// Matchmaking goes by each room's own capacity, not the caller's.
+pub async fn matchmaking_uses_the_rooms_capacity<B: Backend>(b: B) {
+    let big = room("c-big");
+    b.take_seat(Some(&big), PlayerId::random(), 20, HOLD).await.unwrap();
+    for _ in 0..11 {
+        b.take_seat(Some(&big), PlayerId::random(), 20, HOLD).await.unwrap();
+    }
+    // 12 of 20 taken: a caller whose rooms have 10 seats still lands there.
+    let seat = b.take_seat(None, PlayerId::random(), 10, HOLD).await.unwrap();
+    assert_eq!(seat, Seat::Taken { room: big.clone(), created: false });
+    let small = room("c-small");
+    b.take_seat(Some(&small), PlayerId::random(), 1, HOLD).await.unwrap();
+    // A full small room is passed over even by a caller with more seats.
+    let Seat::Taken { room, .. } = b.take_seat(None, PlayerId::random(), 5, HOLD).await.unwrap() else { panic!() };
+    assert_ne!(room, small);
+}
+
+/// Seats converge to the room's real players: a seat nobody confirms comes
+/// free when its hold runs out (its player never arrived, its gateway died,
+/// its release was lost); a confirmed one stays; a confirm puts back a seat
+/// that had expired.
+pub async fn seats_expire_unless_the_room_confirms_them<B: Backend>(b: B) {
+    let r = room("c-seats");
+    let (ann, bob, cy) = (PlayerId::random(), PlayerId::random(), PlayerId::random());
+    let short = Duration::from_millis(300);
+    b.take_seat(Some(&r), ann, 2, short).await.unwrap();
+    b.take_seat(Some(&r), bob, 2, short).await.unwrap();
+    assert_eq!(b.take_seat(Some(&r), cy, 2, short).await.unwrap(), Seat::Full);
+    b.confirm_seats(&r, &[ann], ann, Duration::from_secs(5)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // bob's hold ran out: one seat taken, one free.
+    assert_eq!(b.room(&r).await.unwrap().unwrap().players, 1);
+    assert_eq!(b.take_seat(Some(&r), cy, 2, short).await.unwrap(), Seat::Taken { room: r.clone(), created: false });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.rooms(10).await.unwrap()[0].players, 1);
+    // The room still has bob after all: its confirm counts him again.
+    b.confirm_seats(&r, &[ann, bob], ann.max(bob), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.room(&r).await.unwrap().unwrap().players, 2);
+    // A room missing from the directory is not put back by a confirm.
+    let gone = room("c-seats-gone");
+    b.confirm_seats(&gone, &[ann], ann, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.room(&gone).await.unwrap(), None);
+}
+
+/// Many concurrent seat requests never exceed a room's capacity.
+pub async fn concurrent_seats_never_overbook<B: Backend>(b: B) {
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move { b.take_seat(None, PlayerId::random(), 10, HOLD).await.unwrap() }));
+    }
+    let mut per_room = std::collections::HashMap::new();
+    for t in tasks {
+        let Seat::Taken { room, .. } = t.await.unwrap() else { panic!("matchmaking never says full") };
+        *per_room.entry(room).or_insert(0) += 1;
+    }
+    assert_eq!(per_room.len(), 4, "40 players fill exactly 4 rooms of 10: {per_room:?}");
+    assert!(per_room.values().all(|n| *n == 10));
+    for info in b.rooms(100).await.unwrap() {
+        assert!(info.players <= info.capacity);
+    }
+}
+
+pub async fn sessions_expire<B: Backend>(b: B) {
+    let s = Session { player: PlayerId::random(), name: "ann".into(), room: room("c-s"), key: 7 };
+    b.put_session("0123456789abcdef0123456789abcdef", &s, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(b.session("0123456789abcdef0123456789abcdef").await.unwrap(), Some(s.clone()));
+    assert_eq!(b.session("ffffffffffffffffffffffffffffffff").await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(b.session("0123456789abcdef0123456789abcdef").await.unwrap(), None);
+}
+
+pub async fn top_scores_keep_the_best_per_name<B: Backend>(b: B) {
+    let e = |name: &str, score, colour| ScoreEntry { name: name.into(), score, colour };
+    for entry in [e("ann", 5, 1), e("bob", 9, 2), e("ann", 12, 3), e("ann", 7, 4), e("cy", 9, 5)] {
+        b.submit_score(entry).await.unwrap();
+    }
+    assert_eq!(b.top_scores(10).await.unwrap(), vec![e("ann", 12, 3), e("bob", 9, 2), e("cy", 9, 5)]);
+    assert_eq!(b.top_scores(1).await.unwrap(), vec![e("ann", 12, 3)]);
+    b.ping().await.unwrap();
+}
+
+/// People's ids: 1, 2, 3... from one counter, never twice under
+/// concurrency; a room's seat confirmation raises the counter past its
+/// members' ids (spectators too), and never lowers it.
+pub async fn player_ids_count_up_once_each<B: Backend>(b: B) {
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1));
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(2));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { b.new_player_id().await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().0);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (3..53).collect::<Vec<i64>>());
+    // A room that still runs vouches for its members (listed or not: after
+    // a data loss the directory may not have it back yet).
+    let hold = Duration::from_secs(5);
+    b.confirm_seats(&room("c-ids"), &[PlayerId(7)], PlayerId(1000), hold).await.unwrap();
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1001));
+    b.confirm_seats(&room("c-ids"), &[PlayerId(10)], PlayerId(10), hold).await.unwrap();
+    assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1002));
+}
+
+/// Leases: one holder at a time, epochs that only grow, renewal only by
+/// the holder, expiry, and snapshots fenced by the lease.
+pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
+    let r = room("c-lease");
+    let ttl = Duration::from_millis(400);
+    let l1 = b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("free lease");
+    assert_eq!(l1.worker, "w1");
+    assert!(b.acquire_lease(&r, "w2", ttl, 0).await.unwrap().is_none(), "held lease taken twice");
+    assert_eq!(b.save_snapshot(&l1, Bytes::from_static(b"one")).await.unwrap(), SnapshotWrite::Saved);
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Held]);
+
+    // The lease expires; another worker takes it with a higher epoch.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let l2 = b.acquire_lease(&r, "w2", ttl, 0).await.unwrap().expect("expired lease is free");
+    assert!(l2.epoch > l1.epoch);
+    // The old holder can neither renew nor write: fencing.
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Lost]);
+    assert_eq!(b.save_snapshot(&l1, Bytes::from_static(b"stale")).await.unwrap(), SnapshotWrite::Lost);
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
+    assert_eq!(b.save_snapshot(&l2, Bytes::from_static(b"two")).await.unwrap(), SnapshotWrite::Saved);
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l2.epoch, Bytes::from_static(b"two"))));
+    // Releasing someone else's lease does nothing; releasing ours frees it.
+    b.release_lease(&l1).await.unwrap();
+    assert!(b.acquire_lease(&r, "w3", ttl, 0).await.unwrap().is_none());
+    b.release_lease(&l2).await.unwrap();
+    let l3 = b.acquire_lease(&r, "w3", ttl, 0).await.unwrap().expect("released lease is free");
+    assert!(l3.epoch > l2.epoch);
+    // A lease that vanished is reported as such, and a new one can be
+    // forced above a given epoch (Redis lost its data, counters included).
+    b.release_lease(&l3).await.unwrap();
+    assert_eq!(b.renew_leases(std::slice::from_ref(&l3), ttl).await.unwrap(), vec![LeaseState::Missing]);
+    // A snapshot with nobody holding the lease is not written, but the
+    // writer is not fenced off: it may take the lease again.
+    assert_eq!(b.save_snapshot(&l3, Bytes::from_static(b"three")).await.unwrap(), SnapshotWrite::Missing);
+    let far = l3.epoch + 1_000_000_000_000;
+    let l4 = b.acquire_lease(&r, "w3", ttl, far).await.unwrap().expect("free");
+    assert_eq!(l4.epoch, far + 1);
+    // A stale owner cannot drop the room; the owner can.
+    assert!(!b.drop_room(&l2).await.unwrap());
+    assert!(b.load_snapshot(&r).await.unwrap().is_some());
+    assert!(b.drop_room(&l4).await.unwrap());
+    assert_eq!(b.load_snapshot(&r).await.unwrap(), None);
+    assert!(b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("dropped room is free").epoch > l4.epoch);
+
+    // Heartbeats: live until they expire or withdraw.
+    b.heartbeat("w1", Duration::from_millis(300)).await.unwrap();
+    b.heartbeat("w2", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.live_workers().await.unwrap(), vec!["w1".to_string(), "w2".to_string()]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.live_workers().await.unwrap(), vec!["w2".to_string()]);
+    b.withdraw("w2").await.unwrap();
+    assert!(b.live_workers().await.unwrap().is_empty());
+}
+
+/// Lease holders: the worker of each live lease, none for a free or
+/// expired one, in the order asked.
+pub async fn lease_holders_name_live_owners<B: Backend>(b: B) {
+    let (r1, r2, r3) = (room("c-hold-1"), room("c-hold-2"), room("c-hold-3"));
+    assert!(b.lease_holders(&[]).await.unwrap().is_empty());
+    b.acquire_lease(&r1, "w:1", Duration::from_secs(5), 0).await.unwrap().expect("free lease");
+    b.acquire_lease(&r3, "w2", Duration::from_millis(300), 0).await.unwrap().expect("free lease");
+    let holders = b.lease_holders(&[r1.clone(), r2.clone(), r3.clone()]).await.unwrap();
+    assert_eq!(holders, vec![Some("w:1".to_string()), None, Some("w2".to_string())]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.lease_holders(&[r3, r2, r1]).await.unwrap(), vec![None, None, Some("w:1".to_string())]);
+}
+
+/// Two clusters with different prefixes on one server see nothing of each
+/// other.
+pub async fn prefixes_isolate_clusters<B: Backend>(a: B, b: B) {
+    let r = room("c-shared");
+    let mut sub_b = b.subscribe_output(&r).await.unwrap();
+    let frame = OutFrame { epoch: 1, tick: 1, kind: FrameKind::Tick, payload: Bytes::from_static(b"[]") };
+    assert_eq!(a.publish_output(&r, frame).await.unwrap(), 0);
+    assert!(tokio::time::timeout(Duration::from_millis(200), sub_b.recv()).await.is_err());
+    a.take_seat(Some(&r), PlayerId::random(), 10, HOLD).await.unwrap();
+    assert_eq!(b.room(&r).await.unwrap(), None);
+    assert!(b.rooms(100).await.unwrap().is_empty());
+}
+
+/// After the server restarts (empty), commands work again and existing
+/// subscriptions receive new messages, with no new subscribe call.
+pub async fn survives_a_restart<B: Backend>(b: B, restart: impl FnOnce()) {
+    let r = room("c-restart");
+    let mut sub = b.subscribe_input(&r).await.unwrap();
+    restart();
+    let input = RoomInput { player: PlayerId::random(), conn: ConnId::random(), kind: InputKind::Join };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no delivery after the restart");
+        if let Ok(n) = b.publish_input(&r, input.clone()).await
+            && n > 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recv(&mut sub).await, input);
+    b.ping().await.unwrap();
+}
+
+/// One `#[tokio::test]` per check of the contract, each on a fresh backend
+/// from `$make`, which yields `(guard, backend)`: the guard (a test Redis,
+/// say) lives as long as the test.
+#[macro_export]
+macro_rules! backend_contract_tests {
+    ($make:expr) => {
+        $crate::backend_contract_tests!(@each $make;
+            pubsub => pubsub_delivers_in_order_per_room,
+            unsubscribe => dropped_subscriptions_receive_nothing,
+            notices => notices_reach_subscribers,
+            directory => directory_matchmakes_without_overbooking,
+            concurrent_seats => concurrent_seats_never_overbook,
+            own_capacity => matchmaking_uses_the_rooms_capacity,
+            own_seat => a_players_own_seat_is_never_full,
+            seats_converge => seats_expire_unless_the_room_confirms_them,
+            sessions => sessions_expire,
+            top_scores => top_scores_keep_the_best_per_name,
+            player_ids => player_ids_count_up_once_each,
+            ownership => leases_fence_snapshots_and_expire,
+            lease_holders => lease_holders_name_live_owners,
+        );
+    };
+    (@each $make:expr; $($name:ident => $check:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, backend) = $make;
+                $crate::contract::$check(backend).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,111 @@
+//! Messages on the bus between gateways and room workers. On Redis they are
+//! MessagePack; in memory they are passed as they are. The client frame
+//! inside an [`OutFrame`] is encoded once, by the room.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use snakepit_protocol::client::Direction;
+use snakepit_protocol::ids::{PlayerId, RoomId};
+use uuid::Uuid;
+
+/// One connection of a player: a player who reconnects gets a new one, and
+/// the room ignores what an older connection of the same player still sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnId(pub Uuid);
+
+impl ConnId {
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+/// Gateway -> room. Tagged with the player id by the gateway, never by the
+/// client, so a client can only steer its own snake.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomInput {
+    pub player: PlayerId,
+    pub conn: ConnId,
+    pub kind: InputKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum InputKind {
+    /// The connection enters the room; `name` is `None` for a spectator.
+    /// Idempotent: the gateway repeats it until the welcome arrives. A player
+    /// who is still in the room (within the grace period) gets its snake back.
+    ///
+    /// A new connection of a member (a resume, a second tab) takes the
+    /// member over, and the room tells the older one it is
+    /// [`FrameKind::Superseded`]. `resync` marks an enter again of a
+    /// connection that had its world already (after a gap or a new owner):
+    /// that one never takes a member back from a newer connection.
+    Enter {
+        name: Option<String>,
+        #[serde(default)]
+        resync: bool,
+        /// The identity's key: random, made with the player's id and kept
+        /// in its session. A member entering again with the same key is the
+        /// same person (a resume); with another key it is someone else who
+        /// was given the same id (the id counter was lost with Redis's
+        /// data), and is refused. 0: unknown (an older gateway).
+        #[serde(default)]
+        key: u64,
+    },
+    Join,
+    Turn(Direction),
+    /// The connection dropped: an alive snake keeps going for the grace
+    /// period, then dies, unless the player enters again.
+    Disconnect,
+    /// The player left the room on purpose: an alive snake dies now.
+    Leave,
+    /// A gateway still holds these members' connections: sent every few
+    /// seconds per room by each gateway that has members in it, with nil
+    /// ids on the envelope. A member that no gateway vouches for is treated
+    /// as disconnected: its gateway died without a word.
+    Presence(Vec<(PlayerId, ConnId)>),
+}
+
+impl RoomInput {
+    pub fn presence(members: Vec<(PlayerId, ConnId)>) -> Self {
+        Self { player: PlayerId::NONE, conn: ConnId(Uuid::nil()), kind: InputKind::Presence(members) }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameKind {
+    /// One tick's changes, for every member.
+    Tick,
+    /// The world as of `tick`, for one member; its later frames follow.
+    Welcome(PlayerId),
+    /// Anything else for one member (an error).
+    Direct(PlayerId),
+    /// The player's connection `conn` was replaced by a newer one: that
+    /// connection closes (4009) without leaving the room, which the newer
+    /// connection now holds. The payload is empty.
+    Superseded { player: PlayerId, conn: ConnId },
+    /// The room parked the player's snake on the `Disconnect` of `conn`:
+    /// every frame before this one was made before the snake stood still,
+    /// so a draining gateway closes `conn` once it has forwarded them. The
+    /// payload is empty.
+    Parked { player: PlayerId, conn: ConnId },
+}
+
+/// Room -> gateways: one client frame (a JSON array of commands).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutFrame {
+    /// Ownership epoch of the room: frames from an older epoch are stale.
+    pub epoch: u64,
+    pub tick: u64,
+    pub kind: FrameKind,
+    pub payload: Bytes,
+}
+
+/// Cluster-wide notices.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Notice {
+    /// A room entered the directory and wants an owner.
+    RoomCreated(RoomId),
+    /// A worker stopped and released its rooms: take them over.
+    RoomsReleased,
+}

@@ -1,0 +1,107 @@
+//! Every channel and key name in one place, under a configurable prefix so
+//! that several clusters can share one Redis.
+
+use snakepit_protocol::ids::RoomId;
+
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new("snakepit")
+    }
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    /// Pub/sub: inputs for a room (gateways publish, the owner subscribes).
+    pub fn room_in(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:in", self.prefix, room)
+    }
+
+    /// Pub/sub: frames of a room (the owner publishes, gateways subscribe).
+    pub fn room_out(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:out", self.prefix, room)
+    }
+
+    /// Pub/sub: cluster notices (a room was created, ...).
+    pub fn notices(&self) -> String {
+        format!("{}:notices", self.prefix)
+    }
+
+    /// Sorted set: room id scored by seats taken (the directory).
+    pub fn directory(&self) -> String {
+        format!("{}:rooms", self.prefix)
+    }
+
+    /// Sorted set: `room/player` scored by when the seat's hold runs out
+    /// (ms, Redis time). A room's count in the directory is its seats here.
+    pub fn seats(&self) -> String {
+        format!("{}:rooms:seats", self.prefix)
+    }
+
+    /// Hash: room id -> capacity.
+    pub fn capacities(&self) -> String {
+        format!("{}:rooms:capacity", self.prefix)
+    }
+
+    /// String with TTL: a session by resume token.
+    pub fn session(&self, token: &str) -> String {
+        format!("{}:session:{}", self.prefix, token)
+    }
+
+    /// Sorted set: best score per name.
+    pub fn top_scores(&self) -> String {
+        format!("{}:top_scores", self.prefix)
+    }
+
+    /// Counter: the last person's id handed out.
+    pub fn player_ids(&self) -> String {
+        format!("{}:player_ids", self.prefix)
+    }
+
+    /// Sorted set: live workers, scored by heartbeat expiry (ms, Redis time).
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
+    /// String with TTL: `worker:epoch` of the room's owner.
+    pub fn lease(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:lease", self.prefix, room)
+    }
+
+    /// Counter: the room's last epoch.
+    pub fn epoch(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:epoch", self.prefix, room)
+    }
+
+    /// Hash: `epoch` and `data` of the room's last snapshot.
+    pub fn snapshot(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:snapshot", self.prefix, room)
+    }
+
+    /// Hash: name -> colour of the best score.
+    pub fn top_colours(&self) -> String {
+        format!("{}:top_scores:colour", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_prefix_and_a_hash_tag() {
+        let k = Keys::new("t1");
+        let r = RoomId::parse("abc").unwrap();
+        assert_eq!(k.room_in(&r), "t1:room:{abc}:in");
+        assert_eq!(k.room_out(&r), "t1:room:{abc}:out");
+        assert!(k.directory().starts_with("t1:"));
+        assert_ne!(Keys::new("a").session("x"), Keys::new("b").session("x"));
+    }
+}
