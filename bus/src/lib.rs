@@ -19,6 +19,7 @@ pub mod keys;
 pub mod memory;
 pub mod redis_backend;
 pub mod redis_metrics;
+mod redis_subscriptions;
 mod scripts;
 #[cfg(feature = "test-support")]
 pub mod test_redis;

@@ -4,27 +4,21 @@
 //! snapshot) are Lua scripts (one file each in `src/scripts/`), so they are
 //! atomic.
 //!
-//! Commands go through a `ConnectionManager`, which reconnects. Subscriptions
-//! use a second manager speaking RESP3 with automatic resubscription; a
-//! router task hands each message to the local subscribers of its channel,
-//! and a ping every second makes the manager notice a lost connection (and
-//! so reconnect and resubscribe) even when nothing is being sent. Both
+//! Commands go through a `ConnectionManager`, which reconnects;
+//! subscriptions go through a second one (`redis_subscriptions.rs`). Both
 //! connections' losses, returns and resubscriptions are counted (see
 //! [`redis_metrics`](crate::redis_metrics)).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use prometheus::IntCounter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
+use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, Script};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 use crate::backend::{
     BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
@@ -32,6 +26,7 @@ use crate::backend::{
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::keys::Keys;
 use crate::redis_metrics::{Link, RedisMetrics, watch_commands};
+use crate::redis_subscriptions::Subscriptions;
 use crate::scripts::{
     ACQUIRE_LEASE, CONFIRM_SEATS, DROP_ROOM, HEARTBEAT, LIST_ROOMS, LIVE_WORKERS, RELEASE_LEASE, RELEASE_SEAT,
     RENEW_LEASES, RETIRE_ROOM, ROOM_INFO, SAVE_SNAPSHOT, SUBMIT_SCORE, TAKE_SEAT,
@@ -39,7 +34,6 @@ use crate::scripts::{
 use crate::{Bus, Store};
 use snakepit_protocol::ids::{MAX_PLAYER_ID, PlayerId, RoomId};
 
-const SUBSCRIBER_QUEUE: usize = 1024;
 /// Best scores kept in Redis; the lists shown are much shorter.
 const SCORES_KEPT: usize = 1000;
 /// How long a snapshot outlives its room's last write.
@@ -72,71 +66,11 @@ impl From<redis::RedisError> for BusError {
     }
 }
 
-type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
-
-struct Router {
-    routes: Mutex<HashMap<String, Vec<Route>>>,
-    /// Held across each SUBSCRIBE and UNSUBSCRIBE with the routes check
-    /// before it, so the server sees them in the order the routes changed:
-    /// an UNSUBSCRIBE of a channel that just lost its last subscriber can
-    /// never land after the SUBSCRIBE of its next one.
-    control: tokio::sync::Mutex<()>,
-}
-
-impl Router {
-    fn routes(&self) -> MutexGuard<'_, HashMap<String, Vec<Route>>> {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Hands a message to the channel's subscribers; drops closed ones.
-    /// Returns true if the channel has no subscriber left.
-    fn dispatch(&self, channel: &str, payload: &[u8]) -> bool {
-        let mut routes = self.routes();
-        let Some(subs) = routes.get_mut(channel) else { return false };
-        subs.retain(|deliver| deliver(payload));
-        if subs.is_empty() {
-            routes.remove(channel);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Channels whose subscribers have all gone.
-    fn sweep(&self) -> Vec<String> {
-        let mut routes = self.routes();
-        let gone: Vec<String> = routes
-            .iter_mut()
-            .filter_map(|(ch, subs)| {
-                // An empty payload is never delivered: it only probes.
-                subs.retain(|deliver| deliver(&[]));
-                subs.is_empty().then(|| ch.clone())
-            })
-            .collect();
-        for ch in &gone {
-            routes.remove(ch);
-        }
-        gone
-    }
-
-    /// Unsubscribes from `channel` unless it has subscribers again.
-    async fn unsubscribe_unused(&self, sub: &ConnectionManager, channel: &str) {
-        let _order = self.control.lock().await;
-        if self.routes().contains_key(channel) {
-            return;
-        }
-        if let Err(e) = sub.clone().unsubscribe(channel).await {
-            debug!(channel, error = %e, "unsubscribe failed");
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct RedisBackend {
     keys: Keys,
     cmd: ConnectionManager,
-    sub: ConnectionManager,
-    router: Arc<Router>,
+    subs: Subscriptions,
     /// Ends the backend's tasks when the last clone is dropped.
     _stop: Arc<[DropGuard; 2]>,
 }
@@ -191,24 +125,17 @@ impl RedisBackend {
         let sub = client
             .get_connection_manager_with_config(config().set_push_sender(push_tx).set_automatic_resubscription())
             .await?;
-        let router = Arc::new(Router { routes: Mutex::new(HashMap::new()), control: Default::default() });
         // Routing lives as long as the backend; the watch of the command
         // connection also ends with the process's `stop`.
         let routing = CancellationToken::new();
         let watching = stop.child_token();
         let resubscribes = metrics.map(|m| m.resubscribes.clone());
         let link = Link::new("subscriptions", metrics);
-        tokio::spawn(route_messages(push_rx, router.clone(), sub.clone(), link, resubscribes, routing.clone()));
+        let subs = Subscriptions::start(sub, push_rx, link, resubscribes, routing.clone());
         if let Some(m) = metrics {
             tokio::spawn(watch_commands(cmd.clone(), cmd_push_rx, m.clone(), watching.clone()));
         }
-        Ok(Self {
-            keys: Keys::new(prefix),
-            cmd,
-            sub,
-            router,
-            _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]),
-        })
+        Ok(Self { keys: Keys::new(prefix), cmd, subs, _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]) })
     }
 
     /// Connects (see [`connect_with_metrics`](Self::connect_with_metrics)),
@@ -261,106 +188,10 @@ impl RedisBackend {
         let bytes = encode(msg)?;
         Ok(self.conn().publish(channel, bytes).await?)
     }
-
-    async fn subscribe<T: DeserializeOwned + Send + 'static>(
-        &self,
-        channel: String,
-    ) -> Result<Subscription<T>, BusError> {
-        let (tx, rx) = mpsc::channel::<T>(SUBSCRIBER_QUEUE);
-        let deliver: Route = Box::new(move |payload: &[u8]| {
-            if tx.is_closed() {
-                return false;
-            }
-            if payload.is_empty() {
-                return true;
-            }
-            match rmp_serde::from_slice::<T>(payload) {
-                // A full queue loses the message, as an overflowing Redis
-                // client would; the subscriber stays.
-                Ok(msg) => !matches!(tx.try_send(msg), Err(mpsc::error::TrySendError::Closed(_))),
-                Err(e) => {
-                    warn!(error = %e, "malformed message on the bus");
-                    true
-                }
-            }
-        });
-        let _order = self.router.control.lock().await;
-        let first = {
-            let mut routes = self.router.routes();
-            let subs = routes.entry(channel.clone()).or_default();
-            subs.push(deliver);
-            subs.len() == 1
-        };
-        if first && let Err(e) = self.sub.clone().subscribe(&channel).await {
-            self.router.routes().remove(&channel);
-            return Err(e.into());
-        }
-        Ok(Subscription::new(rx))
-    }
 }
 
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, BusError> {
     rmp_serde::to_vec(msg).map_err(|e| BusError::Codec(e.to_string()))
-}
-
-/// Hands each message to its subscribers, pings the subscription
-/// connection every second, and counts its losses (`link`) and the
-/// restorations of its subscriptions (`resubscribes`).
-async fn route_messages(
-    mut push: mpsc::UnboundedReceiver<PushInfo>,
-    router: Arc<Router>,
-    sub: ConnectionManager,
-    mut link: Link,
-    resubscribes: Option<IntCounter>,
-    stop: CancellationToken,
-) {
-    let mut ping = tokio::time::interval(Duration::from_secs(1));
-    // Lost with channels to restore: the manager resends them first thing
-    // on its new connection, and the server confirms each.
-    let mut restoring = false;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            msg = push.recv() => {
-                let Some(msg) = msg else { break };
-                match msg.kind {
-                    PushKind::Message => {
-                        let (Some(Value::BulkString(ch)), Some(Value::BulkString(payload))) = (msg.data.first(), msg.data.get(1)) else {
-                            continue;
-                        };
-                        let ch = String::from_utf8_lossy(ch);
-                        if router.dispatch(&ch, payload) {
-                            let (router, sub, ch) = (router.clone(), sub.clone(), ch.into_owned());
-                            tokio::spawn(async move { router.unsubscribe_unused(&sub, &ch).await });
-                        }
-                    }
-                    PushKind::Disconnection => {
-                        link.lost();
-                        restoring = !router.routes().is_empty();
-                        let pinged = sub.clone().ping::<()>().await;
-                        link.pinged(&pinged);
-                    }
-                    PushKind::Subscribe if restoring => {
-                        restoring = false;
-                        if let Some(c) = &resubscribes {
-                            c.inc();
-                        }
-                        info!("subscriptions restored on a new connection");
-                    }
-                    _ => {}
-                }
-            }
-            _ = ping.tick() => {
-                // A command is what makes the manager notice a dead link and
-                // reconnect (then resubscribe).
-                let pinged = sub.clone().ping::<()>().await;
-                link.pinged(&pinged);
-                for ch in router.sweep() {
-                    router.unsubscribe_unused(&sub, &ch).await;
-                }
-            }
-        }
-    }
 }
 
 impl Bus for RedisBackend {
@@ -369,7 +200,7 @@ impl Bus for RedisBackend {
     }
 
     async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
-        self.subscribe(self.keys.room_in(room)).await
+        self.subs.subscribe(self.keys.room_in(room)).await
     }
 
     async fn publish_output(&self, room: &RoomId, frame: OutFrame) -> Result<usize, BusError> {
@@ -389,7 +220,7 @@ impl Bus for RedisBackend {
     }
 
     async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
-        self.subscribe(self.keys.room_out(room)).await
+        self.subs.subscribe(self.keys.room_out(room)).await
     }
 
     async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {
@@ -397,7 +228,7 @@ impl Bus for RedisBackend {
     }
 
     async fn subscribe_notices(&self) -> Result<Subscription<Notice>, BusError> {
-        self.subscribe(self.keys.notices()).await
+        self.subs.subscribe(self.keys.notices()).await
     }
 }
 
