@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
 pub mod score_file;
+pub mod score_keeper;
 pub mod standalone;
 pub mod state;
 pub mod web;

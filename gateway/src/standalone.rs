@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::drain::DrainConfig;
 use crate::metrics::GatewayMetrics;
-use crate::score_file::{SAVE_EVERY, ScoreFile, ScoreKeeper};
+use crate::score_file::ScoreFile;
+use crate::score_keeper::{SAVE_EVERY, ScoreKeeper};
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]

@@ -12,7 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use snakepit_gateway::score_file::{FILE_NAME, LOCK_NAME};
+use snakepit_gateway::score_file::FILE_NAME;
+use snakepit_gateway::score_keeper::LOCK_NAME;
 use support::cluster::{Proc, wait_until};
 use support::{Client, Event, Server, View, id_of};
 
