@@ -35,6 +35,17 @@ pub struct GatewayConfig {
     /// closed: a half-open connection must not hold its seat forever.
     pub ping_every: Duration,
     pub idle_timeout: Duration,
+    /// A WebSocket must send its first message within this: one opened and
+    /// left silent holds a socket for nothing.
+    pub first_message_timeout: Duration,
+    /// TCP connections one (non-loopback) IP may hold at once; 0: no cap.
+    pub connections_per_ip: usize,
+    /// Time from accept to the gateway's answer to the first request.
+    pub request_timeout: Duration,
+    /// Pages (`Origin`s, e.g. `https://snake.example.com`) whose scripts
+    /// may open a WebSocket; empty: any. A request with no `Origin` is not
+    /// from a browser's page and is let in.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +65,10 @@ impl Default for GatewayConfig {
             enter_timeout: Duration::from_secs(10),
             ping_every: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
+            first_message_timeout: Duration::from_secs(10),
+            connections_per_ip: 64,
+            request_timeout: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
         }
     }
 }

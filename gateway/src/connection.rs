@@ -154,6 +154,8 @@ pub struct Connection<B> {
     join_after_welcome: bool,
     /// When the oldest key press not yet followed by a tick frame came in.
     key_at: Option<Instant>,
+    /// The client has sent a message (text or binary) since it opened.
+    spoken: bool,
 }
 
 impl<B: Backend> Connection<B> {
@@ -182,6 +184,7 @@ impl<B: Backend> Connection<B> {
             room_parked: false,
             join_after_welcome: false,
             key_at: None,
+            spoken: false,
             state,
         }
     }
@@ -207,6 +210,8 @@ impl<B: Backend> Connection<B> {
         let mut heard = Instant::now();
         let silence = sleep_until(heard + idle_timeout);
         tokio::pin!(silence);
+        let first_message = sleep_until(opened + self.state.config.first_message_timeout);
+        tokio::pin!(first_message);
         let ending = loop {
             let retry_at = self.pending.as_ref().map(|p| p.next);
             tokio::select! {
@@ -216,6 +221,10 @@ impl<B: Backend> Connection<B> {
                     Wrote::Stopped => break self.stop_reason(),
                     Wrote::Failed => break Ending::Lost,
                 },
+                _ = &mut first_message, if !self.spoken => {
+                    debug!("no first message in time");
+                    break Ending::Close(CLOSE_IDLE, "no message in time");
+                }
                 _ = &mut silence => {
                     let until = heard + idle_timeout;
                     if until > Instant::now() {
@@ -382,10 +391,12 @@ impl<B: Backend> Connection<B> {
     }
 
     async fn on_message(&mut self, msg: Message) -> Flow {
-        let text = match msg {
-            Message::Text(t) => Some(t),
-            Message::Binary(_) => None,
-            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        let (text, control) = match msg {
+            Message::Text(t) => (Some(t), false),
+            Message::Binary(_) => (None, false),
+            // Control frames share the message budget: a ping flood is a
+            // flood (tungstenite answers each ping with a pong).
+            Message::Ping(_) | Message::Pong(_) => (None, true),
             Message::Close(frame) => return Flow::ClientClosed(frame.map_or(CLOSE_NORMAL, |f| f.code)),
         };
         if !self.limiter.try_take() {
@@ -394,12 +405,16 @@ impl<B: Backend> Connection<B> {
             if self.dropped > self.state.config.flood_limit {
                 return Flow::Close(CLOSE_POLICY, "too many messages");
             }
-            if !self.throttled {
+            if !self.throttled && !control {
                 self.throttled = true;
                 self.send_error("Too many messages");
             }
             return Flow::Continue;
         }
+        if control {
+            return Flow::Continue;
+        }
+        self.spoken = true;
         self.throttled = false;
         let Some(text) = text else {
             self.state.metrics.client_errors.with_label_values(&["binary"]).inc();

@@ -4,6 +4,7 @@
 //! `main` parses the configuration, binds, and hands a listener and a
 //! shutdown token to [`run`]. Tests use [`app`] or bind port 0 themselves.
 
+pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod drain;
@@ -17,11 +18,12 @@ pub mod standalone;
 pub mod state;
 pub mod web;
 
-use axum::serve::ListenerExt;
 use snakepit_bus::Backend;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::admission::{AdmissionConfig, AdmittingListener};
 
 pub use config::GatewayConfig;
 pub use drain::DrainConfig;
@@ -40,18 +42,14 @@ pub async fn run<B: Backend>(
     drain: DrainConfig,
 ) -> std::io::Result<()> {
     let router = app(state.clone());
-    let send_buffer = state.config.tcp_send_buffer;
-    // Game frames are small and latency matters: no Nagle delay. The send
-    // buffer is bounded so a slow reader cannot hold megabytes of kernel
-    // memory before its queue fills and it is cut off.
-    let listener = listener.tap_io(move |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            warn!(error = %e, "cannot set TCP_NODELAY");
-        }
-        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer) {
-            warn!(error = %e, "cannot set SO_SNDBUF");
-        }
-    });
+    let admission = AdmissionConfig {
+        per_ip: state.config.connections_per_ip,
+        request_timeout: state.config.request_timeout,
+        tcp_send_buffer: state.config.tcp_send_buffer,
+        exempt_loopback: true,
+    };
+    let refused = state.metrics.refused.with_label_values(&["per_ip"]);
+    let listener = AdmittingListener::new(listener, admission, refused);
     // Upgraded WebSockets are no longer held by the server: the drain
     // closes them through their own tokens.
     let stop_accepting = CancellationToken::new();

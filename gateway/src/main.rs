@@ -60,6 +60,24 @@ struct Args {
     /// closed as dead; more than the ping interval.
     #[arg(long, env = "SNAKEPIT_IDLE_TIMEOUT_SECS", default_value_t = 45.0)]
     idle_timeout_secs: f64,
+    /// TCP connections one IP address may hold at once (HTTP and
+    /// WebSockets); one more is answered 429 and closed. Loopback is not
+    /// counted. 0: no cap (behind a proxy on another host, where every peer
+    /// is the proxy: cap there instead).
+    #[arg(long, env = "SNAKEPIT_CONNECTIONS_PER_IP", default_value_t = 64)]
+    connections_per_ip: usize,
+    /// Seconds a new connection gets to send a whole request (a WebSocket
+    /// upgrade included) before it is closed unanswered.
+    #[arg(long, env = "SNAKEPIT_REQUEST_TIMEOUT_SECS", default_value_t = 10.0)]
+    request_timeout_secs: f64,
+    /// Seconds a new WebSocket gets to send its first message before it is
+    /// closed (4000).
+    #[arg(long, env = "SNAKEPIT_FIRST_MESSAGE_SECS", default_value_t = 10.0)]
+    first_message_secs: f64,
+    /// Pages allowed to open game WebSockets, as `Origin`s, comma-separated
+    /// (e.g. https://snake.example.com); others get 403. Default: any.
+    #[arg(long, env = "SNAKEPIT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     /// Standalone: the folder that keeps the top scores across restarts
     /// (top-scores.json), created if missing [default:
     /// $XDG_DATA_HOME/snakepit, else $HOME/.local/share/snakepit; macOS
@@ -104,6 +122,10 @@ async fn main() -> anyhow::Result<()> {
         seat_hold: room.seat_hold * 2,
         ping_every: secs("ping", args.ping_secs)?,
         idle_timeout: secs("idle timeout", args.idle_timeout_secs)?,
+        first_message_timeout: secs("first message", args.first_message_secs)?,
+        request_timeout: secs("request timeout", args.request_timeout_secs)?,
+        connections_per_ip: args.connections_per_ip,
+        allowed_origins: args.allowed_origins.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect(),
         ..GatewayConfig::default()
     };
     // A client that answers every ping must never look idle.

@@ -30,6 +30,10 @@ pub struct GatewayMetrics {
     /// A key press received until the next tick frame goes to that client.
     pub input_to_broadcast: Histogram,
     pub client_errors: IntCounterVec,
+    /// Connections turned away before they were served, by reason
+    /// (`per_ip`: over the cap of their address; `origin`: a page not
+    /// allowed to open a WebSocket).
+    pub refused: IntCounterVec,
     /// Inputs (enters, keys, leaves, presence notes) and notices that
     /// failed to go onto the bus.
     pub publish_errors: IntCounter,
@@ -91,6 +95,10 @@ impl GatewayMetrics {
                 Opts::new("snakepit_client_errors_total", "Client messages refused, by reason"),
                 &["reason"],
             )?,
+            refused: IntCounterVec::new(
+                Opts::new("snakepit_connections_refused_total", "Connections turned away unserved, by reason"),
+                &["reason"],
+            )?,
             publish_errors,
             ws_closes: IntCounterVec::new(
                 Opts::new(
@@ -109,6 +117,9 @@ impl GatewayMetrics {
             m.ws_closes.with_label_values(&[close_label(code)]);
         }
         m.ws_closes.with_label_values(&["other"]);
+        for reason in ["per_ip", "origin"] {
+            m.refused.with_label_values(&[reason]);
+        }
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.room_feeds.clone()))?;
         registry.register(Box::new(m.frames_sent.clone()))?;
@@ -118,6 +129,7 @@ impl GatewayMetrics {
         registry.register(Box::new(m.resyncs.clone()))?;
         registry.register(Box::new(m.input_to_broadcast.clone()))?;
         registry.register(Box::new(m.client_errors.clone()))?;
+        registry.register(Box::new(m.refused.clone()))?;
         registry.register(Box::new(m.ws_closes.clone()))?;
         registry.register(Box::new(m.connection_duration.clone()))?;
         Ok(m)

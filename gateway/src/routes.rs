@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use snakepit_bus::Backend;
@@ -39,9 +39,13 @@ pub fn app<B: Backend>(state: AppState<B>) -> Router {
         .with_state(state)
 }
 
-async fn connect<B: Backend>(State(state): State<AppState<B>>, ws: WebSocketUpgrade) -> Response {
+async fn connect<B: Backend>(State(state): State<AppState<B>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !origin_allowed(&state.config.allowed_origins, headers.get(header::ORIGIN)) {
+        state.metrics.refused.with_label_values(&["origin"]).inc();
+        return (StatusCode::FORBIDDEN, "this page may not open a game connection here").into_response();
     }
     let tracker = state.tracker.clone();
     ws.read_buffer_size(READ_BUFFER)
@@ -62,5 +66,37 @@ impl<B: Backend> Readiness for Ready<B> {
             return Err("shutting down".into());
         }
         self.0.backend.ping().await.map_err(|e| format!("backend: {e}"))
+    }
+}
+
+/// Whether a WebSocket from a page of `origin` may open: any if the list
+/// is empty; else an `Origin` on the list (compared without case, as
+/// scheme and host are). No `Origin` at all is no browser page: let in (a
+/// non-browser client can send any `Origin` it likes, so refusing would
+/// protect nothing).
+fn origin_allowed(allowed: &[String], origin: Option<&HeaderValue>) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = origin else { return true };
+    let Ok(origin) = origin.to_str() else { return false };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_on_the_list_or_none_at_all_get_in() {
+        let allowed = vec!["https://snake.example.com".to_string()];
+        let v = |s: &str| HeaderValue::from_str(s).ok();
+        assert!(origin_allowed(&[], v("https://evil.example").as_ref()));
+        assert!(origin_allowed(&allowed, v("https://snake.example.com").as_ref()));
+        assert!(origin_allowed(&allowed, v("HTTPS://Snake.Example.com").as_ref()));
+        assert!(origin_allowed(&allowed, None));
+        assert!(!origin_allowed(&allowed, v("https://evil.example").as_ref()));
+        assert!(!origin_allowed(&allowed, v("https://snake.example.com.evil.example").as_ref()));
+        assert!(!origin_allowed(&allowed, v("null").as_ref()));
     }
 }

@@ -179,3 +179,64 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_go_on() {
         expected += 1;
     }
 }
+
+/// A server whose WebSockets must speak within half a second, and whose
+/// game connections may come only from `origins` (any, if empty).
+async fn strict_server(origins: &[&str]) -> Server {
+    let mut config = support::config(support::settings());
+    config.gateway.first_message_timeout = std::time::Duration::from_millis(500);
+    config.gateway.allowed_origins = origins.iter().map(|o| o.to_string()).collect();
+    Server::start_with(config).await
+}
+
+#[tokio::test]
+async fn a_websocket_that_says_nothing_is_closed_and_one_that_speaks_is_not() {
+    let server = strict_server(&[]).await;
+    let mut silent = server.client().await;
+    let mut talker = server.client().await;
+    talker.send(json!(["rooms"])).await;
+    let started = std::time::Instant::now();
+    assert_eq!(silent.closed().await, Some(4000), "closed as idle");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "closed after {:?}", started.elapsed());
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    still_works(&mut talker).await;
+}
+
+#[tokio::test]
+async fn a_ping_flood_is_a_flood() {
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    c.send(json!(["rooms"])).await;
+    // Each ping costs the server a pong; past the burst and the flood
+    // limit the connection is closed as a flood (1008).
+    let mut sent = 0;
+    while sent < 2000 && c.try_send_raw(Message::Ping(Vec::new().into())).await {
+        sent += 1;
+    }
+    assert_eq!(c.closed().await, Some(1008), "after {sent} pings");
+    let mut other = server.client().await;
+    still_works(&mut other).await;
+}
+
+#[tokio::test]
+async fn a_page_not_on_the_origin_list_is_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = strict_server(&["http://good.example"]).await;
+    let url = format!("ws://{}/connect", server.addr);
+    let with_origin = |origin: Option<&str>| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        if let Some(o) = origin {
+            request.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        request
+    };
+    match tokio_tungstenite::connect_async(with_origin(Some("http://evil.example"))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("another page's script got in: {:?}", other.map(|(_, r)| r.status())),
+    }
+    for origin in [Some("http://good.example"), None] {
+        let (ws, _) = tokio_tungstenite::connect_async(with_origin(origin)).await.expect("let in");
+        drop(ws);
+    }
+    assert_eq!(server.metric("snakepit_connections_refused_total{reason=\"origin\"}").await, 1.0);
+}

@@ -175,6 +175,11 @@ impl Client {
         self.ws.send(m).await.unwrap();
     }
 
+    /// Sends `m`; false if the connection is gone.
+    pub async fn try_send_raw(&mut self, m: Message) -> bool {
+        self.ws.send(m).await.is_ok()
+    }
+
     /// The next frame or the close, within `WAIT`; frames update the view.
     pub async fn next(&mut self) -> Event {
         loop {
