@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use snakepit_room_worker::publisher::Publisher;
-use snakepit_room_worker::room::{Room, RoomConfig, RoomControl};
+use snakepit_room_worker::room::{Room, RoomConfig, RoomControl, RoomDeps};
 use snakepit_room_worker::{GameSettings, WorkerMetrics};
 use snakepit_shared::{Bus, ConnId, InputKind, MemoryBackend, Ownership, PlayerId, RoomId, RoomInput};
 
@@ -34,7 +34,14 @@ async fn open(backend: &MemoryBackend, room: &RoomId, config: RoomConfig) {
     let (lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
     std::mem::forget(lease_tx);
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps { backend: backend.clone(), config, lease: lease_rx, metrics, publisher },
+        None,
+        7,
+    )
+    .await
+    .unwrap();
     tokio::spawn(r.run(RoomControl::default()));
 }
 

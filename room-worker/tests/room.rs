@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use snakepit_room_worker::publisher::Publisher;
-use snakepit_room_worker::room::{Room, RoomConfig, RoomControl};
+use snakepit_room_worker::room::{Room, RoomConfig, RoomControl, RoomDeps};
 use snakepit_room_worker::{GameSettings, WorkerMetrics};
 use snakepit_shared::{
     Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, RoomInput, Store,
@@ -45,8 +45,14 @@ async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
     let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
     // One tick every 10 s: the 3 s grace runs out in housekeeping.
-    let r =
-        Room::open(room.clone(), backend.clone(), config(0.1), lease_rx, None, 7, metrics, publisher).await.unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps { backend: backend.clone(), config: config(0.1), lease: lease_rx, metrics, publisher },
+        None,
+        7,
+    )
+    .await
+    .unwrap();
     let mut out = backend.subscribe_output(&room).await.unwrap();
     tokio::spawn(r.run(RoomControl::default()));
     let (player, conn) = enter_and_join(&backend, &room).await;
@@ -80,7 +86,14 @@ async fn changes_not_saved_are_saved_once_the_lease_is_back() {
     let (lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
     let config = RoomConfig { snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps { backend: backend.clone(), config, lease: lease_rx, metrics, publisher },
+        None,
+        7,
+    )
+    .await
+    .unwrap();
     tokio::spawn(r.run(RoomControl::default()));
     // The lease vanishes; then a member enters (a change).
     backend.release_lease(&lease).await.unwrap();
@@ -130,9 +143,14 @@ async fn take_over(
     let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
     let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, Some(snapshot), 8, metrics, publisher)
-        .await
-        .unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps { backend: backend.clone(), config, lease: lease_rx, metrics, publisher },
+        Some(snapshot),
+        8,
+    )
+    .await
+    .unwrap();
     tokio::spawn(r.run(RoomControl::default()));
 }
 
@@ -161,9 +179,20 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
     let lease = backend.acquire_lease(&room, "w1", ttl, 0).await.unwrap().unwrap();
     let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config.clone(), lease_rx, None, 7, metrics.clone(), publisher)
-        .await
-        .unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps {
+            backend: backend.clone(),
+            config: config.clone(),
+            lease: lease_rx,
+            metrics: metrics.clone(),
+            publisher,
+        },
+        None,
+        7,
+    )
+    .await
+    .unwrap();
     let first = RoomControl::default();
     let first_task = tokio::spawn(r.run(first.clone()));
     let (player, conn) = enter_and_join(&backend, &room).await;
@@ -218,7 +247,14 @@ async fn a_resumed_player_is_not_taken_for_silent() {
     let lease = backend.acquire_lease(&room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
     let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps { backend: backend.clone(), config, lease: lease_rx, metrics, publisher },
+        None,
+        7,
+    )
+    .await
+    .unwrap();
     tokio::spawn(r.run(RoomControl::default()));
     let (player, conn) = enter_and_join(&backend, &room).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -264,9 +300,20 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
     let lease = backend.acquire_lease(&room, "w1", ttl, 0).await.unwrap().unwrap();
     let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config.clone(), lease_rx, None, 7, metrics.clone(), publisher)
-        .await
-        .unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps {
+            backend: backend.clone(),
+            config: config.clone(),
+            lease: lease_rx,
+            metrics: metrics.clone(),
+            publisher,
+        },
+        None,
+        7,
+    )
+    .await
+    .unwrap();
     let mut out = backend.subscribe_output(&room).await.unwrap();
     let first = RoomControl::default();
     let first_task = tokio::spawn(r.run(first.clone()));
@@ -320,8 +367,14 @@ async fn a_stranger_with_a_members_id_is_shut_out_and_a_resume_is_not() {
     let lease = backend.acquire_lease(&room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
     let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r =
-        Room::open(room.clone(), backend.clone(), config(10.0), lease_rx, None, 7, metrics, publisher).await.unwrap();
+    let r = Room::open(
+        room.clone(),
+        RoomDeps { backend: backend.clone(), config: config(10.0), lease: lease_rx, metrics, publisher },
+        None,
+        7,
+    )
+    .await
+    .unwrap();
     let mut out = backend.subscribe_output(&room).await.unwrap();
     tokio::spawn(r.run(RoomControl::default()));
     let player = PlayerId(4);

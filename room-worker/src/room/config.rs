@@ -1,13 +1,29 @@
-//! What a room is told from outside: its settings and timings, how it is
-//! asked to stop, and why it stopped. Kept apart from the actor so that the
+//! What a room is told from outside: what it runs on, its settings and
+//! timings, how it is asked to stop, and why it stopped. Kept apart from the actor so that the
 //! host, the settings parser and the tests see the room's contract without
 //! its insides.
 
 use std::time::Duration;
 
+use snakepit_shared::Lease;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::WorkerMetrics;
+use crate::publisher::Publisher;
 use crate::settings::GameSettings;
+
+/// What a room runs on, from the worker that opens it.
+pub struct RoomDeps<B> {
+    pub backend: B,
+    pub config: RoomConfig,
+    /// The room's lease: the host renews it, and after Redis lost its data
+    /// it may take it again with a higher epoch.
+    pub lease: watch::Receiver<Lease>,
+    pub metrics: WorkerMetrics,
+    /// The worker's publisher, shared by its rooms.
+    pub publisher: Publisher,
+}
 
 #[derive(Clone, Debug)]
 pub struct RoomConfig {

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tracing::{debug, info, warn};
 
-pub use self::config::{RoomConfig, RoomControl, RoomExit};
+pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
 use self::effects::Internal;
 use self::members::{HOLD_AFTER_TAKEOVER, Member};
 use crate::frame::encode_tick;
@@ -82,17 +82,13 @@ pub struct Room<B> {
 impl<B: Backend> Room<B> {
     /// Subscribes to the room's input; the room runs from [`Room::run`].
     /// With a snapshot, the room goes on where its last owner left it.
-    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         id: RoomId,
-        backend: B,
-        config: RoomConfig,
-        lease: watch::Receiver<Lease>,
+        deps: RoomDeps<B>,
         snapshot: Option<RoomSnapshot>,
         seed: u64,
-        metrics: WorkerMetrics,
-        publisher: Publisher,
     ) -> Result<Self, snakepit_shared::BusError> {
+        let RoomDeps { backend, config, lease, metrics, publisher } = deps;
         let inputs = backend.subscribe_input(&id).await?;
         let (internal_tx, internal_rx) = mpsc::channel(4);
         let (mut game, members) = match snapshot {
