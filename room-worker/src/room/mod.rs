@@ -13,8 +13,9 @@
 //! The room is split by concern: `config` is its contract with the host,
 //! `members` decides who is there (presence, grace, the takeover hold), and
 //! `effects` holds what it writes to the store in the background
-//! (snapshots, seats, top scores). This module is the loop that ties them
-//! to the clock and the input.
+//! (snapshots, seats, top scores), in a `JoinSet` the room owns and settles
+//! when it stops. This module is the loop that ties them to the clock and
+//! the input.
 
 mod config;
 mod effects;
@@ -28,12 +29,12 @@ use snakepit_shared::encode::{FrameWriter, error_frame};
 use snakepit_shared::{
     Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, Subscription,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tracing::{debug, info, warn};
 
 pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
-use self::effects::Internal;
+use self::effects::Effects;
 use self::members::{HOLD_AFTER_TAKEOVER, Member};
 use crate::frame::encode_tick;
 use crate::game::{Event, Game};
@@ -59,8 +60,8 @@ pub struct Room<B> {
     members: HashMap<PlayerId, Member>,
     writer: FrameWriter,
     metrics: WorkerMetrics,
-    internal_tx: mpsc::Sender<Internal>,
-    internal_rx: mpsc::Receiver<Internal>,
+    /// Snapshots, seats and top scores under way in the background.
+    effects: Effects,
     empty_since: Option<Instant>,
     /// Something changed since the last snapshot.
     dirty: bool,
@@ -90,7 +91,6 @@ impl<B: Backend> Room<B> {
     ) -> Result<Self, snakepit_shared::BusError> {
         let RoomDeps { backend, config, lease, metrics, publisher } = deps;
         let inputs = backend.subscribe_input(&id).await?;
-        let (internal_tx, internal_rx) = mpsc::channel(4);
         let (mut game, members) = match snapshot {
             Some(s) => {
                 let members = members::restore(s.members, Instant::now());
@@ -122,6 +122,7 @@ impl<B: Backend> Room<B> {
         let restored = !members.is_empty();
         let awaiting = members::awaited(&members);
         let mut room = Self {
+            effects: Effects::new(id.clone()),
             game,
             id,
             backend,
@@ -132,8 +133,6 @@ impl<B: Backend> Room<B> {
             members,
             writer: FrameWriter::with_capacity(2048),
             metrics,
-            internal_tx,
-            internal_rx,
             empty_since: None,
             dirty: true,
             alive_reported: 0,
@@ -176,13 +175,12 @@ impl<B: Backend> Room<B> {
                 _ = control.lost.cancelled() => break RoomExit::LeaseLost,
                 _ = control.shutdown.cancelled() => {
                     if snapshot_every.is_some() {
-                        self.save_snapshot().await;
-                    } else {
-                        // Nobody takes the room over (standalone): the
-                        // game ends here, as the original's did when its
-                        // players left, and its scores must be kept.
-                        self.submit_final_scores().await;
+                        break self.save_final_snapshot().await;
                     }
+                    // Nobody takes the room over (standalone): the game
+                    // ends here, as the original's did when its players
+                    // left, and its scores must be kept.
+                    self.submit_final_scores().await;
                     break RoomExit::HandedOver;
                 }
                 scheduled = ticks.tick(), if self.game.is_running() => self.on_tick(scheduled),
@@ -195,14 +193,11 @@ impl<B: Backend> Room<B> {
                         ticks.reset();
                     }
                 }
-                Some(msg) = self.internal_rx.recv() => match msg {
-                    Internal::TopScores(scores) => {
-                        self.note_stored(&scores);
-                        self.game.set_top_scores(scores);
+                Some(outcome) = self.effects.next(), if !self.effects.is_empty() => {
+                    if let Some(exit) = self.apply(outcome) {
+                        break exit;
                     }
-                    Internal::SnapshotRefused => break RoomExit::LeaseLost,
-                    Internal::SnapshotNotSaved => self.dirty = true,
-                },
+                }
                 _ = snapshots.tick(), if snapshot_every.is_some() => self.spawn_snapshot(),
                 _ = seats.tick() => self.confirm_seats(),
                 Ok(()) = self.lease.changed() => self.announce_epoch(),
@@ -215,6 +210,7 @@ impl<B: Backend> Room<B> {
                 }
             }
         };
+        self.finish_effects(exit).await;
         let players = self.members.values().filter(|m| m.player).count() as i64;
         self.metrics.players.sub(players);
         self.metrics.snakes_alive.sub(self.alive_reported);
