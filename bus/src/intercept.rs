@@ -20,6 +20,8 @@ use snakepit_protocol::ids::{PlayerId, RoomId};
 pub enum Call<'a> {
     PublishInput(&'a RoomInput),
     AcquireLease(&'a RoomId),
+    SaveSnapshot(&'a Lease),
+    SubmitScore(&'a ScoreEntry),
     Other,
 }
 
@@ -145,7 +147,7 @@ impl<B: Store, H: Hook> Store for Intercepted<B, H> {
     }
 
     async fn submit_score(&self, entry: ScoreEntry) -> Result<(), BusError> {
-        self.hook.before(Call::Other).await?;
+        self.hook.before(Call::SubmitScore(&entry)).await?;
         self.inner.submit_score(entry).await
     }
 
@@ -200,7 +202,7 @@ impl<B: Ownership, H: Hook> Ownership for Intercepted<B, H> {
     }
 
     async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
-        self.hook.before(Call::Other).await?;
+        self.hook.before(Call::SaveSnapshot(lease)).await?;
         self.inner.save_snapshot(lease, data).await
     }
 

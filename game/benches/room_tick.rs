@@ -161,7 +161,7 @@ impl Room {
         count
     }
 
-    /// What a room does per tick (room.rs `on_tick`, minus I/O and metrics).
+    /// What a room does per tick (room/mod.rs `on_tick`, minus I/O and metrics).
     fn tick(&mut self) -> Bytes {
         self.game.step();
         let frame = encode_tick(&mut self.writer, &self.game);

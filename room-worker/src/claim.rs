@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
-use crate::room::{Room, RoomConfig};
+use crate::room::{Room, RoomConfig, RoomDeps};
 use crate::snapshot::RoomSnapshot;
 
 /// What a claim needs from its host.
@@ -66,17 +66,14 @@ impl<B: Backend> Claimer<B> {
         };
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let (lease_tx, lease_rx) = watch::channel(lease.clone());
-        let opened = Room::open(
-            room.clone(),
-            self.backend.clone(),
-            self.room,
-            lease_rx,
-            snapshot,
-            seed,
-            self.metrics,
-            self.publisher,
-        )
-        .await;
+        let deps = RoomDeps {
+            backend: self.backend.clone(),
+            config: self.room,
+            lease: lease_rx,
+            metrics: self.metrics,
+            publisher: self.publisher,
+        };
+        let opened = Room::open(room.clone(), deps, snapshot, seed).await;
         match opened {
             Ok(r) => Some(Claimed { lease: lease_tx, room: r }),
             Err(e) => {

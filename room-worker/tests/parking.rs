@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
-use snakepit_bus::{Bus, ConnId, InputKind, MemoryBackend, Ownership, PlayerId, RoomId, RoomInput};
-use snakepit_room_worker::publisher::Publisher;
-use snakepit_room_worker::room::{Room, RoomConfig, RoomControl};
-use snakepit_room_worker::{GameSettings, WorkerMetrics};
+use common::{enter, last_snapshot, send, start};
+use snakepit_bus::{Bus, ConnId, InputKind, MemoryBackend, PlayerId, RoomId, RoomInput};
+use snakepit_room_worker::room::RoomConfig;
 
 fn config(grace_s: u64, presence_s: u64) -> RoomConfig {
     config_at(10.0, grace_s, presence_s)
@@ -19,29 +20,22 @@ fn config(grace_s: u64, presence_s: u64) -> RoomConfig {
 
 fn config_at(tick_rate: f64, grace_s: u64, presence_s: u64) -> RoomConfig {
     RoomConfig {
-        settings: GameSettings { tick_rate, stone_spawn_rate: 0.0, digit_spawn_rate: 0.0, ..GameSettings::default() },
         grace: Duration::from_secs(grace_s),
-        empty_ttl: Duration::from_secs(600),
         snapshot_every: Some(Duration::from_millis(100)),
         presence_timeout: Duration::from_secs(presence_s),
-        seat_hold: Duration::from_secs(15),
+        ..common::config(tick_rate)
     }
 }
 
 async fn open(backend: &MemoryBackend, room: &RoomId, config: RoomConfig) {
-    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
-    let lease = backend.acquire_lease(room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
-    let (lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
-    std::mem::forget(lease_tx);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    let lease = common::lease(backend, room, "w").await;
+    let running = start(backend, room, config, lease, None, common::metrics()).await;
+    std::mem::forget(running.lease);
 }
 
 /// (member?, disconnected?, alive?, parked?, cells) of `player` in the last snapshot.
 async fn look(backend: &MemoryBackend, room: &RoomId, player: PlayerId) -> (bool, bool, bool, bool, Vec<(u16, u16)>) {
-    let (_, data) = backend.load_snapshot(room).await.unwrap().expect("a snapshot");
-    let s = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let s = last_snapshot(backend, room).await;
     let m = s.members.iter().find(|m| m.player == player);
     let p = s.game.player(player);
     (
@@ -51,10 +45,6 @@ async fn look(backend: &MemoryBackend, room: &RoomId, player: PlayerId) -> (bool
         p.is_some_and(|p| p.parked),
         p.map(|p| p.snake.iter().map(|c| (c.x, c.y)).collect()).unwrap_or_default(),
     )
-}
-
-async fn send(backend: &MemoryBackend, room: &RoomId, player: PlayerId, conn: ConnId, kind: InputKind) {
-    backend.publish_input(room, RoomInput { player, conn, kind }).await.unwrap();
 }
 
 /// A client that reconnects (a fresh connection, as `resume` makes) just
@@ -69,7 +59,7 @@ async fn parking_cannot_be_held_forever_by_reconnecting_within_the_grace() {
     open(&backend, &room, config(3, 600)).await;
     let player = PlayerId::random();
     let conn = ConnId::random();
-    send(&backend, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }).await;
+    send(&backend, &room, player, conn, enter("ann")).await;
     send(&backend, &room, player, conn, InputKind::Join).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     send(&backend, &room, player, conn, InputKind::Disconnect).await;
@@ -79,7 +69,7 @@ async fn parking_cannot_be_held_forever_by_reconnecting_within_the_grace() {
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let c = ConnId::random();
-        send(&backend, &room, player, c, InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }).await;
+        send(&backend, &room, player, c, enter("ann")).await;
         send(&backend, &room, player, c, InputKind::Disconnect).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -102,7 +92,7 @@ async fn a_member_heard_from_again_after_a_presence_gap_moves_on() {
     open(&backend, &room, config_at(1.0, 5, 2)).await;
     let player = PlayerId::random();
     let conn = ConnId::random();
-    send(&backend, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }).await;
+    send(&backend, &room, player, conn, enter("ann")).await;
     send(&backend, &room, player, conn, InputKind::Join).await;
     // Presence keeps it fresh for a while, then a 4 s gap (> 2 s timeout).
     for _ in 0..3 {

@@ -3,35 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
-use snakepit_bus::{
-    Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, RoomInput, Store,
-};
-use snakepit_room_worker::publisher::Publisher;
-use snakepit_room_worker::room::{Room, RoomConfig, RoomControl};
-use snakepit_room_worker::{GameSettings, WorkerMetrics};
-
-fn config(tick_rate: f64) -> RoomConfig {
-    RoomConfig {
-        settings: GameSettings { tick_rate, stone_spawn_rate: 0.0, digit_spawn_rate: 0.0, ..GameSettings::default() },
-        grace: Duration::from_secs(3),
-        empty_ttl: Duration::from_secs(600),
-        snapshot_every: None,
-        presence_timeout: Duration::from_secs(600),
-        seat_hold: Duration::from_secs(15),
-    }
-}
-
-/// Frames published within `limit` (virtual time).
-async fn frames_within(out: &mut snakepit_bus::Subscription<OutFrame>, limit: Duration) -> Vec<OutFrame> {
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + limit;
-    while let Ok(Some(f)) = tokio::time::timeout_at(deadline, out.recv()).await {
-        got.push(f);
-    }
-    got
-}
+use common::{config, enter, enter_and_join, frames_within, last_snapshot, metrics, send, start};
+use snakepit_bus::{Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, Ownership, PlayerId, RoomId, Store};
+use snakepit_room_worker::WorkerMetrics;
+use snakepit_room_worker::room::RoomConfig;
 
 /// The last snake removed by housekeeping (its player's grace period ran
 /// out between two slow ticks) still has its death published: `p_gameover`,
@@ -39,16 +18,11 @@ async fn frames_within(out: &mut snakepit_bus::Subscription<OutFrame>, limit: Du
 #[tokio::test(start_paused = true)]
 async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
     let backend = MemoryBackend::new();
-    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("slow").unwrap();
     let lease = Lease { room: room.clone(), worker: "w".into(), epoch: 1 };
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    // One tick every 10 s: the 3 s grace runs out in housekeeping.
-    let r =
-        Room::open(room.clone(), backend.clone(), config(0.1), lease_rx, None, 7, metrics, publisher).await.unwrap();
     let mut out = backend.subscribe_output(&room).await.unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    // One tick every 10 s: the 3 s grace runs out in housekeeping.
+    let _room = start(&backend, &room, config(0.1), lease, None, metrics()).await;
     let (player, conn) = enter_and_join(&backend, &room).await;
     let first = frames_within(&mut out, Duration::from_millis(10_500)).await;
     assert!(first.iter().any(|f| matches!(f.kind, FrameKind::Welcome(_))));
@@ -56,7 +30,7 @@ async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
 
     // The next tick (at 20 s) takes the disconnect in; the grace period
     // ends at 23 s, in housekeeping, seven seconds before the next tick.
-    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    send(&backend, &room, player, conn, InputKind::Disconnect).await;
     let after = frames_within(&mut out, Duration::from_secs(14)).await;
     let at = after.iter().position(|f| String::from_utf8_lossy(&f.payload).contains("p_gameover"));
     let at = at.expect("the death was published before the next tick");
@@ -73,72 +47,37 @@ async fn a_last_snake_removed_between_ticks_still_dies_in_public() {
 #[tokio::test(start_paused = true)]
 async fn changes_not_saved_are_saved_once_the_lease_is_back() {
     let backend = MemoryBackend::new();
-    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("unsaved").unwrap();
-    let ttl = Duration::from_secs(3600);
-    let lease = backend.acquire_lease(&room, "w", ttl, 0).await.unwrap().unwrap();
-    let (lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let lease = common::lease(&backend, &room, "w").await;
     let config = RoomConfig { snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    let running = start(&backend, &room, config, lease.clone(), None, metrics()).await;
     // The lease vanishes; then a member enters (a change).
     backend.release_lease(&lease).await.unwrap();
-    let (player, conn) = (PlayerId::random(), ConnId::random());
-    backend
-        .publish_input(
-            &room,
-            RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 } },
-        )
-        .await
-        .unwrap();
+    let player = PlayerId::random();
+    send(&backend, &room, player, ConnId::random(), enter("ann")).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(backend.load_snapshot(&room).await.unwrap(), None, "nothing can be written without the lease");
     // The lease is taken again (as the host does).
-    let again = backend.acquire_lease(&room, "w", ttl, lease.epoch).await.unwrap().unwrap();
-    lease_tx.send_replace(again.clone());
+    let again = backend.acquire_lease(&room, "w", Duration::from_secs(3600), lease.epoch).await.unwrap().unwrap();
+    running.lease.send_replace(again.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (epoch, data) = backend.load_snapshot(&room).await.unwrap().expect("the changes were saved");
+    let (epoch, snapshot) = common::stored_snapshot(&backend, &room).await.expect("the changes were saved");
     assert_eq!(epoch, again.epoch);
-    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
     assert!(snapshot.members.iter().any(|m| m.player == player), "ann is in the snapshot");
-}
-
-/// The player's snake in the room's last snapshot: (cells, score, parked).
-/// A player ("ann") enters the room and joins.
-async fn enter_and_join(backend: &MemoryBackend, room: &RoomId) -> (PlayerId, ConnId) {
-    let (player, conn) = (PlayerId::random(), ConnId::random());
-    for kind in [InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 }, InputKind::Join] {
-        backend.publish_input(room, RoomInput { player, conn, kind }).await.unwrap();
-    }
-    (player, conn)
 }
 
 /// The first owner has stopped: "w2" takes the lease over and opens the
 /// room from its final snapshot.
-async fn take_over(
-    backend: &MemoryBackend,
-    room: &RoomId,
-    lease: Lease,
-    ttl: Duration,
-    config: RoomConfig,
-    metrics: WorkerMetrics,
-) {
+async fn take_over(backend: &MemoryBackend, room: &RoomId, lease: Lease, config: RoomConfig, metrics: WorkerMetrics) {
     backend.release_lease(&lease).await.unwrap();
-    let lease = backend.acquire_lease(room, "w2", ttl, lease.epoch).await.unwrap().unwrap();
-    let (_, data) = backend.load_snapshot(room).await.unwrap().unwrap();
-    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, Some(snapshot), 8, metrics, publisher)
-        .await
-        .unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    let lease = backend.acquire_lease(room, "w2", Duration::from_secs(3600), lease.epoch).await.unwrap().unwrap();
+    let snapshot = last_snapshot(backend, room).await;
+    start(backend, room, config, lease, Some(snapshot), metrics).await;
 }
 
+/// The player's snake in the room's last snapshot: (cells, score, parked).
 async fn snake_in_snapshot(backend: &MemoryBackend, room: &RoomId, player: PlayerId) -> (Vec<(u16, u16)>, u64, bool) {
-    let (_, data) = backend.load_snapshot(room).await.unwrap().expect("a snapshot");
-    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let snapshot = last_snapshot(backend, room).await;
     let p = snapshot.game.player(player).unwrap_or_else(|| {
         panic!("the player is not in the game: {:?} tick {}", snapshot.members, snapshot.game.tick())
     });
@@ -153,19 +92,12 @@ async fn snake_in_snapshot(backend: &MemoryBackend, room: &RoomId, player: Playe
 #[tokio::test(start_paused = true)]
 async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
     let backend = MemoryBackend::new();
-    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let metrics = metrics();
     let room = RoomId::parse("parked").unwrap();
-    let ttl = Duration::from_secs(3600);
     let config =
         RoomConfig { grace: Duration::from_secs(60), snapshot_every: Some(Duration::from_millis(100)), ..config(10.0) };
-    let lease = backend.acquire_lease(&room, "w1", ttl, 0).await.unwrap().unwrap();
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config.clone(), lease_rx, None, 7, metrics.clone(), publisher)
-        .await
-        .unwrap();
-    let first = RoomControl::default();
-    let first_task = tokio::spawn(r.run(first.clone()));
+    let lease = common::lease(&backend, &room, "w1").await;
+    let first = start(&backend, &room, config.clone(), lease.clone(), None, metrics.clone()).await;
     let (player, conn) = enter_and_join(&backend, &room).await;
     // Born on the first tick (0.1 s), at least three cells from any wall,
     // and one step on by the time the disconnect comes in.
@@ -175,7 +107,7 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
 
     // The connection ends: 40 ticks later (enough to reach any wall) the
     // snake stands where it stood.
-    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    send(&backend, &room, player, conn, InputKind::Disconnect).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let still = snake_in_snapshot(&backend, &room, player).await;
     assert!(still.2, "parked");
@@ -183,16 +115,14 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
     assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "the parked snake moved");
 
     // Another owner takes the room over from the final snapshot.
-    first.shutdown.cancel();
-    first_task.await.unwrap();
-    take_over(&backend, &room, lease, ttl, config, metrics).await;
+    first.control.shutdown.cancel();
+    first.task.await.unwrap();
+    take_over(&backend, &room, lease, config, metrics).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "parked through the takeover");
 
     // The player resumes through a new connection: the snake moves on.
-    let conn = ConnId::random();
-    let enter = InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 };
-    backend.publish_input(&room, RoomInput { player, conn, kind: enter }).await.unwrap();
+    send(&backend, &room, player, ConnId::random(), enter("ann")).await;
     // A step or two: not yet at the wall it may be heading for.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (cells, score, parked) = snake_in_snapshot(&backend, &room, player).await;
@@ -207,7 +137,6 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
 #[tokio::test(start_paused = true)]
 async fn a_resumed_player_is_not_taken_for_silent() {
     let backend = MemoryBackend::new();
-    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("heard").unwrap();
     let config = RoomConfig {
         grace: Duration::from_secs(60),
@@ -215,21 +144,16 @@ async fn a_resumed_player_is_not_taken_for_silent() {
         snapshot_every: Some(Duration::from_millis(100)),
         ..config(10.0)
     };
-    let lease = backend.acquire_lease(&room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config, lease_rx, None, 7, metrics, publisher).await.unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    let lease = common::lease(&backend, &room, "w").await;
+    let _room = start(&backend, &room, config, lease, None, metrics()).await;
     let (player, conn) = enter_and_join(&backend, &room).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
-    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    send(&backend, &room, player, conn, InputKind::Disconnect).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let enter = InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 };
-    backend.publish_input(&room, RoomInput { player, conn: ConnId::random(), kind: enter }).await.unwrap();
+    send(&backend, &room, player, ConnId::random(), enter("ann")).await;
     // Housekeeping runs (every second) before any presence note comes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
-    let snapshot = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let snapshot = last_snapshot(&backend, &room).await;
     let member = snapshot.members.iter().find(|m| m.player == player).expect("ann is a member");
     assert!(!member.disconnected, "the resumed player was taken for silent");
     assert!(!snapshot.game.player(player).unwrap().parked);
@@ -237,8 +161,7 @@ async fn a_resumed_player_is_not_taken_for_silent() {
 
 /// The alive robots of a room's last snapshot, and its members' ids.
 async fn robots_in_snapshot(backend: &MemoryBackend, room: &RoomId) -> (Vec<PlayerId>, Vec<PlayerId>) {
-    let (_, data) = backend.load_snapshot(room).await.unwrap().expect("a snapshot");
-    let s = snakepit_room_worker::snapshot::RoomSnapshot::decode(&data).unwrap();
+    let s = last_snapshot(backend, room).await;
     let robots = s.game.players().iter().filter(|p| p.alive && p.id.is_robot()).map(|p| p.id).collect();
     (robots, s.members.iter().map(|m| m.player).collect())
 }
@@ -251,34 +174,27 @@ async fn robots_in_snapshot(backend: &MemoryBackend, room: &RoomId) -> (Vec<Play
 #[tokio::test(start_paused = true)]
 async fn robots_are_no_members_and_go_through_a_takeover() {
     let backend = MemoryBackend::new();
-    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
+    let metrics = metrics();
     let room = RoomId::parse("robots").unwrap();
     backend.ensure_room(&room, 10).await.unwrap();
-    let ttl = Duration::from_secs(3600);
     let mut config = RoomConfig {
         grace: Duration::from_secs(600),
         snapshot_every: Some(Duration::from_millis(100)),
         ..config(10.0)
     };
     config.settings.robots = 3;
-    let lease = backend.acquire_lease(&room, "w1", ttl, 0).await.unwrap().unwrap();
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease.clone());
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r = Room::open(room.clone(), backend.clone(), config.clone(), lease_rx, None, 7, metrics.clone(), publisher)
-        .await
-        .unwrap();
+    let lease = common::lease(&backend, &room, "w1").await;
     let mut out = backend.subscribe_output(&room).await.unwrap();
-    let first = RoomControl::default();
-    let first_task = tokio::spawn(r.run(first.clone()));
+    let first = start(&backend, &room, config.clone(), lease.clone(), None, metrics.clone()).await;
     let (player, conn) = enter_and_join(&backend, &room).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Ann goes away: her snake stands parked (and alive) for the grace
     // period, so the robots play on.
-    backend.publish_input(&room, RoomInput { player, conn, kind: InputKind::Disconnect }).await.unwrap();
+    send(&backend, &room, player, conn, InputKind::Disconnect).await;
     // Someone enters under a robot's id, then leaves.
     let fake = ConnId::random();
-    for kind in [InputKind::Enter { name: Some("mallory".into()), resync: false, key: 0 }, InputKind::Leave] {
-        backend.publish_input(&room, RoomInput { player: PlayerId(-1), conn: fake, kind }).await.unwrap();
+    for kind in [enter("mallory"), InputKind::Leave] {
+        send(&backend, &room, PlayerId(-1), fake, kind).await;
     }
     let frames = frames_within(&mut out, Duration::from_secs(6)).await;
     assert!(!frames.iter().any(|f| f.kind == FrameKind::Welcome(PlayerId(-1))), "nobody entered as a robot");
@@ -294,11 +210,11 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
     assert_eq!(metrics.snakes_alive.get(), 1 + robots.len() as i64, "snakes alive count robots");
 
     // Another owner takes the room over from the final snapshot.
-    first.shutdown.cancel();
-    first_task.await.unwrap();
+    first.control.shutdown.cancel();
+    first.task.await.unwrap();
     let (before, _) = robots_in_snapshot(&backend, &room).await;
     let newest = before.iter().min().copied().unwrap();
-    take_over(&backend, &room, lease, ttl, config, metrics).await;
+    take_over(&backend, &room, lease, config, metrics).await;
     tokio::time::sleep(Duration::from_secs(20)).await;
     let (after, _) = robots_in_snapshot(&backend, &room).await;
     assert!((1..=3).contains(&after.len()), "robots play on: {after:?}");
@@ -315,24 +231,19 @@ async fn robots_are_no_members_and_go_through_a_takeover() {
 #[tokio::test(start_paused = true)]
 async fn a_stranger_with_a_members_id_is_shut_out_and_a_resume_is_not() {
     let backend = MemoryBackend::new();
-    let metrics = WorkerMetrics::register(&prometheus::Registry::new(), "w").unwrap();
     let room = RoomId::parse("same-id").unwrap();
-    let lease = backend.acquire_lease(&room, "w", Duration::from_secs(3600), 0).await.unwrap().unwrap();
-    let (_lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let r =
-        Room::open(room.clone(), backend.clone(), config(10.0), lease_rx, None, 7, metrics, publisher).await.unwrap();
+    let lease = common::lease(&backend, &room, "w").await;
     let mut out = backend.subscribe_output(&room).await.unwrap();
-    tokio::spawn(r.run(RoomControl::default()));
+    let _room = start(&backend, &room, config(10.0), lease, None, metrics()).await;
     let player = PlayerId(4);
-    let enter = |conn, name: &str, key| RoomInput {
+    let enter = |conn, name: &str, key| snakepit_bus::RoomInput {
         player,
         conn,
         kind: InputKind::Enter { name: Some(name.into()), resync: false, key },
     };
     let (alice, mallory, alice_again) = (ConnId::random(), ConnId::random(), ConnId::random());
     backend.publish_input(&room, enter(alice, "alice", 11)).await.unwrap();
-    backend.publish_input(&room, RoomInput { player, conn: alice, kind: InputKind::Join }).await.unwrap();
+    send(&backend, &room, player, alice, InputKind::Join).await;
     frames_within(&mut out, Duration::from_millis(500)).await;
     backend.publish_input(&room, enter(mallory, "mallory", 22)).await.unwrap();
     let frames = frames_within(&mut out, Duration::from_millis(500)).await;

@@ -1,0 +1,330 @@
+//! What a room writes to and reads from the store besides its frames:
+//! snapshots (fenced by the lease), its players' seats in the directory,
+//! and the top scores. These run in the background, so that a tick never
+//! waits on the store, but in a [`JoinSet`] the room owns rather than as
+//! loose tasks: the room reaps their outcomes in its loop, and when it
+//! stops it decides what becomes of those still under way. A late
+//! background snapshot must never land after the final one of a hand-over,
+//! and a top score sent just before the room ends must not be lost with
+//! it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use snakepit_bus::{Backend, PlayerId, RoomId, ScoreEntry, SnapshotWrite};
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
+use tokio::time::timeout;
+use tracing::{debug, warn};
+
+use super::{MAX_MEMBERS, Room, RoomExit};
+use crate::snapshot::RoomSnapshot;
+
+/// Longest the final snapshot of a hand-over waits for background ones
+/// still under way: longer than the Redis client's response timeout (2 s),
+/// so that each of them has been answered or given up by then.
+const SNAPSHOTS_WAIT: Duration = Duration::from_secs(3);
+/// Longest a stopping room waits for its writes still under way.
+const WRITES_WAIT: Duration = Duration::from_secs(2);
+
+/// What a background effect tells the room.
+pub(super) enum Outcome {
+    /// Nothing to do.
+    Done,
+    TopScores(Vec<ScoreEntry>),
+    /// Another owner holds the room: stop.
+    SnapshotRefused,
+    /// Not written (Redis away, or nobody holds the lease until the host
+    /// takes it again): the changes are still to be saved.
+    SnapshotNotSaved,
+}
+
+/// What an effect is, which decides its fate when the room stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A snapshot, fenced by the lease.
+    Snapshot,
+    /// Top scores sent to the store: not fenced by the lease, and nobody
+    /// sends them again, so they are waited for whatever the exit.
+    Scores,
+    /// Seats held or released in the directory.
+    Seats,
+    /// A read of the top scores: of no use once the room stops.
+    Read,
+}
+
+const ALL: [Kind; 4] = [Kind::Snapshot, Kind::Scores, Kind::Seats, Kind::Read];
+
+/// The room's background effects under way.
+pub(super) struct Effects {
+    room: RoomId,
+    tasks: JoinSet<Outcome>,
+    pending: HashMap<Id, (Kind, AbortHandle)>,
+}
+
+impl Effects {
+    pub(super) fn new(room: RoomId) -> Self {
+        Self { room, tasks: JoinSet::new(), pending: HashMap::new() }
+    }
+
+    fn spawn(&mut self, kind: Kind, effect: impl Future<Output = Outcome> + Send + 'static) {
+        let handle = self.tasks.spawn(effect);
+        self.pending.insert(handle.id(), (kind, handle));
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The outcome of the next effect to finish; `None` if none is under
+    /// way. A panicked effect is logged, and its room goes on.
+    pub(super) async fn next(&mut self) -> Option<Outcome> {
+        let done = self.tasks.join_next_with_id().await?;
+        Some(self.reaped(done))
+    }
+
+    fn reaped(&mut self, done: Result<(Id, Outcome), JoinError>) -> Outcome {
+        match done {
+            Ok((id, outcome)) => {
+                self.pending.remove(&id);
+                outcome
+            }
+            Err(e) => {
+                self.pending.remove(&e.id());
+                if e.is_panic() {
+                    warn!(room = %self.room, error = %e, "a background effect panicked");
+                }
+                Outcome::Done
+            }
+        }
+    }
+
+    fn any(&self, kinds: &[Kind]) -> bool {
+        self.pending.values().any(|(kind, _)| kinds.contains(kind))
+    }
+
+    fn abort(&self, kinds: &[Kind]) {
+        for (_, handle) in self.pending.values().filter(|(kind, _)| kinds.contains(kind)) {
+            handle.abort();
+        }
+    }
+
+    /// Waits until no effect of `kinds` is under way, at most `limit`; past
+    /// it those left are aborted, and waited for until they are gone (an
+    /// aborted task may be in the middle of a poll on another thread). The
+    /// outcomes of all effects that finished meanwhile are returned.
+    async fn settle(&mut self, kinds: &[Kind], limit: Duration) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let waited = timeout(limit, self.collect_while(kinds, &mut outcomes)).await;
+        if waited.is_err() {
+            warn!(room = %self.room, ?kinds, "background effects still under way aborted");
+            self.abort(kinds);
+            self.collect_while(kinds, &mut outcomes).await;
+        }
+        outcomes
+    }
+
+    async fn collect_while(&mut self, kinds: &[Kind], outcomes: &mut Vec<Outcome>) {
+        while self.any(kinds) {
+            match self.next().await {
+                Some(outcome) => outcomes.push(outcome),
+                None => break,
+            }
+        }
+    }
+}
+
+impl<B: Backend> Room<B> {
+    /// Applies what a background effect found; `Some` if the room must
+    /// stop.
+    pub(super) fn apply(&mut self, outcome: Outcome) -> Option<RoomExit> {
+        match outcome {
+            Outcome::Done => {}
+            Outcome::TopScores(scores) => {
+                self.note_stored(&scores);
+                self.game.set_top_scores(scores);
+            }
+            Outcome::SnapshotRefused => return Some(RoomExit::LeaseLost),
+            Outcome::SnapshotNotSaved => self.dirty = true,
+        }
+        None
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        let members = self.members.iter().map(|(id, m)| m.snapshot(*id)).collect();
+        let snapshot = RoomSnapshot { game: self.game.clone(), members };
+        match snapshot.encode() {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                warn!(room = %self.id, error = %e, "cannot encode a snapshot");
+                None
+            }
+        }
+    }
+
+    /// Writes a snapshot in the background. Refused because another owner
+    /// holds the room: the room stops. Not written for any other reason:
+    /// the room goes on, and saves again next time (a lease that vanished
+    /// is taken again by the host, above its old epoch).
+    pub(super) fn spawn_snapshot(&mut self) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
+        let Some(bytes) = self.snapshot() else { return };
+        let backend = self.backend.clone();
+        let lease = self.lease.borrow().clone();
+        self.effects.spawn(Kind::Snapshot, async move {
+            match backend.save_snapshot(&lease, bytes.into()).await {
+                Ok(SnapshotWrite::Saved) => Outcome::Done,
+                Ok(SnapshotWrite::Lost) => Outcome::SnapshotRefused,
+                Ok(SnapshotWrite::Missing) => {
+                    debug!(room = %lease.room, "snapshot not saved: nobody holds the lease");
+                    Outcome::SnapshotNotSaved
+                }
+                Err(e) => {
+                    warn!(room = %lease.room, error = %e, "snapshot not saved");
+                    Outcome::SnapshotNotSaved
+                }
+            }
+        });
+    }
+
+    /// The final snapshot of a hand-over, written before the room stops.
+    ///
+    /// Background snapshots still under way are waited for first, so that
+    /// none of them, older, lands after it. Waited for rather than aborted:
+    /// dropping the future of a request already sent does not recall the
+    /// request, while its answer (or the client giving up on it) means it is
+    /// done. Past [`SNAPSHOTS_WAIT`] they are aborted. Should one of them
+    /// find the room another's, nothing more is written.
+    pub(super) async fn save_final_snapshot(&mut self) -> RoomExit {
+        for outcome in self.effects.settle(&[Kind::Snapshot], SNAPSHOTS_WAIT).await {
+            if let Some(exit) = self.apply(outcome) {
+                return exit;
+            }
+        }
+        let Some(bytes) = self.snapshot() else { return RoomExit::HandedOver };
+        let lease = self.lease.borrow().clone();
+        match self.backend.save_snapshot(&lease, bytes.into()).await {
+            Ok(SnapshotWrite::Saved) => {}
+            Ok(outcome) => warn!(room = %self.id, ?outcome, "final snapshot not saved"),
+            Err(e) => warn!(room = %self.id, error = %e, "final snapshot not saved"),
+        }
+        RoomExit::HandedOver
+    }
+
+    /// Settles the effects still under way as the room stops, at most
+    /// [`WRITES_WAIT`]. Top scores sent are waited for whatever the exit:
+    /// the lease does not fence them and nobody sends them again. After a
+    /// lost lease nothing else may be written (a snapshot, a seat held or
+    /// released: the new owner's to decide), so the rest is aborted;
+    /// otherwise the writes are waited for. Reads are of no use any more.
+    pub(super) async fn finish_effects(&mut self, exit: RoomExit) {
+        match exit {
+            RoomExit::LeaseLost => self.effects.abort(&[Kind::Snapshot, Kind::Seats, Kind::Read]),
+            _ => self.effects.abort(&[Kind::Read]),
+        }
+        self.effects.settle(&ALL, WRITES_WAIT).await;
+    }
+
+    /// Holds the seats of this room's players in the directory, in the
+    /// background: seats of players who are gone expire.
+    pub(super) fn confirm_seats(&mut self) {
+        let players: Vec<PlayerId> = self.members.iter().filter(|(_, m)| m.player).map(|(id, _)| *id).collect();
+        // Spectators' ids count too: the counter must pass every id in use.
+        let highest = self.members.keys().copied().max().unwrap_or(PlayerId::NONE);
+        let backend = self.backend.clone();
+        let (room, hold) = (self.id.clone(), self.config.seat_hold);
+        self.effects.spawn(Kind::Seats, async move {
+            if let Err(e) = backend.confirm_seats(&room, &players, highest, hold).await {
+                warn!(%room, error = %e, "could not confirm seats");
+            }
+            Outcome::Done
+        });
+    }
+
+    /// Frees a removed player's seat in the directory, in the background.
+    pub(super) fn release_seat(&mut self, player: PlayerId) {
+        let (backend, room) = (self.backend.clone(), self.id.clone());
+        self.effects.spawn(Kind::Seats, async move {
+            if let Err(e) = backend.release_seat(&room, player).await {
+                debug!(%room, error = %e, "could not release a seat");
+            }
+            Outcome::Done
+        });
+    }
+
+    pub(super) fn refresh_top_scores(&mut self) {
+        let backend = self.backend.clone();
+        let n = self.config.settings.top_scores;
+        self.effects.spawn(Kind::Read, async move {
+            match backend.top_scores(n).await {
+                Ok(scores) => Outcome::TopScores(scores),
+                Err(e) => {
+                    warn!(error = %e, "could not load top scores");
+                    Outcome::Done
+                }
+            }
+        });
+    }
+
+    /// The game ends with the room (no successor): its top scores and the
+    /// scores of the people still alive go to the store, awaited, so that
+    /// they are in it when the room is gone.
+    pub(super) async fn submit_final_scores(&self) {
+        let alive = self.game.players().iter().filter(|p| p.alive && !p.id.is_robot() && p.score > 0);
+        let entries: Vec<ScoreEntry> = self
+            .game
+            .top_scores()
+            .iter()
+            .cloned()
+            .chain(alive.map(|p| ScoreEntry { name: p.name.clone(), score: p.score, colour: p.colour }))
+            .collect();
+        submit_scores(&self.backend, &self.id, entries).await;
+    }
+
+    pub(super) fn note_stored(&mut self, scores: &[ScoreEntry]) {
+        if self.stored.len() > 4 * MAX_MEMBERS {
+            self.stored.clear();
+        }
+        for s in scores {
+            let best = self.stored.entry(s.name.clone()).or_default();
+            *best = (*best).max(s.score);
+        }
+    }
+
+    /// Sends the game's top scores to the shared store in the background:
+    /// when the game ended, all of them, then the merged list of all rooms
+    /// is read back; otherwise only those that beat what the store is
+    /// known to hold.
+    pub(super) fn save_top_scores(&mut self, ended: bool) {
+        let scores: Vec<ScoreEntry> = self
+            .game
+            .top_scores()
+            .iter()
+            .filter(|s| ended || self.stored.get(&s.name).is_none_or(|best| *best < s.score))
+            .cloned()
+            .collect();
+        if scores.is_empty() {
+            return;
+        }
+        self.note_stored(&scores);
+        let (backend, room) = (self.backend.clone(), self.id.clone());
+        let n = self.config.settings.top_scores;
+        self.effects.spawn(Kind::Scores, async move {
+            submit_scores(&backend, &room, scores).await;
+            if ended && let Ok(scores) = backend.top_scores(n).await {
+                return Outcome::TopScores(scores);
+            }
+            Outcome::Done
+        });
+    }
+}
+
+async fn submit_scores<B: Backend>(backend: &B, room: &RoomId, scores: impl IntoIterator<Item = ScoreEntry>) {
+    for s in scores {
+        if let Err(e) = backend.submit_score(s).await {
+            warn!(%room, error = %e, "could not save a top score");
+        }
+    }
+}

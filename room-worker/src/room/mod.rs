@@ -1,0 +1,368 @@
+//! A room as an actor: it owns its game, steps it at a fixed tick while
+//! someone is alive, and publishes one frame per tick on the room's output.
+//!
+//! While the game runs, inputs are drained without waiting at the start of
+//! each tick; while nobody is alive, the room waits for input. An empty room
+//! retires itself after a while, if the directory agrees that no seat is
+//! taken.
+//!
+//! The room runs under a lease: its epoch is stamped on every frame, and it
+//! snapshots itself (fenced by the lease) so that another worker can take
+//! over. Frames go to the worker's publisher without waiting on the bus.
+//!
+//! The room is split by concern: `config` is its contract with the host,
+//! `members` decides who is there (presence, grace, the takeover hold), and
+//! `effects` holds what it writes to the store in the background
+//! (snapshots, seats, top scores), in a `JoinSet` the room owns and settles
+//! when it stops. This module is the loop that ties them to the clock and
+//! the input.
+
+mod config;
+mod effects;
+mod members;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use snakepit_bus::{Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
+use snakepit_protocol::frame_writer::{FrameWriter, error_frame};
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tracing::{debug, info, warn};
+
+pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
+use self::effects::Effects;
+use self::members::{HOLD_AFTER_TAKEOVER, Member};
+use crate::metrics::WorkerMetrics;
+use crate::publisher::Publisher;
+use crate::snapshot::RoomSnapshot;
+use snakepit_game::frame::encode_tick;
+use snakepit_game::game::{Event, Game};
+
+/// Most members (players and spectators) a room keeps.
+const MAX_MEMBERS: usize = 1000;
+/// How long a room's opening waits for the top scores.
+const TOP_SCORES_WAIT: Duration = Duration::from_millis(500);
+
+pub struct Room<B> {
+    id: RoomId,
+    backend: B,
+    config: RoomConfig,
+    /// The current lease: the host renews it, and after Redis lost its data
+    /// it may re-acquire it with a higher epoch.
+    lease: watch::Receiver<Lease>,
+    publisher: Publisher,
+    game: Game,
+    inputs: Subscription<RoomInput>,
+    members: HashMap<PlayerId, Member>,
+    writer: FrameWriter,
+    metrics: WorkerMetrics,
+    /// Snapshots, seats and top scores under way in the background.
+    effects: Effects,
+    empty_since: Option<Instant>,
+    /// Something changed since the last snapshot.
+    dirty: bool,
+    /// This room's share of the alive-snakes gauge.
+    alive_reported: i64,
+    /// After a takeover the world holds still until the restored players'
+    /// gateways have entered again (and so their clients have the world),
+    /// or until this instant: nobody's snake moves unseen.
+    hold_until: Option<Instant>,
+    awaiting: HashSet<PlayerId>,
+    /// Connections replaced by a newer one of the same player: an enter
+    /// from one of them is answered with `Superseded` again, never let in.
+    superseded: HashMap<ConnId, PlayerId>,
+    /// Best score per name known to be in the store: a death whose score
+    /// beats it is sent at once, not only when the game ends.
+    stored: HashMap<String, u64>,
+}
+
+impl<B: Backend> Room<B> {
+    /// Subscribes to the room's input; the room runs from [`Room::run`].
+    /// With a snapshot, the room goes on where its last owner left it.
+    pub async fn open(
+        id: RoomId,
+        deps: RoomDeps<B>,
+        snapshot: Option<RoomSnapshot>,
+        seed: u64,
+    ) -> Result<Self, snakepit_bus::BusError> {
+        let RoomDeps { backend, config, lease, metrics, publisher } = deps;
+        let inputs = backend.subscribe_input(&id).await?;
+        let (mut game, members) = match snapshot {
+            Some(s) => {
+                let members = members::restore(s.members, Instant::now());
+                let mut game = s.game;
+                // The parked snakes are the away players' (also for a
+                // snapshot written before the game recorded it).
+                for (id, m) in &members {
+                    game.set_parked(*id, m.disconnected_at.is_some());
+                }
+                (game, members)
+            }
+            None => (Game::new(config.settings.clone(), seed), HashMap::new()),
+        };
+        // A snake may stand parked for the grace period in a row at most.
+        game.set_park_allowance((config.grace.as_secs_f64() * config.settings.tick_rate).ceil() as u32);
+        // The top scores are in the welcome from the first visitor on (a
+        // slow store: they follow in the background).
+        let scores_loaded = match timeout(TOP_SCORES_WAIT, backend.top_scores(config.settings.top_scores)).await {
+            Ok(Ok(scores)) => {
+                game.set_top_scores(scores);
+                true
+            }
+            Ok(Err(e)) => {
+                warn!(room = %id, error = %e, "could not load top scores; retrying in the background");
+                false
+            }
+            Err(_) => false,
+        };
+        let restored = !members.is_empty();
+        let awaiting = members::awaited(&members);
+        let mut room = Self {
+            effects: Effects::new(id.clone()),
+            game,
+            id,
+            backend,
+            config,
+            lease,
+            publisher,
+            inputs,
+            members,
+            writer: FrameWriter::with_capacity(2048),
+            metrics,
+            empty_since: None,
+            dirty: true,
+            alive_reported: 0,
+            hold_until: None,
+            awaiting: Default::default(),
+            superseded: HashMap::new(),
+            stored: HashMap::new(),
+        };
+        let loaded = room.game.top_scores().to_vec();
+        room.note_stored(&loaded);
+        if !scores_loaded {
+            room.refresh_top_scores();
+        }
+        if restored {
+            room.hold_until = Some(Instant::now() + HOLD_AFTER_TAKEOVER);
+            room.awaiting = awaiting;
+        }
+        Ok(room)
+    }
+
+    pub async fn run(mut self, control: RoomControl) -> RoomExit {
+        self.metrics.rooms.inc();
+        let players = self.members.values().filter(|m| m.player).count() as i64;
+        self.metrics.players.add(players);
+        self.sync_alive_metric();
+        info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
+        self.announce_epoch();
+        let mut ticks = tokio::time::interval(self.config.settings.tick_period());
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let snapshot_every = self.config.snapshot_every;
+        let mut snapshots = tokio::time::interval(snapshot_every.unwrap_or(Duration::from_secs(3600)));
+        snapshots.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut seats = tokio::time::interval(self.config.seat_hold / 3);
+        seats.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let exit = loop {
+            tokio::select! {
+                biased;
+                _ = control.lost.cancelled() => break RoomExit::LeaseLost,
+                _ = control.shutdown.cancelled() => {
+                    if snapshot_every.is_some() {
+                        break self.save_final_snapshot().await;
+                    }
+                    // Nobody takes the room over (standalone): the game
+                    // ends here, as the original's did when its players
+                    // left, and its scores must be kept.
+                    self.submit_final_scores().await;
+                    break RoomExit::HandedOver;
+                }
+                scheduled = ticks.tick(), if self.game.is_running() => self.on_tick(scheduled),
+                input = self.inputs.recv(), if !self.game.is_running() => {
+                    let Some(input) = input else { break RoomExit::Closed };
+                    self.handle(input);
+                    self.sync_alive_metric();
+                    if self.game.is_running() {
+                        // The first step comes one period after the join.
+                        ticks.reset();
+                    }
+                }
+                Some(outcome) = self.effects.next(), if !self.effects.is_empty() => {
+                    if let Some(exit) = self.apply(outcome) {
+                        break exit;
+                    }
+                }
+                _ = snapshots.tick(), if snapshot_every.is_some() => self.spawn_snapshot(),
+                _ = seats.tick() => self.confirm_seats(),
+                Ok(()) = self.lease.changed() => self.announce_epoch(),
+                _ = housekeeping.tick() => {
+                    self.expire_disconnected(Instant::now());
+                    self.publish_ended();
+                    if self.retire_if_idle().await {
+                        break RoomExit::Retired;
+                    }
+                }
+            }
+        };
+        self.finish_effects(exit).await;
+        let players = self.members.values().filter(|m| m.player).count() as i64;
+        self.metrics.players.sub(players);
+        self.metrics.snakes_alive.sub(self.alive_reported);
+        self.metrics.rooms.dec();
+        info!(room = %self.id, ?exit, "room stopped");
+        exit
+    }
+
+    fn on_tick(&mut self, scheduled: Instant) {
+        let started = Instant::now();
+        self.metrics.tick_lag.observe(started.saturating_duration_since(scheduled).as_secs_f64());
+        while let Some(input) = self.inputs.try_recv() {
+            self.handle(input);
+        }
+        self.expire_disconnected(started);
+        if self.holding(started) {
+            return;
+        }
+        let payload = self.step();
+        self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
+        self.publish(FrameKind::Tick, payload);
+    }
+
+    /// One step of the game as its tick frame; a game that ended saves its
+    /// top scores.
+    fn step(&mut self) -> Bytes {
+        self.game.step();
+        let payload = encode_tick(&mut self.writer, &self.game);
+        self.dirty = true;
+        if self.game.just_ended() {
+            self.save_top_scores(true);
+        } else if self.game.events().iter().any(|e| matches!(e, Event::TopScores)) {
+            // A death while others play on: its score is kept now, so that
+            // a crash of the process before the game ends does not lose it.
+            self.save_top_scores(false);
+        }
+        self.game.clear_events();
+        self.sync_alive_metric();
+        payload
+    }
+
+    /// Publishes what happened outside a tick once the game has stopped: a
+    /// last snake removed by housekeeping (its grace period ran out) ends
+    /// the game, and its `p_gameover`, the GAME OVER text and the top
+    /// scores must still go out, as one more tick.
+    fn publish_ended(&mut self) {
+        if self.game.is_running() || self.game.events().is_empty() {
+            return;
+        }
+        let payload = self.step();
+        self.publish(FrameKind::Tick, payload);
+    }
+
+    /// Gateways learn a (new) epoch from any frame, and resynchronise their
+    /// members: announce it even while the game is idle.
+    fn announce_epoch(&mut self) {
+        self.lease.mark_unchanged();
+        let announce = FrameWriter::with_capacity(32).finish_tick(self.game.tick());
+        self.publish(FrameKind::Tick, announce);
+    }
+
+    fn publish(&self, kind: FrameKind, payload: Bytes) {
+        let frame = OutFrame { epoch: self.lease.borrow().epoch, tick: self.game.tick(), kind, payload };
+        self.publisher.publish(&self.id, frame);
+    }
+
+    fn direct_error(&self, player: PlayerId, text: &str) {
+        self.publish(FrameKind::Direct(player), error_frame(text));
+    }
+
+    fn handle(&mut self, RoomInput { player, conn, kind }: RoomInput) {
+        // Robot snakes belong to the game, never to a member: nobody enters,
+        // steers or leaves as one (gateways give people positive ids).
+        if player.is_robot() {
+            debug!(room = %self.id, %player, "input for a robot id ignored");
+            return;
+        }
+        // Presence changes nothing a snapshot holds.
+        if !matches!(kind, InputKind::Presence(_)) {
+            self.dirty = true;
+        }
+        if let Some(m) = self.members.get_mut(&player).filter(|m| m.conn == conn) {
+            m.seen = Instant::now();
+        }
+        match kind {
+            InputKind::Enter { name, resync, key } => self.enter(player, conn, name, resync, key),
+            InputKind::Join if self.current(player, conn) => {
+                let is_player = self.members.get(&player).is_some_and(|m| m.player);
+                if !is_player {
+                    self.direct_error(player, "Spectators cannot join; send new_player");
+                } else if let Err(e) = self.game.join(player) {
+                    self.direct_error(player, &e.to_string());
+                }
+            }
+            InputKind::Turn(dir) if self.current(player, conn) => {
+                self.heard_from(player);
+                self.game.turn(player, dir);
+            }
+            InputKind::Disconnect if self.current(player, conn) => {
+                let alive = self.game.player(player).is_some_and(|p| p.alive);
+                if alive {
+                    self.set_away(player, Some(Instant::now()));
+                    // Ahead of this tick's frame, in which it stands still.
+                    self.publish(FrameKind::Parked { player, conn }, Bytes::new());
+                } else {
+                    self.remove(player, true);
+                }
+            }
+            // The gateway gives the seat back itself, and may already have
+            // taken a new one in this room for the same player (spectate,
+            // then enter): the room must not free that one.
+            InputKind::Leave if self.current(player, conn) => self.remove(player, false),
+            InputKind::Presence(members) => {
+                let now = Instant::now();
+                for (player, conn) in members {
+                    if let Some(m) = self.members.get_mut(&player).filter(|m| m.conn == conn) {
+                        m.seen = now;
+                        self.heard_from(player);
+                    }
+                }
+            }
+            _ => debug!(room = %self.id, %player, "input from a stale connection ignored"),
+        }
+    }
+
+    /// Brings the alive-snakes gauge in line with this room's count, robots
+    /// included (they cost a tick like anyone's snake; the players gauge
+    /// counts people).
+    fn sync_alive_metric(&mut self) {
+        let alive = self.game.alive_count() as i64;
+        self.metrics.snakes_alive.add(alive - self.alive_reported);
+        self.alive_reported = alive;
+    }
+
+    async fn retire_if_idle(&mut self) -> bool {
+        if !self.members.is_empty() || self.game.is_running() {
+            self.empty_since = None;
+            return false;
+        }
+        let since = *self.empty_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.config.empty_ttl {
+            return false;
+        }
+        match self.backend.retire_room_if_empty(&self.id).await {
+            Ok(true) => true,
+            Ok(false) => {
+                // A seat was taken meanwhile: a player is on the way.
+                self.empty_since = None;
+                false
+            }
+            Err(e) => {
+                warn!(room = %self.id, error = %e, "could not retire room");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The room's rules of time, each at its exact instant on tokio's paused
+//! clock over the in-memory backend: the grace period, the presence
+//! timeout, retirement, the hold after a takeover, a lost lease, and what
+//! becomes of the background writes still under way when a room stops.
+//! (Before, these were seen only through sockets, in real seconds.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{config, enter, enter_and_join, last_snapshot, metrics, send, start, stored_snapshot};
+use snakepit_bus::intercept::{Call, Hook, Intercepted};
+use snakepit_bus::{
+    Bus, BusError, ConnId, FrameKind, InputKind, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, Store,
+    Subscription,
+};
+use snakepit_room_worker::Game;
+use snakepit_room_worker::room::{RoomConfig, RoomExit};
+use snakepit_room_worker::snapshot::{MemberSnapshot, RoomSnapshot};
+use tokio::time::{Instant, sleep_until};
+
+/// Seats a room's players hold in the directory.
+async fn seats(backend: &MemoryBackend, room: &RoomId) -> Option<u16> {
+    backend.room(room).await.unwrap().map(|r| r.players)
+}
+
+/// Waits for the first frame that `is`, and tells when it came.
+async fn frame_at(out: &mut Subscription<OutFrame>, is: impl Fn(&OutFrame) -> bool) -> Instant {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(60), out.recv()).await.unwrap().unwrap();
+        if is(&frame) {
+            return Instant::now();
+        }
+    }
+}
+
+/// A disconnected player's snake stands parked for exactly the grace
+/// period, its seat held; then the player is removed and the seat freed.
+#[tokio::test(start_paused = true)]
+async fn a_disconnected_player_is_removed_when_the_grace_period_ends() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("grace").unwrap();
+    let grace = Duration::from_secs(3);
+    let config = RoomConfig { grace, snapshot_every: Some(Duration::from_millis(100)), ..config(10.0) };
+    let player = PlayerId::random();
+    // The gateway took the player's seat.
+    backend.take_seat(Some(&room), player, 10, config.seat_hold).await.unwrap();
+    let mut out = backend.subscribe_output(&room).await.unwrap();
+    let _room = start(&backend, &room, config, common::lease(&backend, &room, "w").await, None, metrics()).await;
+    let conn = ConnId::random();
+    for kind in [enter("ann"), InputKind::Join] {
+        send(&backend, &room, player, conn, kind).await;
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    send(&backend, &room, player, conn, InputKind::Disconnect).await;
+    // The room takes the disconnect in at its next tick, and says so.
+    let parked = frame_at(&mut out, |f| matches!(f.kind, FrameKind::Parked { .. })).await;
+
+    sleep_until(parked + grace - Duration::from_millis(1)).await;
+    assert_eq!(seats(&backend, &room).await, Some(1), "the seat is held through the grace period");
+    sleep_until(parked + grace - Duration::from_millis(100)).await;
+    let s = last_snapshot(&backend, &room).await;
+    assert!(s.members.iter().any(|m| m.player == player && m.disconnected), "away, still a member");
+    assert!(s.game.player(player).is_some_and(|p| p.alive && p.parked), "parked, still alive");
+
+    sleep_until(parked + grace + Duration::from_millis(1)).await;
+    assert_eq!(seats(&backend, &room).await, Some(0), "the seat is freed as the grace period ends");
+    sleep_until(parked + grace + Duration::from_secs(1)).await;
+    let s = last_snapshot(&backend, &room).await;
+    assert!(s.members.is_empty(), "removed: {:?}", s.members);
+    assert!(s.game.player(player).is_none(), "its snake is gone");
+}
+
+/// A member whose gateway sends nothing (no input, no presence) for the
+/// presence timeout counts as disconnected from then on: its snake parks,
+/// and the grace period runs from there.
+#[tokio::test(start_paused = true)]
+async fn a_member_whose_gateway_goes_quiet_is_away_after_the_presence_timeout() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("quiet").unwrap();
+    let (silence, grace) = (Duration::from_secs(2), Duration::from_secs(3));
+    // Two ticks a second: three steps before it parks, too few to reach a
+    // wall from where a snake is born.
+    let config =
+        RoomConfig { grace, presence_timeout: silence, snapshot_every: Some(Duration::from_millis(50)), ..config(2.0) };
+    let player = PlayerId::random();
+    backend.take_seat(Some(&room), player, 10, config.seat_hold).await.unwrap();
+    let t0 = Instant::now();
+    let _room = start(&backend, &room, config, common::lease(&backend, &room, "w").await, None, metrics()).await;
+    let conn = ConnId::random();
+    for kind in [enter("ann"), InputKind::Join] {
+        send(&backend, &room, player, conn, kind).await;
+    }
+    // Last heard from at t0.
+    sleep_until(t0 + silence - Duration::from_millis(50)).await;
+    let s = last_snapshot(&backend, &room).await;
+    assert!(s.members.iter().any(|m| m.player == player && !m.disconnected), "still present");
+    assert!(s.game.player(player).is_some_and(|p| p.alive && !p.parked), "still moving");
+
+    sleep_until(t0 + silence + Duration::from_millis(50)).await;
+    let s = last_snapshot(&backend, &room).await;
+    assert!(s.members.iter().any(|m| m.player == player && m.disconnected), "away once its gateway went quiet");
+    assert!(s.game.player(player).is_some_and(|p| p.alive && p.parked), "parked");
+
+    // Then the grace period, from the moment it went quiet.
+    sleep_until(t0 + silence + grace - Duration::from_millis(1)).await;
+    assert_eq!(seats(&backend, &room).await, Some(1), "within the grace period");
+    sleep_until(t0 + silence + grace + Duration::from_millis(1)).await;
+    assert_eq!(seats(&backend, &room).await, Some(0), "removed when the grace period ends");
+}
+
+/// An empty room retires after `empty_ttl`, not before: its task ends with
+/// `Retired` and the directory no longer lists it.
+#[tokio::test(start_paused = true)]
+async fn an_empty_room_retires_after_empty_ttl() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("empty").unwrap();
+    backend.ensure_room(&room, 10).await.unwrap();
+    let ttl = Duration::from_secs(10);
+    let t0 = Instant::now();
+    let r = start(&backend, &room, RoomConfig { empty_ttl: ttl, ..config(10.0) }, lease(&room), None, metrics()).await;
+
+    sleep_until(t0 + ttl - Duration::from_millis(1)).await;
+    assert!(!r.task.is_finished(), "retired before its time");
+    assert!(backend.room(&room).await.unwrap().is_some());
+    sleep_until(t0 + ttl + Duration::from_millis(1)).await;
+    assert!(r.task.is_finished(), "still running past empty_ttl");
+    assert_eq!(r.task.await.unwrap(), RoomExit::Retired);
+    assert_eq!(backend.room(&room).await.unwrap(), None, "still in the directory");
+    assert!(backend.rooms(10).await.unwrap().is_empty());
+}
+
+/// A room the directory holds a seat in (a player on the way) does not
+/// retire, however long it stays empty; once the seat has expired it
+/// retires after a whole `empty_ttl` more.
+#[tokio::test(start_paused = true)]
+async fn an_empty_room_does_not_retire_while_a_seat_is_held() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("awaited").unwrap();
+    let (ttl, hold) = (Duration::from_secs(10), Duration::from_secs(30));
+    let t0 = Instant::now();
+    backend.take_seat(Some(&room), PlayerId(5), 10, hold).await.unwrap();
+    let r = start(&backend, &room, RoomConfig { empty_ttl: ttl, ..config(10.0) }, lease(&room), None, metrics()).await;
+
+    // Tried at 10 s and at 21 s: the seat is taken, and the wait starts
+    // over at the next housekeeping.
+    sleep_until(t0 + hold).await;
+    assert!(!r.task.is_finished(), "retired while the directory held a seat");
+    assert_eq!(seats(&backend, &room).await, Some(0), "the seat expired");
+    // Tried again at 32 s: the seat has expired.
+    sleep_until(t0 + Duration::from_secs(32) - Duration::from_millis(1)).await;
+    assert!(!r.task.is_finished());
+    sleep_until(t0 + Duration::from_secs(32) + Duration::from_millis(1)).await;
+    assert!(r.task.is_finished(), "still running, empty and without a seat");
+    assert_eq!(r.task.await.unwrap(), RoomExit::Retired);
+    assert_eq!(backend.room(&room).await.unwrap(), None);
+}
+
+/// A lease nobody checks (these rooms write no snapshot).
+fn lease(room: &RoomId) -> snakepit_bus::Lease {
+    snakepit_bus::Lease { room: room.clone(), worker: "w".into(), epoch: 1 }
+}
+
+/// A snapshot of a game that ann plays (her snake joined, not yet born).
+fn playing(player: PlayerId, conn: ConnId) -> RoomSnapshot {
+    let mut game = Game::new(config(10.0).settings, 7);
+    assert!(game.add_player(player, "ann".into()));
+    game.join(player).unwrap();
+    RoomSnapshot { game, members: vec![MemberSnapshot { player, conn, is_player: true, disconnected: false, key: 0 }] }
+}
+
+/// The first step a taken-over room publishes, and when.
+async fn first_step(out: &mut Subscription<OutFrame>, from: u64) -> Instant {
+    frame_at(out, |f| f.kind == FrameKind::Tick && f.tick > from).await
+}
+
+/// A room taken over from a snapshot with a player holds its world still
+/// until that player's gateway has entered again, or for a second at most.
+#[tokio::test(start_paused = true)]
+async fn a_taken_over_room_holds_its_world_until_its_players_are_back_or_a_second() {
+    let backend = MemoryBackend::new();
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+
+    // Nobody's gateway enters: the world moves at 1 s, not before.
+    let room = RoomId::parse("held").unwrap();
+    let mut out = backend.subscribe_output(&room).await.unwrap();
+    let t0 = Instant::now();
+    let _held = start(&backend, &room, config(10.0), lease(&room), Some(playing(player, conn)), metrics()).await;
+    assert_eq!(first_step(&mut out, 0).await - t0, Duration::from_secs(1), "held for a second");
+
+    // Ann's gateway resynchronises her at 250 ms: the world moves at the
+    // next tick.
+    let room = RoomId::parse("resumed").unwrap();
+    let mut out = backend.subscribe_output(&room).await.unwrap();
+    let t0 = Instant::now();
+    let _resumed = start(&backend, &room, config(10.0), lease(&room), Some(playing(player, conn)), metrics()).await;
+    sleep_until(t0 + Duration::from_millis(250)).await;
+    let resync = InputKind::Enter { name: Some("ann".into()), resync: true, key: 0 };
+    send(&backend, &room, player, conn, resync).await;
+    assert_eq!(first_step(&mut out, 0).await - t0, Duration::from_millis(300), "released by her return");
+}
+
+/// Makes snapshot writes or score submissions take a while (the delay is
+/// read as each call begins), and counts the calls begun.
+#[derive(Clone, Default)]
+struct Slow {
+    snapshot_delay: Arc<Mutex<Duration>>,
+    score_delay: Arc<Mutex<Duration>>,
+    snapshots: Arc<AtomicUsize>,
+    scores: Arc<AtomicUsize>,
+}
+
+impl Slow {
+    fn snapshots_take(&self, delay: Duration) {
+        *self.snapshot_delay.lock().unwrap() = delay;
+    }
+
+    /// Waits (on the paused clock, 10 s at most) until a call counted by
+    /// `begun` starts.
+    async fn next_call(begun: &AtomicUsize) {
+        let before = begun.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while begun.load(Ordering::SeqCst) == before {
+            assert!(Instant::now() < deadline, "no call began");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Hook for Slow {
+    fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send {
+        let delay = match call {
+            Call::SaveSnapshot(_) => {
+                self.snapshots.fetch_add(1, Ordering::SeqCst);
+                *self.snapshot_delay.lock().unwrap()
+            }
+            Call::SubmitScore(_) => {
+                self.scores.fetch_add(1, Ordering::SeqCst);
+                *self.score_delay.lock().unwrap()
+            }
+            _ => Duration::ZERO,
+        };
+        async move {
+            tokio::time::sleep(delay).await;
+            Ok(())
+        }
+    }
+}
+
+/// A room writing a snapshot every second over a backend whose snapshot
+/// writes can be slowed down; the memory underneath, for a look. Its one
+/// snake stands parked (its player away, with a long grace), so that the
+/// world ticks on with nothing to die of.
+async fn snapshotting(name: &str) -> (MemoryBackend, Slow, RoomId, common::Running) {
+    let memory = MemoryBackend::new();
+    let slow = Slow::default();
+    let backend = Intercepted::new(memory.clone(), slow.clone());
+    let room = RoomId::parse(name).unwrap();
+    let config =
+        RoomConfig { grace: Duration::from_secs(600), snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
+    let lease = common::lease(&memory, &room, "w").await;
+    let running = start(&backend, &room, config, lease, None, metrics()).await;
+    let (player, conn) = enter_and_join(&memory, &room).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    send(&memory, &room, player, conn, InputKind::Disconnect).await;
+    // Snapshots at 0 s and 1 s, written at once.
+    tokio::time::sleep(Duration::from_millis(1250)).await;
+    (memory, slow, room, running)
+}
+
+/// The tick of the room's snapshot in the store.
+async fn stored_tick(backend: &MemoryBackend, room: &RoomId) -> u64 {
+    last_snapshot(backend, room).await.game.tick()
+}
+
+/// Cancelling `lost` stops the room at once, without waiting on the store,
+/// and nothing it began lands afterwards: a snapshot under way is dropped.
+#[tokio::test(start_paused = true)]
+async fn a_lost_lease_stops_the_room_at_once_and_nothing_lands_after() {
+    let (memory, slow, room, running) = snapshotting("lost").await;
+    let saved = stored_tick(&memory, &room).await;
+    slow.snapshots_take(Duration::from_secs(1));
+    Slow::next_call(&slow.snapshots).await;
+
+    let lost_at = Instant::now();
+    running.control.lost.cancel();
+    assert_eq!(running.task.await.unwrap(), RoomExit::LeaseLost);
+    assert_eq!(Instant::now(), lost_at, "stopped at once");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(stored_tick(&memory, &room).await, saved, "a snapshot landed after the lease was lost");
+}
+
+/// A snapshot refused because a newer epoch holds the room stops the room,
+/// at the first snapshot after the takeover, and its successor's snapshot
+/// stays as it wrote it.
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_refused_by_a_newer_epoch_stops_the_room() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("fenced").unwrap();
+    let config = RoomConfig { snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
+    let old = common::lease(&backend, &room, "w1").await;
+    let t0 = Instant::now();
+    let r = start(&backend, &room, config, old.clone(), None, metrics()).await;
+    enter_and_join(&backend, &room).await;
+    sleep_until(t0 + Duration::from_millis(1500)).await;
+    // The lease moves to w2 (w1's expired unseen), which writes its own.
+    backend.release_lease(&old).await.unwrap();
+    let new = common::lease(&backend, &room, "w2").await;
+    assert!(new.epoch > old.epoch);
+    let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
+    backend.save_snapshot(&new, data.clone()).await.unwrap();
+
+    // The room learns it at its next snapshot, at 2 s.
+    sleep_until(t0 + Duration::from_secs(2) - Duration::from_millis(1)).await;
+    assert!(!r.task.is_finished(), "nothing told it yet");
+    sleep_until(t0 + Duration::from_secs(2) + Duration::from_millis(1)).await;
+    assert!(r.task.is_finished(), "still running after its snapshot was refused");
+    assert_eq!(r.task.await.unwrap(), RoomExit::LeaseLost);
+    assert_eq!(backend.load_snapshot(&room).await.unwrap(), Some((new.epoch, data)), "w2's snapshot is untouched");
+}
+
+/// A background snapshot still under way at a hand-over, slower than the
+/// final one, cannot land after it: the snapshot left in the store is the
+/// final one (the tick the room stopped at). Both ways: the background
+/// one answers within the wait (1 s), or does not and is aborted (10 s).
+#[tokio::test(start_paused = true)]
+async fn a_slow_background_snapshot_never_lands_after_the_final_one() {
+    for delay in [Duration::from_secs(1), Duration::from_secs(10)] {
+        let (memory, slow, room, running) = snapshotting("late").await;
+        let mut out = memory.subscribe_output(&room).await.unwrap();
+        slow.snapshots_take(delay);
+        Slow::next_call(&slow.snapshots).await;
+        // The world moves on a few ticks; then the final snapshot, fast.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        slow.snapshots_take(Duration::ZERO);
+        running.control.shutdown.cancel();
+        assert_eq!(running.task.await.unwrap(), RoomExit::HandedOver);
+        let last = common::frames_within(&mut out, Duration::from_millis(10)).await;
+        let last = last.iter().map(|f| f.tick).max().expect("ticks published");
+
+        tokio::time::sleep(delay * 2).await;
+        let (_, snapshot) = stored_snapshot(&memory, &room).await.unwrap();
+        assert_eq!(snapshot.game.tick(), last, "an older snapshot landed after the final one ({delay:?})");
+    }
+}
+
+/// Top scores sent just before the room stops are not lost with it: the
+/// room's task ends only once they are in the store, also when it stops
+/// for a lost lease (the lease does not fence scores).
+#[tokio::test(start_paused = true)]
+async fn scores_under_way_are_written_before_the_room_stops() {
+    let memory = MemoryBackend::new();
+    let slow = Slow::default();
+    *slow.score_delay.lock().unwrap() = Duration::from_millis(500);
+    let backend = Intercepted::new(memory.clone(), slow.clone());
+    let room = RoomId::parse("scores").unwrap();
+    // Ann plays with 50 points (taken over from a snapshot).
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    let mut value = serde_json::to_value(playing(player, conn)).unwrap();
+    value["game"]["players"][0]["score"] = serde_json::json!(50);
+    let snapshot: RoomSnapshot = serde_json::from_value(value).unwrap();
+    let running = start(&backend, &room, config(10.0), lease(&room), Some(snapshot), metrics()).await;
+    send(&memory, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: true, key: 0 }).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // She leaves: the game ends, and its scores go to the store.
+    send(&memory, &room, player, conn, InputKind::Leave).await;
+    Slow::next_call(&slow.scores).await;
+
+    running.control.lost.cancel();
+    assert_eq!(running.task.await.unwrap(), RoomExit::LeaseLost);
+    let scores = memory.top_scores(10).await.unwrap();
+    assert!(scores.iter().any(|s| s.name == "ann" && s.score == 50), "ann's score was lost: {scores:?}");
+}
