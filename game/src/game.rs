@@ -116,7 +116,56 @@ pub struct Game {
     scratch: robot::Scratch,
 }
 
+/// Most players (people and robots, alive or not) a game may hold: a room
+/// keeps at most 1000 members, and robots come on top.
+const MAX_GAME_PLAYERS: usize = 2000;
+
 impl Game {
+    /// Checks what a game read from outside (a snapshot) must hold before
+    /// it is run: valid settings, a grid of their size, printable cells,
+    /// snakes inside the field, colours and names within the protocol's
+    /// bounds. Deserializing checks only the shape; a snapshot from a
+    /// corrupted store or an incompatible build would otherwise panic the
+    /// room at its first step, and every worker that took it over after it.
+    pub fn check(&self) -> Result<(), String> {
+        self.settings.validate().map_err(|e| format!("settings: {e}"))?;
+        let (w, h) = (self.grid.width(), self.grid.height());
+        if (w, h) != (self.settings.width, self.settings.height) {
+            return Err(format!("a grid of {w}x{h} for a field of {}x{}", self.settings.width, self.settings.height));
+        }
+        if !self.grid.is_whole() {
+            return Err("the grid's cells do not fill it".into());
+        }
+        if let Some((p, c)) = self.grid.cells().find(|(_, c)| !(0x20..0x7f).contains(&c.ch) || c.colour > COLOURS) {
+            return Err(format!("cell {p:?} holds {c:?}"));
+        }
+        if self.players.len() > MAX_GAME_PLAYERS {
+            return Err(format!("{} players", self.players.len()));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for p in &self.players {
+            if !ids.insert(p.id) {
+                return Err(format!("player {} twice", p.id.0));
+            }
+            let inside = |c: &Pos| c.x < w && c.y < h;
+            if !p.snake.iter().all(inside) || p.snake.len() > usize::from(w) * usize::from(h) {
+                return Err(format!("player {}'s snake leaves the field", p.id.0));
+            }
+            if !(1..=COLOURS).contains(&p.colour) || p.turns.len() > TURN_QUEUE || p.name.chars().count() > 64 {
+                return Err(format!("player {} out of bounds", p.id.0));
+            }
+        }
+        if self.free_colours.len() > usize::from(COLOURS)
+            || self.free_colours.iter().any(|c| !(1..=COLOURS).contains(c))
+        {
+            return Err("free colours out of bounds".into());
+        }
+        if self.top_scores.len() > crate::settings::MAX_TOP_SCORES {
+            return Err(format!("{} top scores", self.top_scores.len()));
+        }
+        Ok(())
+    }
+
     pub fn new(settings: GameSettings, seed: u64) -> Self {
         Self {
             grid: Grid::new(settings.width, settings.height),

@@ -78,6 +78,11 @@ impl Grid {
         Some(Pos { x: x as u16, y: y as u16 })
     }
 
+    /// Exactly one cell per place (a grid read from outside may not be).
+    pub fn is_whole(&self) -> bool {
+        self.cells.len() == usize::from(self.width) * usize::from(self.height)
+    }
+
     pub fn clear(&mut self) {
         self.cells.fill(Cell::EMPTY);
     }

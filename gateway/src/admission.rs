@@ -1,8 +1,8 @@
 //! Who gets a socket, and for how long before it has said anything: the
 //! gateway's first line against floods.
 //!
-//! - **Connections per address.** Each peer IP may hold at most
-//!   `per_ip` TCP connections at once (HTTP and WebSockets alike); one more
+//! - **Connections per address.** Each peer IP (an IPv6 peer: its /64)
+//!   may hold at most `per_ip` TCP connections at once (HTTP and WebSockets alike); one more
 //!   is answered `429 Too Many Requests` and closed before any of it is
 //!   read. Loopback peers are not counted: local tools, load tests and a
 //!   proxy on the same host. Behind a proxy on another host (an Ingress),
@@ -12,7 +12,9 @@
 //!   upgrade or a request dribbled a byte at a time (slowloris) is closed
 //!   then, instead of holding its socket for ever. The clock stops at the
 //!   gateway's first byte of answer; from then on a WebSocket's own idle
-//!   rules hold (see `connection.rs`).
+//!   rules hold (see `connection.rs`). A plain HTTP connection serves that
+//!   one request and closes (`routes.rs` answers `Connection: close`), so
+//!   no second request can be dribbled or left pending on it.
 //!
 //! The listener also sets each socket's options (no Nagle delay, a bounded
 //! send buffer).
@@ -72,6 +74,16 @@ impl Counts {
     }
 }
 
+/// The address a peer is counted under: an IPv4 address (also when it
+/// comes mapped into IPv6), or an IPv6 address's /64, which one customer
+/// usually holds whole (so counting each address would count nothing).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) if !v6.is_loopback() => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        other => other,
+    }
+}
+
 /// One counted connection of an IP; gives its place back when dropped.
 struct Slot {
     counts: Arc<Counts>,
@@ -107,7 +119,8 @@ impl AdmittingListener {
 
     /// A place for `ip`, unless it is at its cap.
     fn admit(&self, ip: IpAddr) -> Result<Option<Slot>, ()> {
-        if self.config.per_ip == 0 || (self.config.exempt_loopback && ip.to_canonical().is_loopback()) {
+        let ip = address_key(ip);
+        if self.config.per_ip == 0 || (self.config.exempt_loopback && ip.is_loopback()) {
             return Ok(None);
         }
         let mut counts = self.counts.lock();
@@ -257,6 +270,16 @@ mod tests {
             assert!(Instant::now() < deadline, "no place came back");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    #[test]
+    fn ipv6_peers_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(address_key(ip("2001:db8:1:2:aaaa::1")), address_key(ip("2001:db8:1:2:bbbb::9")));
+        assert_ne!(address_key(ip("2001:db8:1:2::1")), address_key(ip("2001:db8:1:3::1")));
+        assert_eq!(address_key(ip("::ffff:192.0.2.2")), ip("192.0.2.2"));
+        assert_eq!(address_key(ip("::1")), ip("::1"));
+        assert_eq!(address_key(ip("::ffff:127.0.0.1")), ip("127.0.0.1"));
     }
 
     #[tokio::test]

@@ -42,8 +42,9 @@ pub struct GatewayConfig {
     pub connections_per_ip: usize,
     /// Time from accept to the gateway's answer to the first request.
     pub request_timeout: Duration,
-    /// Pages (`Origin`s, e.g. `https://snake.example.com`) whose scripts
-    /// may open a WebSocket; empty: any. A request with no `Origin` is not
+    /// Pages (`Origin`s, e.g. `https://snake.example.com`, as
+    /// `routes::normalize_origin` spells them) whose scripts may open a
+    /// WebSocket; empty: any. A request with no `Origin` is not
     /// from a browser's page and is let in.
     pub allowed_origins: Vec<String>,
 }

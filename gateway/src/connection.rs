@@ -154,7 +154,7 @@ pub struct Connection<B> {
     join_after_welcome: bool,
     /// When the oldest key press not yet followed by a tick frame came in.
     key_at: Option<Instant>,
-    /// The client has sent a message (text or binary) since it opened.
+    /// The client has sent a command of the protocol since it opened.
     spoken: bool,
 }
 
@@ -414,7 +414,6 @@ impl<B: Backend> Connection<B> {
         if control {
             return Flow::Continue;
         }
-        self.spoken = true;
         self.throttled = false;
         let Some(text) = text else {
             self.state.metrics.client_errors.with_label_values(&["binary"]).inc();
@@ -422,7 +421,12 @@ impl<B: Backend> Connection<B> {
             return Flow::Continue;
         };
         let result = match ClientMessage::parse(&text) {
-            Ok(msg) => self.dispatch(msg).await,
+            Ok(msg) => {
+                // Only a command of the protocol counts as speaking: a
+                // binary frame or garbage does not keep a socket.
+                self.spoken = true;
+                self.dispatch(msg).await
+            }
             Err(e) => Err(e.into()),
         };
         if let Err(refusal) = result {

@@ -12,6 +12,7 @@ use snakepit_bus::RedisBackend;
 use snakepit_bus::redis_metrics::RedisMetrics;
 use snakepit_cli::game::room_only_flag_given;
 use snakepit_cli::{GameArgs, RedisArgs, secs, secs_or_zero};
+use snakepit_gateway::routes::normalize_origin;
 use snakepit_gateway::standalone::{StandaloneConfig, serve_with_registry};
 use snakepit_gateway::{AppState, DrainConfig, GatewayConfig, run};
 use snakepit_service::build_info::{Binary, BuildInfo, Mode};
@@ -70,8 +71,8 @@ struct Args {
     /// upgrade included) before it is closed unanswered.
     #[arg(long, env = "SNAKEPIT_REQUEST_TIMEOUT_SECS", default_value_t = 10.0)]
     request_timeout_secs: f64,
-    /// Seconds a new WebSocket gets to send its first message before it is
-    /// closed (4000).
+    /// Seconds a new WebSocket gets to send its first command of the
+    /// protocol before it is closed (4000).
     #[arg(long, env = "SNAKEPIT_FIRST_MESSAGE_SECS", default_value_t = 10.0)]
     first_message_secs: f64,
     /// Pages allowed to open game WebSockets, as `Origin`s, comma-separated
@@ -125,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         first_message_timeout: secs("first message", args.first_message_secs)?,
         request_timeout: secs("request timeout", args.request_timeout_secs)?,
         connections_per_ip: args.connections_per_ip,
-        allowed_origins: args.allowed_origins.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect(),
+        allowed_origins: allowed_origins(&args.allowed_origins)?,
         ..GatewayConfig::default()
     };
     // A client that answers every ping must never look idle.
@@ -178,6 +179,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `--allowed-origins`, each in one spelling; an entry that is no
+/// http(s) origin stops the start (it would refuse every page).
+fn allowed_origins(given: &[String]) -> anyhow::Result<Vec<String>> {
+    given
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .map(|o| {
+            normalize_origin(o).with_context(|| {
+                format!("--allowed-origins: {o:?} is no origin (scheme://host[:port], e.g. https://snake.example.com)")
+            })
+        })
+        .collect()
 }
 
 /// Where the standalone mode keeps its top scores, logged: the flag's

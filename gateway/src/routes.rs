@@ -36,7 +36,19 @@ pub fn app<B: Backend>(state: AppState<B>) -> Router {
         .route("/style.css", get(web::style))
         .route("/connect", get(connect::<B>))
         .merge(health::routes(Ready(state.clone()), state.registry.clone()))
+        .layer(axum::middleware::map_response(one_request_per_connection))
         .with_state(state)
+}
+
+/// Every plain HTTP answer closes its connection: a page load costs a few
+/// more connections, and no idle or half-sent second request can hold a
+/// socket past the admission's request deadline (`admission.rs`). An
+/// upgrade (101) is left alone: its connection becomes the WebSocket.
+async fn one_request_per_connection(mut response: Response) -> Response {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn connect<B: Backend>(State(state): State<AppState<B>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
@@ -69,9 +81,28 @@ impl<B: Backend> Readiness for Ready<B> {
     }
 }
 
+/// An origin as browsers send it (`scheme://host[:port]`), in one spelling:
+/// lower case, without the scheme's default port or a trailing slash.
+/// `None` if it is not an http(s) origin.
+pub fn normalize_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().to_ascii_lowercase();
+    let origin = origin.strip_suffix('/').unwrap_or(&origin);
+    let (scheme, rest) = origin.split_once("://")?;
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let host = rest.strip_suffix(default_port).unwrap_or(rest);
+    Some(format!("{scheme}://{host}"))
+}
+
 /// Whether a WebSocket from a page of `origin` may open: any if the list
-/// is empty; else an `Origin` on the list (compared without case, as
-/// scheme and host are). No `Origin` at all is no browser page: let in (a
+/// (of normalized origins) is empty; else an `Origin` on the list, in any
+/// spelling of it. No `Origin` at all is no browser page: let in (a
 /// non-browser client can send any `Origin` it likes, so refusing would
 /// protect nothing).
 fn origin_allowed(allowed: &[String], origin: Option<&HeaderValue>) -> bool {
@@ -79,8 +110,8 @@ fn origin_allowed(allowed: &[String], origin: Option<&HeaderValue>) -> bool {
         return true;
     }
     let Some(origin) = origin else { return true };
-    let Ok(origin) = origin.to_str() else { return false };
-    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    let Some(origin) = origin.to_str().ok().and_then(normalize_origin) else { return false };
+    allowed.contains(&origin)
 }
 
 #[cfg(test)]
@@ -89,7 +120,7 @@ mod tests {
 
     #[test]
     fn origins_on_the_list_or_none_at_all_get_in() {
-        let allowed = vec!["https://snake.example.com".to_string()];
+        let allowed = vec![normalize_origin("https://Snake.example.com:443/").unwrap()];
         let v = |s: &str| HeaderValue::from_str(s).ok();
         assert!(origin_allowed(&[], v("https://evil.example").as_ref()));
         assert!(origin_allowed(&allowed, v("https://snake.example.com").as_ref()));
@@ -98,5 +129,17 @@ mod tests {
         assert!(!origin_allowed(&allowed, v("https://evil.example").as_ref()));
         assert!(!origin_allowed(&allowed, v("https://snake.example.com.evil.example").as_ref()));
         assert!(!origin_allowed(&allowed, v("null").as_ref()));
+        assert!(origin_allowed(&allowed, v("https://snake.example.com:443").as_ref()));
+        assert!(!origin_allowed(&allowed, v("http://snake.example.com").as_ref()), "another scheme");
+        assert!(!origin_allowed(&allowed, v("https://snake.example.com:8443").as_ref()), "another port");
+    }
+
+    #[test]
+    fn origins_are_spelled_one_way_and_what_is_no_origin_is_refused() {
+        assert_eq!(normalize_origin("HTTP://Host:80/").as_deref(), Some("http://host"));
+        assert_eq!(normalize_origin("https://host:8443").as_deref(), Some("https://host:8443"));
+        for bad in ["host", "ftp://host", "https://", "https://host/path", "https://user@host", "null"] {
+            assert_eq!(normalize_origin(bad), None, "{bad}");
+        }
     }
 }

@@ -194,9 +194,14 @@ async fn a_websocket_that_says_nothing_is_closed_and_one_that_speaks_is_not() {
     let server = strict_server(&[]).await;
     let mut silent = server.client().await;
     let mut talker = server.client().await;
+    let mut babbler = server.client().await;
     talker.send(json!(["rooms"])).await;
+    // Not a command of the protocol: answered, but it does not count.
+    babbler.send_raw(Message::Binary(vec![1, 2, 3].into())).await;
+    babbler.send_raw(Message::text("garbage")).await;
     let started = std::time::Instant::now();
     assert_eq!(silent.closed().await, Some(4000), "closed as idle");
+    assert_eq!(babbler.closed().await, Some(4000), "a babbler is closed as idle too");
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "closed after {:?}", started.elapsed());
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     still_works(&mut talker).await;
@@ -239,4 +244,21 @@ async fn a_page_not_on_the_origin_list_is_refused() {
         drop(ws);
     }
     assert_eq!(server.metric("snakepit_connections_refused_total{reason=\"origin\"}").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_plain_http_connection_serves_one_request_then_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start().await;
+    // No `Connection: close` from the client: the gateway closes anyway,
+    // so no idle or half-sent second request holds the socket.
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut buf))
+        .await
+        .expect("the gateway keeps the connection open after its answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200") && text.contains("connection: close"), "{text}");
 }

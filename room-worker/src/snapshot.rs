@@ -32,8 +32,12 @@ impl RoomSnapshot {
         rmp_serde::to_vec(self).map_err(|e| SnapshotError(e.to_string()))
     }
 
+    /// Decodes a snapshot and checks its game (see `Game::check`): one
+    /// that would not run is an error, as one that does not decode.
     pub fn decode(bytes: &[u8]) -> Result<Self, SnapshotError> {
-        rmp_serde::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))
+        let snapshot: Self = rmp_serde::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        snapshot.game.check().map_err(SnapshotError)?;
+        Ok(snapshot)
     }
 }
 
@@ -121,5 +125,32 @@ mod tests {
         assert_eq!(loaded.settings().robots, 0);
         assert_eq!(loaded.grid(), game.grid());
         assert_eq!(loaded.player(PlayerId(1)).unwrap().snake, game.player(PlayerId(1)).unwrap().snake);
+    }
+
+    /// A snapshot edited as a generic value (with field names), then
+    /// encoded as MessagePack again.
+    fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let snapshot = RoomSnapshot { game: with_robots(), members: Vec::new() };
+        let mut value = serde_json::to_value(&snapshot).unwrap();
+        edit(&mut value["game"]);
+        rmp_serde::to_vec(&value).unwrap()
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/room_snapshot.rs): a snapshot
+    /// that decoded but did not fit together panicked the room at its
+    /// first step, and every worker that took the room over after it.
+    #[test]
+    fn a_snapshot_that_would_not_run_is_refused() {
+        assert!(RoomSnapshot::decode(&edited(|_| {})).is_ok(), "the unedited one loads");
+        let wider = edited(|g| g["grid"]["width"] = 60.into());
+        assert!(RoomSnapshot::decode(&wider).unwrap_err().to_string().contains("a grid of 60x25"));
+        let holey = edited(|g| {
+            g["grid"]["cells"].as_array_mut().unwrap().pop();
+        });
+        assert!(RoomSnapshot::decode(&holey).unwrap_err().to_string().contains("do not fill"));
+        let off_field = edited(|g| g["players"][0]["snake"][0] = serde_json::json!({"x": 200, "y": 3}));
+        assert!(RoomSnapshot::decode(&off_field).unwrap_err().to_string().contains("leaves the field"));
+        let bad_settings = edited(|g| g["settings"]["tick_rate"] = 0.0.into());
+        assert!(RoomSnapshot::decode(&bad_settings).unwrap_err().to_string().contains("settings"));
     }
 }
