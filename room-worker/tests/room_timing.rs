@@ -376,3 +376,23 @@ async fn scores_under_way_are_written_before_the_room_stops() {
     let scores = memory.top_scores(10).await.unwrap();
     assert!(scores.iter().any(|s| s.name == "ann" && s.score == 50), "ann's score was lost: {scores:?}");
 }
+
+/// Over a slow store, background snapshots go one at a time (two under way
+/// could land out of order), and the changes meanwhile are written by the
+/// next one.
+#[tokio::test(start_paused = true)]
+async fn background_snapshots_go_one_at_a_time() {
+    let (memory, slow, room, running) = snapshotting("one-at-a-time").await;
+    slow.snapshots_take(Duration::from_millis(3500));
+    let begun = slow.snapshots.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = slow.snapshots.load(Ordering::SeqCst) - begun;
+    assert!((2..=4).contains(&during), "{during} snapshots begun in 10 s, each taking 3.5 s");
+    slow.snapshots_take(Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // 16.5 s of ticks at 10 a second by now: the last second's are stored.
+    let tick = stored_tick(&memory, &room).await;
+    assert!(tick >= 150, "the latest changes were saved (tick {tick})");
+    running.control.shutdown.cancel();
+    running.task.await.unwrap();
+}

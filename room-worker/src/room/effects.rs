@@ -167,9 +167,12 @@ impl<B: Backend> Room<B> {
     /// the room goes on, and saves again next time (a lease that vanished
     /// is taken again by the host, above its old epoch).
     pub(super) fn spawn_snapshot(&mut self) {
-        if !std::mem::take(&mut self.dirty) {
+        // One at a time: two under way over a slow store could land out of
+        // order. The changes wait (still dirty) for the next interval.
+        if !self.dirty || self.effects.any(&[Kind::Snapshot]) {
             return;
         }
+        self.dirty = false;
         let Some(bytes) = self.snapshot() else { return };
         let backend = self.backend.clone();
         let lease = self.lease.borrow().clone();
