@@ -12,9 +12,14 @@ use serde_json::json;
 use support::Client;
 use support::cluster::{Cluster, http_get, wait_until};
 
-/// Steers `id` until at least `cells` free cells lie ahead.
+/// Steers `id` until at least `cells` free cells lie ahead; a snake that
+/// dies on the way (steering late on a loaded machine) joins again, as a
+/// player would: its room ticks only while someone is alive.
 async fn head_far(c: &mut Client, id: &str, cells: usize) {
     for _ in 0..300 {
+        if c.view.alive.get(&support::pid(id)) == Some(&false) {
+            c.join(id).await;
+        }
         c.steer_tick(id).await;
         // Not born yet (a join waits for the next tick, longer under load).
         if c.view.head(id).is_none() || c.view.direction(id).is_none() {
