@@ -22,6 +22,7 @@ pub enum Call<'a> {
     AcquireLease(&'a RoomId),
     SaveSnapshot(&'a Lease),
     SubmitScore(&'a ScoreEntry),
+    RetireRoom(&'a RoomId),
     Other,
 }
 
@@ -127,7 +128,7 @@ impl<B: Store, H: Hook> Store for Intercepted<B, H> {
     }
 
     async fn retire_room_if_empty(&self, room: &RoomId) -> Result<bool, BusError> {
-        self.hook.before(Call::Other).await?;
+        self.hook.before(Call::RetireRoom(room)).await?;
         self.inner.retire_room_if_empty(room).await
     }
 
