@@ -229,6 +229,16 @@ pub trait Ownership: Clone + Send + Sync + 'static {
     /// one round trip however many rooms (a host skips rooms another worker
     /// holds without trying to acquire each).
     fn lease_holders(&self, rooms: &[RoomId]) -> impl Future<Output = Result<Vec<Option<String>>, BusError>> + Send;
+    /// Keeps `worker` present for as long as the returned subscription
+    /// lives. A process that dies is absent at once (the store sees its
+    /// connections close), while one that is only slow or paused stays
+    /// present, and its leases decide as before.
+    fn be_present(&self, worker: &str) -> impl Future<Output = Result<Subscription<Notice>, BusError>> + Send;
+    /// For each worker, whether it is present, in the order asked.
+    fn present(&self, workers: &[String]) -> impl Future<Output = Result<Vec<bool>, BusError>> + Send;
+    /// Lets go of the leases `worker` still holds on `rooms` (it is gone):
+    /// each is deleted if it is that worker's; how many were.
+    fn break_leases(&self, worker: &str, rooms: &[RoomId]) -> impl Future<Output = Result<usize, BusError>> + Send;
 }
 
 /// What a gateway or a worker needs: all of it.

@@ -332,6 +332,37 @@ pub async fn lease_holders_name_live_owners<B: Backend>(b: B) {
     assert_eq!(b.lease_holders(&[r3, r2, r1]).await.unwrap(), vec![None, None, Some("w:1".to_string())]);
 }
 
+/// A worker is present while its presence subscription lives and absent
+/// once it is gone; one never seen is absent.
+pub async fn presence_follows_the_subscription<B: Backend>(b: B) {
+    let (w1, w2) = ("c-pres-1".to_string(), "c-pres-2".to_string());
+    assert!(b.present(&[]).await.unwrap().is_empty());
+    let held = b.be_present(&w1).await.unwrap();
+    assert_eq!(b.present(&[w1.clone(), w2.clone()]).await.unwrap(), vec![true, false]);
+    drop(held);
+    // The store hears of it when the subscription is let go (Redis: at the
+    // next sweep of the subscription connection, within a second or two).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while b.present(std::slice::from_ref(&w1)).await.unwrap() != [false] {
+        assert!(tokio::time::Instant::now() < deadline, "still present after its subscription went");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Breaking a gone worker's leases deletes its own and no other's.
+pub async fn breaking_leases_takes_only_the_gone_workers<B: Backend>(b: B) {
+    let (r1, r2, r3) = (room("c-break-1"), room("c-break-2"), room("c-break-3"));
+    let ttl = Duration::from_secs(30);
+    b.acquire_lease(&r1, "gone:x", ttl, 0).await.unwrap().expect("free lease");
+    b.acquire_lease(&r2, "other", ttl, 0).await.unwrap().expect("free lease");
+    let rooms = [r1.clone(), r2.clone(), r3.clone()];
+    assert_eq!(b.break_leases("gone", &rooms).await.unwrap(), 0, "no prefix match");
+    assert_eq!(b.break_leases("gone:x", &rooms).await.unwrap(), 1);
+    assert_eq!(b.lease_holders(&rooms).await.unwrap(), vec![None, Some("other".to_string()), None]);
+    let again = b.acquire_lease(&r1, "heir", ttl, 0).await.unwrap().expect("free after the break");
+    assert_eq!(again.worker, "heir");
+}
+
 /// Two clusters with different prefixes on one server see nothing of each
 /// other.
 pub async fn prefixes_isolate_clusters<B: Backend>(a: B, b: B) {
@@ -386,6 +417,8 @@ macro_rules! backend_contract_tests {
             player_ids => player_ids_count_up_once_each,
             ownership => leases_fence_snapshots_and_expire,
             lease_holders => lease_holders_name_live_owners,
+            presence => presence_follows_the_subscription,
+            break_leases => breaking_leases_takes_only_the_gone_workers,
         );
     };
     (@each $make:expr; $($name:ident => $check:ident,)*) => {

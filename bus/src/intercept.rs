@@ -221,4 +221,19 @@ impl<B: Ownership, H: Hook> Ownership for Intercepted<B, H> {
         self.hook.before(Call::Other).await?;
         self.inner.lease_holders(rooms).await
     }
+
+    async fn be_present(&self, worker: &str) -> Result<Subscription<Notice>, BusError> {
+        self.hook.before(Call::Other).await?;
+        self.inner.be_present(worker).await
+    }
+
+    async fn present(&self, workers: &[String]) -> Result<Vec<bool>, BusError> {
+        self.hook.before(Call::Other).await?;
+        self.inner.present(workers).await
+    }
+
+    async fn break_leases(&self, worker: &str, rooms: &[RoomId]) -> Result<usize, BusError> {
+        self.hook.before(Call::Other).await?;
+        self.inner.break_leases(worker, rooms).await
+    }
 }

@@ -70,6 +70,12 @@ impl Keys {
         format!("{}:workers", self.prefix)
     }
 
+    /// Channel a live worker stays subscribed to: nothing is published on
+    /// it, its subscriber count says whether the worker's process is alive.
+    pub fn presence(&self, worker: &str) -> String {
+        format!("{}:worker:{}:present", self.prefix, worker)
+    }
+
     /// String with TTL: `worker:epoch` of the room's owner.
     pub fn lease(&self, room: &RoomId) -> String {
         format!("{}:room:{{{}}}:lease", self.prefix, room)

@@ -119,6 +119,14 @@ impl<T: Clone> Topics<T> {
         delivered
     }
 
+    /// Subscribers still listening on `channel`.
+    fn subscribers(&self, channel: &str) -> usize {
+        let mut channels = lock(&self.channels);
+        let Some(subs) = channels.get_mut(channel) else { return 0 };
+        subs.retain(|s| !s.is_closed());
+        subs.len()
+    }
+
     fn subscribe(&self, channel: String) -> Subscription<T> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         lock(&self.channels).entry(channel).or_default().push(tx);
@@ -428,5 +436,26 @@ impl Ownership for MemoryBackend {
                 state.leases.get(room).filter(|(_, expiry)| *expiry > now).map(|(lease, _)| lease.worker.clone())
             })
             .collect())
+    }
+
+    async fn be_present(&self, worker: &str) -> Result<Subscription<Notice>, BusError> {
+        Ok(self.inner.notices.subscribe(self.inner.keys.presence(worker)))
+    }
+
+    async fn present(&self, workers: &[String]) -> Result<Vec<bool>, BusError> {
+        Ok(workers.iter().map(|w| self.inner.notices.subscribers(&self.inner.keys.presence(w)) > 0).collect())
+    }
+
+    async fn break_leases(&self, worker: &str, rooms: &[RoomId]) -> Result<usize, BusError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        let mut broken = 0;
+        for room in rooms {
+            if state.leases.get(room).is_some_and(|(lease, expiry)| lease.worker == worker && *expiry > now) {
+                state.leases.remove(room);
+                broken += 1;
+            }
+        }
+        Ok(broken)
     }
 }

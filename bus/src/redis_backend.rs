@@ -9,6 +9,7 @@
 //! connections' losses, returns and resubscriptions are counted (see
 //! [`redis_metrics`](crate::redis_metrics)).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +29,8 @@ use crate::keys::Keys;
 use crate::redis_metrics::{Link, RedisMetrics, watch_commands};
 use crate::redis_subscriptions::Subscriptions;
 use crate::scripts::{
-    ACQUIRE_LEASE, CONFIRM_SEATS, DROP_ROOM, HEARTBEAT, LIST_ROOMS, LIVE_WORKERS, RELEASE_LEASE, RELEASE_SEAT,
-    RENEW_LEASES, RETIRE_ROOM, ROOM_INFO, SAVE_SNAPSHOT, SUBMIT_SCORE, TAKE_SEAT,
+    ACQUIRE_LEASE, BREAK_LEASES, CONFIRM_SEATS, DROP_ROOM, HEARTBEAT, LIST_ROOMS, LIVE_WORKERS, RELEASE_LEASE,
+    RELEASE_SEAT, RENEW_LEASES, RETIRE_ROOM, ROOM_INFO, SAVE_SNAPSHOT, SUBMIT_SCORE, TAKE_SEAT,
 };
 use crate::{Bus, Store};
 use snakepit_protocol::ids::{MAX_PLAYER_ID, PlayerId, RoomId};
@@ -530,5 +531,30 @@ impl Ownership for RedisBackend {
         let values: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
         // A lease value is `worker:epoch`.
         Ok(values.into_iter().map(|v| v.map(|v| worker_of(&v).to_owned())).collect())
+    }
+
+    async fn be_present(&self, worker: &str) -> Result<Subscription<Notice>, BusError> {
+        self.subs.subscribe(self.keys.presence(worker)).await
+    }
+
+    async fn present(&self, workers: &[String]) -> Result<Vec<bool>, BusError> {
+        if workers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let channels: Vec<String> = workers.iter().map(|w| self.keys.presence(w)).collect();
+        let counts: HashMap<String, i64> =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(&channels).query_async(&mut self.conn()).await?;
+        Ok(channels.iter().map(|c| counts.get(c).copied().unwrap_or(0) > 0).collect())
+    }
+
+    async fn break_leases(&self, worker: &str, rooms: &[RoomId]) -> Result<usize, BusError> {
+        if rooms.is_empty() {
+            return Ok(0);
+        }
+        let mut call = BREAK_LEASES.prepare_invoke();
+        for room in rooms {
+            call.key(self.keys.lease(room));
+        }
+        Ok(call.arg(worker).invoke_async(&mut self.conn()).await?)
     }
 }

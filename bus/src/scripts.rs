@@ -38,3 +38,5 @@ pub(crate) static RELEASE_LEASE: LazyLock<Script> =
 pub(crate) static SAVE_SNAPSHOT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/save_snapshot.lua")));
 pub(crate) static DROP_ROOM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/drop_room.lua")));
+pub(crate) static BREAK_LEASES: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/break_leases.lua")));

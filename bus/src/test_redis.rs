@@ -26,9 +26,8 @@ pub const TLS_PASSWORD: &str = "s3cret-pit";
 impl TestRedis {
     /// Starts `redis-server` on a free port and waits until it answers.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Self { port, child: None, tls: None };
-        r.spawn();
+        let mut r = Self { port: free_port(), child: None, tls: None };
+        r.spawn_somewhere();
         r
     }
 
@@ -37,12 +36,12 @@ impl TestRedis {
     /// made for it (`openssl`), and one user, [`TLS_USER`] with
     /// [`TLS_PASSWORD`]; the default user is off.
     pub fn start_tls() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("snakepit-redis-tls-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         make_certificates(&dir);
         let mut r = Self { port, child: None, tls: Some(Tls { dir }) };
-        r.spawn();
+        r.spawn_somewhere();
         r
     }
 
@@ -84,26 +83,59 @@ impl TestRedis {
         args
     }
 
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+    /// Starts the server on a free port: another port if the one picked
+    /// was taken meanwhile (by another test's server, say).
+    fn spawn_somewhere(&mut self) {
+        for _ in 0..10 {
+            if self.try_spawn() {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("redis-server did not start on any of 10 free ports");
+    }
+
+    /// Starts the server on its port and waits until it answers; false if
+    /// the port is another's. A server that answers there must be ours
+    /// (its process id), or a test could talk to, restart or kill another
+    /// test's Redis.
+    fn try_spawn(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
             .args(self.args())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let up = match self.tls {
-                None => ping(self.port),
-                // The TLS port is open once the server is up.
-                Some(_) => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
-            };
-            if up {
-                return;
+            if let Ok(Some(_)) = child.try_wait() {
+                // Exited: its port is in use.
+                return false;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let ours = match self.tls {
+                None => server_pid(self.port).map(|pid| pid == child.id()),
+                // The TLS port is open once the server is up; a server that
+                // could not have it has exited by the next look.
+                Some(_) => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok().then(|| {
+                    std::thread::sleep(Duration::from_millis(50));
+                    matches!(child.try_wait(), Ok(None))
+                }),
+            };
+            match ours {
+                Some(true) => {
+                    self.child = Some(child);
+                    return true;
+                }
+                Some(false) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return false;
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not start on port {}", self.port);
     }
 
@@ -115,22 +147,39 @@ impl TestRedis {
         }
     }
 
-    /// A new, empty server on the same port.
+    /// A new, empty server on the same port (waiting, 10 s at most, if
+    /// another server took the port meanwhile).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.try_spawn() {
+            assert!(Instant::now() < deadline, "port {} taken by another server", self.port);
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
-fn ping(port: u16) -> bool {
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The process id of the plain Redis answering on `port`, if one does.
+fn server_pid(port: u16) -> Option<u32> {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.write_all(b"INFO server\r\n").ok()?;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains("process_id:") || !text[text.find("process_id:")?..].contains('\n') {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    let line = text.lines().find_map(|l| l.strip_prefix("process_id:"))?;
+    line.trim().parse().ok()
 }
 
 /// A certificate authority (`ca.crt`) and a server certificate for
@@ -180,5 +229,24 @@ impl Drop for TestRedis {
         if let Some(t) = &self.tls {
             let _ = std::fs::remove_dir_all(&t.dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tests' servers picked one port (the free port was taken between
+    /// the pick and the start): the second must not take the first's
+    /// server for its own, and moves to another port.
+    #[test]
+    fn a_taken_port_is_never_mistaken_for_our_server() {
+        let a = TestRedis::start();
+        let mut b = TestRedis { port: a.port, child: None, tls: None };
+        assert!(!b.try_spawn(), "the port is another server's");
+        b.spawn_somewhere();
+        assert_ne!(b.port, a.port);
+        assert_eq!(server_pid(a.port), a.child.as_ref().map(Child::id));
+        assert_eq!(server_pid(b.port), b.child.as_ref().map(Child::id));
     }
 }

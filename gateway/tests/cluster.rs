@@ -192,6 +192,31 @@ async fn killing_a_worker_moves_its_rooms_and_play_goes_on() {
     assert!(c.workers[survivor].metric("snakepit_failovers_total").await >= 1.0);
 }
 
+/// A SIGKILLed owner is found gone by its closed connections: its room is
+/// back well before its 4 s lease could have run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_owners_room_is_back_long_before_its_lease_runs_out() {
+    let mut c = Cluster::start_with(2, 1, &[("--lease-secs", "4")]).await;
+    let mut a = c.client(0).await;
+    let (a_id, room, _) = a.new_player("ann", Some("quick")).await;
+    a.join(&a_id).await;
+    // Workers judge others only after a lease period of steady presence.
+    let steady = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < steady {
+        a.steer_tick(&a_id).await;
+    }
+    let owner = c.owner(&room).await;
+    let killed = std::time::Instant::now();
+    c.workers[owner].kill().await;
+    assert!(a.next_world(Duration::from_secs(10)).await, "no fresh world after the owner died");
+    let back = killed.elapsed();
+    eprintln!("room back {} ms after the kill", back.as_millis());
+    assert!(back < Duration::from_secs(2), "the room came back after {back:?} (lease 4 s)");
+    assert_eq!(c.owner(&room).await, 1 - owner);
+    assert!(a.view.head(&a_id).is_some(), "ann's snake survived");
+    assert_eq!(c.workers[1 - owner].metric("snakepit_workers_gone_total").await, 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_rooms_over_without_loss() {
     let mut c = Cluster::start(2, 1).await;

@@ -10,6 +10,18 @@
 //! renewal of the rooms it already runs; a claim race is settled by the
 //! lease. A claimed room starts from its last snapshot, if any.
 //!
+//! A worker whose process dies is found gone at once, without waiting out
+//! its leases: every worker stays subscribed to a presence channel of its
+//! own, and the store drops a dead process's subscriptions with its
+//! connections. Each host polls the presence of the workers it has seen
+//! present, and one absent for [`ABSENT_POLLS`] polls in a row is withdrawn
+//! and its leases broken by the workers that rendezvous now gives its
+//! rooms, which claim them at once. A paused or slow process keeps its
+//! connections, so it stays present and its leases decide, as before (the
+//! epoch fence stands either way). No worker is judged while its own
+//! presence has not been steady for a lease period (after Redis came
+//! back, say, when every worker resubscribes in its own time).
+//!
 //! A room task that panics is reported like one that returned (see
 //! [`crate::supervise`]): its lease is released with no final snapshot, and
 //! the room is taken over from its last good one.
@@ -20,9 +32,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use snakepit_bus::{Backend, Lease, LeaseState, Notice, RoomId};
+use snakepit_bus::{Backend, Lease, LeaseState, Notice, RoomId, Subscription};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -37,6 +50,10 @@ use crate::supervise::{Panicked, supervise};
 /// Claims under way at once: enough to take over a dead worker's rooms in
 /// a few rounds, few enough not to flood the backend meanwhile.
 const CLAIMS_IN_FLIGHT: usize = 16;
+/// How often the presence of the other workers is polled (one command).
+const PRESENCE_EVERY: Duration = Duration::from_millis(100);
+/// Polls in a row a worker must be absent before it counts as gone.
+const ABSENT_POLLS: u32 = 2;
 
 #[derive(Clone, Debug)]
 pub struct HostConfig {
@@ -72,6 +89,20 @@ pub struct Host<B> {
     claiming: HashMap<tokio::task::Id, RoomId>,
     /// Set once the first heartbeat has gone out (readiness).
     announced: CancellationToken,
+    /// Keeps this worker present (see the module's docs).
+    presence: Option<Subscription<Notice>>,
+    /// The live workers of the last scan.
+    live: Vec<String>,
+    /// Workers seen present at least once: only they are judged by their
+    /// presence (one of an older build never subscribes).
+    seen_present: HashSet<String>,
+    /// Polls in a row each worker was absent.
+    absent: HashMap<String, u32>,
+    /// Since when this worker's own presence has been seen without a gap.
+    steady_since: Option<Instant>,
+    /// Workers found gone, and when: the scan breaks their leases (for a
+    /// lease period, after which their leases have run out anyway).
+    gone: HashMap<String, Instant>,
 }
 
 impl<B: Backend> Host<B> {
@@ -91,6 +122,12 @@ impl<B: Backend> Host<B> {
             claims: JoinSet::new(),
             claiming: HashMap::new(),
             announced: CancellationToken::new(),
+            presence: None,
+            live: Vec::new(),
+            seen_present: HashSet::new(),
+            absent: HashMap::new(),
+            steady_since: None,
+            gone: HashMap::new(),
         }
     }
 
@@ -104,11 +141,21 @@ impl<B: Backend> Host<B> {
         let mut notices = None;
         let mut rounds = tokio::time::interval(self.config.round_every);
         rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut polls = tokio::time::interval(PRESENCE_EVERY);
+        polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if notices.is_none() {
                 match self.backend.subscribe_notices().await {
                     Ok(s) => notices = Some(s),
                     Err(e) => warn!(error = %e, "cannot subscribe to notices"),
+                }
+            }
+            // Present before the first heartbeat: others judge a worker by
+            // its presence only once they have seen it.
+            if self.presence.is_none() {
+                match self.backend.be_present(&self.config.worker_id).await {
+                    Ok(s) => self.presence = Some(s),
+                    Err(e) => warn!(error = %e, "cannot announce presence"),
                 }
             }
             self.start_claims();
@@ -123,6 +170,7 @@ impl<B: Backend> Host<B> {
                     Err(panic) => self.panicked(room, panic).await,
                 },
                 Some(done) = self.claims.join_next_with_id() => self.claimed(done),
+                _ = polls.tick() => self.poll_presence().await,
                 notice = async { notices.as_mut()?.recv().await }, if notices.is_some() => match notice {
                     Some(Notice::RoomCreated(_)) | Some(Notice::RoomsReleased) => self.scan(false).await,
                     None => notices = None,
@@ -166,6 +214,7 @@ impl<B: Backend> Host<B> {
                 warn!(%room, error = %e, "cannot restore the room in the directory");
             }
         }
+        self.live.clone_from(&live);
         let claiming: HashSet<&RoomId> = self.claiming.values().collect();
         let candidates: Vec<RoomId> = rooms
             .into_iter()
@@ -184,9 +233,90 @@ impl<B: Backend> Host<B> {
                 return;
             }
         };
+        // A gone worker's leases are broken now rather than waited out.
+        let mut holders = holders;
+        for worker in self.gone.keys().cloned().collect::<Vec<_>>() {
+            let held: Vec<RoomId> = candidates
+                .iter()
+                .zip(&holders)
+                .filter(|(_, h)| h.as_deref() == Some(&worker))
+                .map(|(r, _)| r.clone())
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
+            match self.backend.break_leases(&worker, &held).await {
+                Ok(n) => {
+                    info!(%worker, rooms = n, "took the leases of a gone worker");
+                    for h in holders.iter_mut().filter(|h| h.as_deref() == Some(&worker)) {
+                        *h = None;
+                    }
+                }
+                Err(e) => warn!(%worker, error = %e, "cannot break a gone worker's leases"),
+            }
+        }
         // A held lease is another worker's room until it expires (or a
         // claim of ours that failed half-way, until it expires).
         self.to_claim = candidates.into_iter().zip(holders).filter(|(_, h)| h.is_none()).map(|(r, _)| r).collect();
+    }
+
+    /// Polls the presence of this worker and of the others it has seen
+    /// present; one absent [`ABSENT_POLLS`] times in a row, while this
+    /// worker's own presence has been steady for a lease period, is gone:
+    /// withdrawn, and its rooms are claimed now.
+    async fn poll_presence(&mut self) {
+        let id = self.config.worker_id.clone();
+        let mut asked = vec![id.clone()];
+        asked.extend(self.live.iter().filter(|w| **w != id).cloned());
+        let present = match self.backend.present(&asked).await {
+            Ok(p) if p.len() == asked.len() => p,
+            _ => {
+                self.steady_since = None;
+                return;
+            }
+        };
+        let now = Instant::now();
+        if !present[0] {
+            // Our own link is down or coming back: judge nobody.
+            self.steady_since = None;
+            self.absent.clear();
+            return;
+        }
+        let steady = now.duration_since(*self.steady_since.get_or_insert(now)) >= self.config.lease_ttl;
+        let mut gone = Vec::new();
+        for (worker, here) in asked.iter().zip(&present).skip(1) {
+            if *here {
+                self.seen_present.insert(worker.clone());
+                self.absent.remove(worker);
+                self.gone.remove(worker);
+                continue;
+            }
+            if !self.seen_present.contains(worker) {
+                continue;
+            }
+            let polls = self.absent.entry(worker.clone()).or_insert(0);
+            *polls += 1;
+            if *polls >= ABSENT_POLLS && steady {
+                gone.push(worker.clone());
+            }
+        }
+        self.absent.retain(|w, _| asked.contains(w));
+        let ttl = self.config.lease_ttl;
+        self.gone.retain(|_, at| now.duration_since(*at) < ttl);
+        if gone.is_empty() {
+            return;
+        }
+        for worker in gone {
+            warn!(%worker, "worker gone (its connections closed): taking its rooms over now");
+            self.metrics.workers_gone.inc();
+            if let Err(e) = self.backend.withdraw(&worker).await {
+                warn!(%worker, error = %e, "cannot withdraw a gone worker");
+            }
+            self.absent.remove(&worker);
+            self.seen_present.remove(&worker);
+            self.gone.insert(worker, now);
+        }
+        self.scan(false).await;
     }
 
     /// Starts queued claims while fewer than [`CLAIMS_IN_FLIGHT`] run.

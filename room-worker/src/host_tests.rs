@@ -180,3 +180,46 @@ async fn a_panicked_room_is_released_and_taken_over() {
     stop.cancel();
     host.await.unwrap();
 }
+
+/// The rooms of each worker, by their lease.
+async fn held_by(b: &MemoryBackend, rooms: &[RoomId], worker: &str) -> Vec<RoomId> {
+    let holders = b.lease_holders(rooms).await.unwrap();
+    rooms.iter().zip(holders).filter(|(_, h)| h.as_deref() == Some(worker)).map(|(r, _)| r.clone()).collect()
+}
+
+/// A worker whose process dies (here: its host task is dropped, and with it
+/// its presence) is found gone within a few polls, and its rooms are taken
+/// over at once, long before its leases (3 s) would have run out.
+#[tokio::test(start_paused = true)]
+async fn a_gone_workers_rooms_are_taken_over_before_its_leases_run_out() {
+    let memory = MemoryBackend::new();
+    let rooms: Vec<RoomId> = (0..40).map(|i| room(&format!("fo-{i}"))).collect();
+    for r in &rooms {
+        memory.ensure_room(r, 10).await.unwrap();
+    }
+    let stop = CancellationToken::new();
+    let m = metrics();
+    let a = tokio::spawn(Host::new(memory.clone(), config("a"), m.clone()).run(stop.clone()));
+    let b = tokio::spawn(Host::new(memory.clone(), config("b"), metrics()).run(stop.clone()));
+    eventually(Duration::from_secs(10), "both run their rooms", || async {
+        let (on_a, on_b) = (held_by(&memory, &rooms, "a").await, held_by(&memory, &rooms, "b").await);
+        !on_a.is_empty() && !on_b.is_empty() && on_a.len() + on_b.len() == rooms.len()
+    })
+    .await;
+    // Past a lease period of steady presence, so that `a` judges others.
+    tokio::time::sleep(LEASE_TTL).await;
+    let orphans = held_by(&memory, &rooms, "b").await;
+
+    b.abort();
+    let died = Instant::now();
+    eventually(Duration::from_secs(10), "a holds every room", || async {
+        held_by(&memory, &rooms, "a").await.len() == rooms.len()
+    })
+    .await;
+    let took = died.elapsed();
+    assert!(took < Duration::from_secs(1), "{} rooms taken over after {took:?}", orphans.len());
+    assert_eq!(m.workers_gone.get(), 1);
+    assert!(!memory.live_workers().await.unwrap().contains(&"b".to_string()), "withdrawn");
+    stop.cancel();
+    a.await.unwrap();
+}

@@ -34,9 +34,14 @@ struct Args {
     /// This worker's id (default: host name, process id and a random part).
     #[arg(long, env = "SNAKEPIT_WORKER_ID")]
     worker_id: Option<String>,
-    /// Seconds a lease or heartbeat lives: a dead worker's rooms move after this.
+    /// Seconds a lease or heartbeat lives: the rooms of a worker that stops
+    /// renewing (paused, cut off) move after this. A worker whose process
+    /// dies is found gone sooner, by its closed connections.
     #[arg(long, env = "SNAKEPIT_LEASE_SECS", default_value_t = 3.0)]
     lease_secs: f64,
+    /// The lease in milliseconds, in place of --lease-secs.
+    #[arg(long, env = "SNAKEPIT_LEASE_MS", conflicts_with = "lease_secs")]
+    lease_ms: Option<u64>,
     /// Seconds the worker gets to hand its rooms over on SIGTERM.
     #[arg(long, env = "SNAKEPIT_SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
     shutdown_grace_secs: f64,
@@ -60,7 +65,10 @@ async fn main() -> anyhow::Result<()> {
     init_logging(args.log_format, "info");
     let ca = args.redis.ca().context("cannot read --redis-ca-file")?;
     RedisBackend::check_settings(&args.redis_url, ca.as_deref()).context("bad Redis settings")?;
-    let lease_ttl = secs("lease", args.lease_secs)?;
+    let lease_ttl = match args.lease_ms {
+        Some(ms) => secs("lease", ms as f64 / 1000.0)?,
+        None => secs("lease", args.lease_secs)?,
+    };
     let config = HostConfig {
         worker_id: args.worker_id.clone().unwrap_or_else(default_worker_id),
         room: args.game.room_config()?,

@@ -37,6 +37,9 @@ pub struct WorkerMetrics {
     pub publish_latency: Histogram,
     /// Rooms this worker took over from a snapshot of another owner.
     pub failovers: IntCounter,
+    /// Workers this one found gone (their connections closed) and took
+    /// rooms over from without waiting out their leases.
+    pub workers_gone: IntCounter,
     /// Rooms stopped because their lease went to another worker.
     pub leases_lost: IntCounter,
     /// Rooms whose task panicked: their lease was released for a takeover
@@ -84,6 +87,10 @@ impl WorkerMetrics {
                 exponential_buckets(1e-5, 2.5, 12)?,
             ))?,
             failovers: IntCounter::with_opts(opts("snakepit_failovers_total", "Rooms taken over from a snapshot"))?,
+            workers_gone: IntCounter::with_opts(opts(
+                "snakepit_workers_gone_total",
+                "Workers found gone by their closed connections, whose rooms were taken over before their leases ran out",
+            ))?,
             leases_lost: IntCounter::with_opts(opts(
                 "snakepit_leases_lost_total",
                 "Rooms stopped because their lease was lost",
@@ -102,6 +109,7 @@ impl WorkerMetrics {
         registry.register(Box::new(m.publish_errors.clone()))?;
         registry.register(Box::new(m.publish_latency.clone()))?;
         registry.register(Box::new(m.failovers.clone()))?;
+        registry.register(Box::new(m.workers_gone.clone()))?;
         registry.register(Box::new(m.leases_lost.clone()))?;
         registry.register(Box::new(m.room_panics.clone()))?;
         Ok(m)

@@ -234,7 +234,10 @@ impl Cluster {
     pub async fn add_worker(&mut self, id: &str) {
         let mut args = self.redis_args();
         args.extend(["--listen", "127.0.0.1:0", "--worker-id", id].map(String::from));
-        args.extend(["--lease-secs", "1.5", "--shutdown-grace-secs", "5"].map(String::from));
+        if !self.game.iter().any(|a| a == "--lease-secs") {
+            args.extend(["--lease-secs", "1.5"].map(String::from));
+        }
+        args.extend(["--shutdown-grace-secs", "5"].map(String::from));
         args.extend(self.game.iter().cloned());
         let p = Proc::spawn(id, &format!("{}-{id}", self.redis.port), worker_bin(), &args).await;
         self.workers.push(p);
