@@ -151,7 +151,7 @@ impl Game {
             if !p.snake.iter().all(inside) || p.snake.len() > usize::from(w) * usize::from(h) {
                 return Err(format!("player {}'s snake leaves the field", p.id.0));
             }
-            if !(1..=COLOURS).contains(&p.colour) || p.turns.len() > TURN_QUEUE || p.name.chars().count() > 64 {
+            if p.colour > COLOURS || p.turns.len() > TURN_QUEUE || p.name.chars().count() > 64 {
                 return Err(format!("player {} out of bounds", p.id.0));
             }
         }
