@@ -49,17 +49,6 @@ pub struct AdmissionConfig {
     pub exempt_loopback: bool,
 }
 
-impl Default for AdmissionConfig {
-    fn default() -> Self {
-        Self {
-            per_ip: 64,
-            request_timeout: Duration::from_secs(10),
-            tcp_send_buffer: 256 * 1024,
-            exempt_loopback: true,
-        }
-    }
-}
-
 /// The answer to a connection over its address's cap, written at once.
 const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 40\r\n\
 Connection: close\r\n\r\ntoo many connections from your address\r\n";
@@ -228,6 +217,12 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+    use crate::GatewayConfig;
+
+    /// The gateway's default limits.
+    fn admission() -> AdmissionConfig {
+        GatewayConfig::default().admission()
+    }
 
     async fn serve(config: AdmissionConfig) -> (SocketAddr, IntCounter) {
         let inner = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -248,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_address_over_its_cap_is_told_429_and_a_place_comes_back_when_one_closes() {
-        let config = AdmissionConfig { per_ip: 2, exempt_loopback: false, ..AdmissionConfig::default() };
+        let config = AdmissionConfig { per_ip: 2, exempt_loopback: false, ..admission() };
         let (addr, refused) = serve(config).await;
         let mut a = TcpStream::connect(addr).await.unwrap();
         let b = TcpStream::connect(addr).await.unwrap();
@@ -285,8 +280,8 @@ mod tests {
     #[tokio::test]
     async fn loopback_is_not_counted_unless_asked_and_no_cap_means_none() {
         for config in [
-            AdmissionConfig { per_ip: 1, ..AdmissionConfig::default() },
-            AdmissionConfig { per_ip: 0, exempt_loopback: false, ..AdmissionConfig::default() },
+            AdmissionConfig { per_ip: 1, ..admission() },
+            AdmissionConfig { per_ip: 0, exempt_loopback: false, ..admission() },
         ] {
             let (addr, refused) = serve(config).await;
             let _held: Vec<TcpStream> = futures_util::future::join_all((0..5).map(|_| TcpStream::connect(addr)))
@@ -303,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_not_sent_in_time_is_closed_unanswered_and_a_served_one_is_not() {
-        let config = AdmissionConfig { request_timeout: Duration::from_millis(300), ..AdmissionConfig::default() };
+        let config = AdmissionConfig { request_timeout: Duration::from_millis(300), ..admission() };
         let (addr, _) = serve(config).await;
         // Half a request, then nothing (a half-open upgrade, slowloris).
         let mut half = TcpStream::connect(addr).await.unwrap();

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::admission::AdmissionConfig;
+
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// Seats of a room created by this gateway (the game's max players).
@@ -70,6 +72,18 @@ impl Default for GatewayConfig {
             connections_per_ip: 64,
             request_timeout: Duration::from_secs(10),
             allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The limits the listener admits connections by.
+    pub fn admission(&self) -> AdmissionConfig {
+        AdmissionConfig {
+            per_ip: self.connections_per_ip,
+            request_timeout: self.request_timeout,
+            tcp_send_buffer: self.tcp_send_buffer,
+            exempt_loopback: true,
         }
     }
 }

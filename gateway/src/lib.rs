@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::admission::{AdmissionConfig, AdmittingListener};
+use crate::admission::AdmittingListener;
 
 pub use config::GatewayConfig;
 pub use drain::DrainConfig;
@@ -42,14 +42,8 @@ pub async fn run<B: Backend>(
     drain: DrainConfig,
 ) -> std::io::Result<()> {
     let router = app(state.clone());
-    let admission = AdmissionConfig {
-        per_ip: state.config.connections_per_ip,
-        request_timeout: state.config.request_timeout,
-        tcp_send_buffer: state.config.tcp_send_buffer,
-        exempt_loopback: true,
-    };
     let refused = state.metrics.refused.with_label_values(&["per_ip"]);
-    let listener = AdmittingListener::new(listener, admission, refused);
+    let listener = AdmittingListener::new(listener, state.config.admission(), refused);
     // Upgraded WebSockets are no longer held by the server: the drain
     // closes them through their own tokens.
     let stop_accepting = CancellationToken::new();

@@ -35,7 +35,7 @@ pub fn app<B: Backend>(state: AppState<B>) -> Router {
         .route("/client.js", get(web::client_js))
         .route("/style.css", get(web::style))
         .route("/connect", get(connect::<B>))
-        .merge(health::routes(Ready(state.clone()), state.registry.clone()))
+        .merge(health::routes(state.clone(), state.registry.clone()))
         .layer(axum::middleware::map_response(one_request_per_connection))
         .with_state(state)
 }
@@ -69,15 +69,12 @@ async fn connect<B: Backend>(State(state): State<AppState<B>>, headers: HeaderMa
 }
 
 /// Ready while not draining and the backend answers.
-#[derive(Clone)]
-struct Ready<B>(AppState<B>);
-
-impl<B: Backend> Readiness for Ready<B> {
+impl<B: Backend> Readiness for AppState<B> {
     async fn check(&self) -> Result<(), String> {
-        if self.0.draining.is_cancelled() {
+        if self.draining.is_cancelled() {
             return Err("shutting down".into());
         }
-        self.0.backend.ping().await.map_err(|e| format!("backend: {e}"))
+        self.backend.ping().await.map_err(|e| format!("backend: {e}"))
     }
 }
 

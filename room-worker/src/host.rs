@@ -301,6 +301,7 @@ impl<B: Backend> Host<B> {
             }
         }
         self.absent.retain(|w, _| asked.contains(w));
+        self.seen_present.retain(|w| asked.contains(w));
         let ttl = self.config.lease_ttl;
         self.gone.retain(|_, at| now.duration_since(*at) < ttl);
         if gone.is_empty() {
