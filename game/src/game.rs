@@ -114,6 +114,10 @@ pub struct Game {
     /// The robots' search buffers.
     #[serde(skip)]
     scratch: robot::Scratch,
+    /// Steps in a row in which every alive player waited to be born and
+    /// none could be (see [`Game::step`]).
+    #[serde(skip)]
+    unborn_steps: u32,
 }
 
 /// Most players (people and robots, alive or not) a game may hold: a room
@@ -182,6 +186,7 @@ impl Game {
             ended: false,
             park_allowance: 0,
             scratch: robot::Scratch::default(),
+            unborn_steps: 0,
         }
     }
 
@@ -390,6 +395,24 @@ impl Game {
             self.spawn(|_| Cell { ch: STONE, colour: 0 });
         }
         self.forget_dead_robots();
+        self.reset_if_nobody_can_be_born();
+    }
+
+    /// Dead snakes stay as obstacles and stones keep coming, so a field
+    /// whose players keep joining again fills up until nobody can be born:
+    /// everyone alive waits for a place, nobody dies, and the world (which
+    /// the original empties only at the first join after its last death)
+    /// would stay full for good. After a second of that it is emptied, as
+    /// at that join, and everyone waiting is born in it.
+    fn reset_if_nobody_can_be_born(&mut self) {
+        let mut alive = self.players.iter().filter(|p| p.alive).peekable();
+        let stuck = alive.peek().is_some() && alive.all(|p| p.snake.is_empty());
+        self.unborn_steps = if stuck { self.unborn_steps + 1 } else { 0 };
+        if self.unborn_steps >= (self.settings.tick_rate.ceil() as u32).max(3) {
+            self.unborn_steps = 0;
+            self.grid.clear();
+            self.events.push(Event::ResetWorld);
+        }
     }
 
     fn index(&self, id: PlayerId) -> Option<usize> {

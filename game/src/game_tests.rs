@@ -1450,3 +1450,31 @@ fn robot_ids_are_not_members() {
     assert!(!g.add_player(pid(-1), "fake".into()), "a robot id cannot be added as a player");
     assert_eq!(g.join(pid(-1)), Err(JoinError::UnknownPlayer));
 }
+
+/// A field full of dead snakes and stones, with everyone alive waiting to
+/// be born: nobody can be born, nobody dies, and the world would never be
+/// emptied again. After a second of that (10 steps at 10 ticks/s) it is
+/// emptied, as at the first join after a game over, and everyone waiting
+/// is born in it.
+#[test]
+fn a_field_nobody_can_be_born_on_is_emptied_after_a_second() {
+    let settings = quiet();
+    let (w, h) = (settings.width, settings.height);
+    let (mut g, ids) = joined(settings, 5, 2);
+    for x in 0..w {
+        for y in 0..h {
+            g.put(p(x, y), cell(STONE, 0));
+        }
+    }
+    g.clear_events();
+    for _ in 0..9 {
+        g.step();
+        assert!(ids.iter().all(|&id| snake(&g, id).is_empty()), "born on a full field");
+        assert!(!g.events().iter().any(|e| matches!(e, Event::ResetWorld)), "emptied too soon");
+    }
+    g.step();
+    assert!(g.events().iter().any(|e| matches!(e, Event::ResetWorld)), "the full field is never emptied");
+    assert_eq!(at(&g, p(0, 0)), Cell::EMPTY);
+    g.step();
+    assert!(ids.iter().all(|&id| alive(&g, id) && !snake(&g, id).is_empty()), "born in the emptied world");
+}
