@@ -149,6 +149,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// members' ids.
     fn new_player_id(&self) -> impl Future<Output = Result<PlayerId, BusError>> + Send;
 
+    /// The store's generation: one value for every caller for as long as
+    /// the store keeps its data, and a new one once it has lost it (Redis
+    /// restarted empty); the first caller after the loss picks it. What a
+    /// process alone still holds a copy of (a connection's session, say)
+    /// is written again when it sees the generation change.
+    fn generation(&self) -> impl Future<Output = Result<u64, BusError>> + Send;
+
     /// Whether the backend answers (readiness).
     fn ping(&self) -> impl Future<Output = Result<(), BusError>> + Send;
 }
@@ -236,6 +243,13 @@ pub trait Ownership: Clone + Send + Sync + 'static {
     fn be_present(&self, worker: &str) -> impl Future<Output = Result<Subscription<Notice>, BusError>> + Send;
     /// For each worker, whether it is present, in the order asked.
     fn present(&self, workers: &[String]) -> impl Future<Output = Result<Vec<bool>, BusError>> + Send;
+    /// How many times this process's own subscription link has been lost
+    /// so far. A change means the store (or the way to it) blipped: every
+    /// process resubscribes in its own time, so for a while an absence
+    /// proves nothing. A link that never breaks: always 0.
+    fn link_losses(&self) -> u64 {
+        0
+    }
     /// Lets go of the leases `worker` still holds on `rooms` (it is gone):
     /// each is deleted if it is that worker's; how many were.
     fn break_leases(&self, worker: &str, rooms: &[RoomId]) -> impl Future<Output = Result<usize, BusError>> + Send;

@@ -38,7 +38,7 @@ pub async fn pubsub_delivers_in_order_per_room<B: Backend>(b: B) {
     let player = PlayerId::random();
     let conn = ConnId::random();
     let inputs = [
-        InputKind::Enter { name: Some("ann".into()), resync: false, key: 0 },
+        InputKind::Enter { name: Some("ann".into()), resync: false, key: 0, gateway: None },
         InputKind::Turn(Direction::Up),
         InputKind::Join,
         InputKind::Disconnect,
@@ -361,6 +361,47 @@ pub async fn breaking_leases_takes_only_the_gone_workers<B: Backend>(b: B) {
     assert_eq!(b.lease_holders(&rooms).await.unwrap(), vec![None, Some("other".to_string()), None]);
     let again = b.acquire_lease(&r1, "heir", ttl, 0).await.unwrap().expect("free after the break");
     assert_eq!(again.worker, "heir");
+}
+
+/// The store's generation is one value for every caller and every call,
+/// other writes included, until the store loses its data (`lose`); then it
+/// is a new one, again the same for everyone, also for callers that race
+/// to be the first to read it.
+pub async fn generation_changes_only_when_the_data_is_lost<B, F>(a: B, b: B, mut lose: impl FnMut() -> F)
+where
+    B: Backend,
+    F: std::future::Future<Output = ()>,
+{
+    let first = a.generation().await.unwrap();
+    assert_eq!(a.generation().await.unwrap(), first, "a second call");
+    assert_eq!(b.generation().await.unwrap(), first, "another caller");
+    b.submit_score(ScoreEntry { name: "ann".into(), score: 3, colour: 1 }).await.unwrap();
+    b.put_session("0123456789abcdef0123456789abcdef", &session(), HOLD).await.unwrap();
+    assert_eq!(a.generation().await.unwrap(), first, "other writes leave it");
+
+    lose().await;
+    assert!(b.top_scores(10).await.unwrap().is_empty(), "the data is gone");
+    let second = b.generation().await.unwrap();
+    assert_ne!(second, first, "the same generation after the data was lost");
+    assert_eq!(a.generation().await.unwrap(), second);
+
+    lose().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let caller = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { caller.generation().await.unwrap() })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for t in tasks {
+        seen.insert(t.await.unwrap());
+    }
+    assert_eq!(seen.len(), 1, "callers racing after a loss disagree: {seen:?}");
+    assert!(!seen.contains(&first) && !seen.contains(&second), "a generation came back: {seen:?}");
+}
+
+fn session() -> Session {
+    Session { player: PlayerId(7), name: "ann".into(), room: room("c-gen"), key: 7 }
 }
 
 /// Two clusters with different prefixes on one server see nothing of each

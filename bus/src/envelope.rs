@@ -51,6 +51,12 @@ pub enum InputKind {
         /// data), and is refused. 0: unknown (an older gateway).
         #[serde(default)]
         key: u64,
+        /// The id the member's gateway is present under (see
+        /// `Ownership::be_present`): if that process dies, the room parks
+        /// the member's snake at once rather than after the presence
+        /// timeout. None: unknown (an older gateway, or standalone).
+        #[serde(default)]
+        gateway: Option<String>,
     },
     Join,
     Turn(Direction),

@@ -157,6 +157,11 @@ impl<B: Store, H: Hook> Store for Intercepted<B, H> {
         self.inner.top_scores(n).await
     }
 
+    async fn generation(&self) -> Result<u64, BusError> {
+        self.hook.before(Call::Other).await?;
+        self.inner.generation().await
+    }
+
     async fn ping(&self) -> Result<(), BusError> {
         self.hook.before(Call::Other).await?;
         self.inner.ping().await
@@ -225,6 +230,10 @@ impl<B: Ownership, H: Hook> Ownership for Intercepted<B, H> {
     async fn be_present(&self, worker: &str) -> Result<Subscription<Notice>, BusError> {
         self.hook.before(Call::Other).await?;
         self.inner.be_present(worker).await
+    }
+
+    fn link_losses(&self) -> u64 {
+        self.inner.link_losses()
     }
 
     async fn present(&self, workers: &[String]) -> Result<Vec<bool>, BusError> {

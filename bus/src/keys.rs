@@ -70,10 +70,11 @@ impl Keys {
         format!("{}:workers", self.prefix)
     }
 
-    /// Channel a live worker stays subscribed to: nothing is published on
-    /// it, its subscriber count says whether the worker's process is alive.
-    pub fn presence(&self, worker: &str) -> String {
-        format!("{}:worker:{}:present", self.prefix, worker)
+    /// Channel a live process (a worker, or a gateway by its
+    /// `gateway-<uuid>` id) stays subscribed to: nothing is published on
+    /// it, its subscriber count says whether the process is alive.
+    pub fn presence(&self, process: &str) -> String {
+        format!("{}:present:{}", self.prefix, process)
     }
 
     /// String with TTL: `worker:epoch` of the room's owner.
@@ -94,6 +95,12 @@ impl Keys {
     /// Hash: name -> colour of the best score.
     pub fn top_colours(&self) -> String {
         format!("{}:top_scores:colour", self.prefix)
+    }
+
+    /// String, no TTL: the store's generation, set by the first caller
+    /// that finds it missing (see `Store::generation`).
+    pub fn generation(&self) -> String {
+        format!("{}:generation", self.prefix)
     }
 }
 

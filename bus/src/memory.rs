@@ -38,6 +38,8 @@ struct Inner {
     /// Counts the changes of the top scores table: the standalone mode
     /// saves them to disk when it moves ([`MemoryBackend::watch_scores`]).
     scores_changed: watch::Sender<u64>,
+    /// Subscription links "lost" by [`MemoryBackend::lose_link`] (tests).
+    link_losses: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -53,6 +55,10 @@ struct State {
     /// The last person's id handed out.
     last_player: i64,
     snapshots: HashMap<RoomId, (u64, Bytes)>,
+    /// The store's generation, picked by its first reader (see
+    /// [`Store::generation`]): nothing here is lost while the process
+    /// lives, so it never changes but in tests ([`MemoryBackend::lose_data`]).
+    generation: Option<u64>,
 }
 
 /// A room in the directory: its seats, each held until an instant.
@@ -147,6 +153,20 @@ impl MemoryBackend {
     /// scores table (a better score for a name, or a new name).
     pub fn watch_scores(&self) -> watch::Receiver<u64> {
         self.inner.scores_changed.subscribe()
+    }
+
+    /// Forgets every key, as a Redis that restarted with no data does
+    /// (subscriptions stay: a Redis client subscribes again by itself).
+    #[cfg(feature = "test-support")]
+    pub fn lose_data(&self) {
+        *self.state() = State::default();
+    }
+
+    /// Counts a loss of the subscription link, as a Redis client sees one
+    /// when the server restarts (see `Ownership::link_losses`).
+    #[cfg(feature = "test-support")]
+    pub fn lose_link(&self) {
+        self.inner.link_losses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -328,6 +348,10 @@ impl Store for MemoryBackend {
         Ok(PlayerId(state.last_player))
     }
 
+    async fn generation(&self) -> Result<u64, BusError> {
+        Ok(*self.state().generation.get_or_insert_with(|| uuid::Uuid::new_v4().as_u128() as u64))
+    }
+
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
     }
@@ -440,6 +464,10 @@ impl Ownership for MemoryBackend {
 
     async fn be_present(&self, worker: &str) -> Result<Subscription<Notice>, BusError> {
         Ok(self.inner.notices.subscribe(self.inner.keys.presence(worker)))
+    }
+
+    fn link_losses(&self) -> u64 {
+        self.inner.link_losses.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn present(&self, workers: &[String]) -> Result<Vec<bool>, BusError> {

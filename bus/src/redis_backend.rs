@@ -29,8 +29,8 @@ use crate::keys::Keys;
 use crate::redis_metrics::{Link, RedisMetrics, watch_commands};
 use crate::redis_subscriptions::Subscriptions;
 use crate::scripts::{
-    ACQUIRE_LEASE, BREAK_LEASES, CONFIRM_SEATS, DROP_ROOM, HEARTBEAT, LIST_ROOMS, LIVE_WORKERS, RELEASE_LEASE,
-    RELEASE_SEAT, RENEW_LEASES, RETIRE_ROOM, ROOM_INFO, SAVE_SNAPSHOT, SUBMIT_SCORE, TAKE_SEAT,
+    ACQUIRE_LEASE, BREAK_LEASES, CONFIRM_SEATS, DROP_ROOM, GENERATION, HEARTBEAT, LIST_ROOMS, LIVE_WORKERS,
+    RELEASE_LEASE, RELEASE_SEAT, RENEW_LEASES, RETIRE_ROOM, ROOM_INFO, SAVE_SNAPSHOT, SUBMIT_SCORE, TAKE_SEAT,
 };
 use crate::{Bus, Store};
 use snakepit_protocol::ids::{MAX_PLAYER_ID, PlayerId, RoomId};
@@ -390,6 +390,13 @@ impl Store for RedisBackend {
         Ok(out)
     }
 
+    async fn generation(&self) -> Result<u64, BusError> {
+        let candidate = uuid::Uuid::new_v4().as_u128() as u64;
+        let present: String =
+            GENERATION.key(self.keys.generation()).arg(candidate.to_string()).invoke_async(&mut self.conn()).await?;
+        present.parse().map_err(|_| BusError::Codec(format!("bad store generation {present:?}")))
+    }
+
     async fn ping(&self) -> Result<(), BusError> {
         let _: () = self.conn().ping().await?;
         Ok(())
@@ -535,6 +542,10 @@ impl Ownership for RedisBackend {
 
     async fn be_present(&self, worker: &str) -> Result<Subscription<Notice>, BusError> {
         self.subs.subscribe(self.keys.presence(worker)).await
+    }
+
+    fn link_losses(&self) -> u64 {
+        self.subs.losses()
     }
 
     async fn present(&self, workers: &[String]) -> Result<Vec<bool>, BusError> {

@@ -10,6 +10,7 @@
 //! counted (see [`redis_metrics`](crate::redis_metrics)).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -91,6 +92,8 @@ impl Router {
 pub(crate) struct Subscriptions {
     sub: ConnectionManager,
     router: Arc<Router>,
+    /// Times the connection was lost (see `Ownership::link_losses`).
+    losses: Arc<AtomicU64>,
 }
 
 impl Subscriptions {
@@ -104,8 +107,15 @@ impl Subscriptions {
         stop: CancellationToken,
     ) -> Self {
         let router = Arc::new(Router { routes: Mutex::new(HashMap::new()), control: Default::default() });
-        tokio::spawn(route_messages(push, router.clone(), sub.clone(), link, resubscribes, stop));
-        Self { sub, router }
+        let losses = Arc::new(AtomicU64::new(0));
+        let lost = Lost { link, losses: losses.clone() };
+        tokio::spawn(route_messages(push, router.clone(), sub.clone(), lost, resubscribes, stop));
+        Self { sub, router, losses }
+    }
+
+    /// Times the subscription connection was lost so far.
+    pub(crate) fn losses(&self) -> u64 {
+        self.losses.load(Ordering::Relaxed)
     }
 
     pub(crate) async fn subscribe<T: DeserializeOwned + Send + 'static>(
@@ -148,11 +158,18 @@ impl Subscriptions {
 /// Hands each message to its subscribers, pings the subscription
 /// connection every second, and counts its losses (`link`) and the
 /// restorations of its subscriptions (`resubscribes`).
+/// The connection's losses: counted in the metrics and for
+/// `Ownership::link_losses`.
+struct Lost {
+    link: Link,
+    losses: Arc<AtomicU64>,
+}
+
 async fn route_messages(
     mut push: mpsc::UnboundedReceiver<PushInfo>,
     router: Arc<Router>,
     sub: ConnectionManager,
-    mut link: Link,
+    mut lost: Lost,
     resubscribes: Option<IntCounter>,
     stop: CancellationToken,
 ) {
@@ -177,10 +194,11 @@ async fn route_messages(
                         }
                     }
                     PushKind::Disconnection => {
-                        link.lost();
+                        lost.losses.fetch_add(1, Ordering::Relaxed);
+                        lost.link.lost();
                         restoring = !router.routes().is_empty();
                         let pinged = sub.clone().ping::<()>().await;
-                        link.pinged(&pinged);
+                        lost.link.pinged(&pinged);
                     }
                     PushKind::Subscribe if restoring => {
                         restoring = false;
@@ -196,7 +214,7 @@ async fn route_messages(
                 // A command is what makes the manager notice a dead link and
                 // reconnect (then resubscribe).
                 let pinged = sub.clone().ping::<()>().await;
-                link.pinged(&pinged);
+                lost.link.pinged(&pinged);
                 for ch in router.sweep() {
                     router.unsubscribe_unused(&sub, &ch).await;
                 }

@@ -1,6 +1,7 @@
 //! The Redis backend's Lua scripts, one file each in `scripts/`: every
-//! decision that reads and writes several keys at once (a seat, a lease, a
-//! fenced snapshot, a score) runs in Redis as one script, so it is atomic.
+//! decision that reads and writes at once (a seat, a lease, a fenced
+//! snapshot, a score, the store's generation) runs in Redis as one script,
+//! so it is atomic.
 //! Each file's header says its KEYS and ARGV. The seat scripts share the
 //! helpers of `seats.lua` (the server's clock, freeing expired seats,
 //! holding a seat), prepended to each.
@@ -38,5 +39,6 @@ pub(crate) static RELEASE_LEASE: LazyLock<Script> =
 pub(crate) static SAVE_SNAPSHOT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/save_snapshot.lua")));
 pub(crate) static DROP_ROOM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/drop_room.lua")));
+pub(crate) static GENERATION: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/generation.lua")));
 pub(crate) static BREAK_LEASES: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/break_leases.lua")));

@@ -23,3 +23,15 @@ async fn the_scores_counter_moves_when_the_table_changes() {
     b.submit_score(entry("ann", 9)).await.unwrap();
     assert!(changes.has_changed().unwrap(), "a better score");
 }
+
+#[tokio::test]
+async fn the_generation_changes_only_when_the_data_is_lost() {
+    let a = MemoryBackend::new();
+    let b = a.clone();
+    let lost = a.clone();
+    snakepit_bus::contract::generation_changes_only_when_the_data_is_lost(a, b, || {
+        lost.lose_data();
+        std::future::ready(())
+    })
+    .await;
+}

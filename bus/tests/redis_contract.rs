@@ -4,7 +4,7 @@
 
 use snakepit_bus::contract::*;
 use snakepit_bus::test_redis::TestRedis;
-use snakepit_bus::{RedisBackend, Store};
+use snakepit_bus::{Ownership, RedisBackend, Store};
 
 async fn backend(redis: &TestRedis) -> RedisBackend {
     RedisBackend::connect(&redis.url(), "test").await.expect("connect")
@@ -24,11 +24,31 @@ async fn two_prefixes_share_one_redis() {
     prefixes_isolate_clusters(a, b).await;
 }
 
+/// Two connections (two processes, as far as Redis can tell) agree on the
+/// generation; `FLUSHALL` loses the data as a restart with none would.
+#[tokio::test]
+async fn the_generation_changes_only_when_the_data_is_lost() {
+    let r = TestRedis::start();
+    let (a, b) = (backend(&r).await, backend(&r).await);
+    let raw = redis::Client::open(r.url()).unwrap();
+    generation_changes_only_when_the_data_is_lost(a, b, || {
+        let raw = raw.clone();
+        async move {
+            let mut conn = raw.get_multiplexed_async_connection().await.unwrap();
+            let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn subscriptions_come_back_after_redis_restarts() {
     let mut r = TestRedis::start();
     let b = backend(&r).await;
-    survives_a_restart(b, || r.restart()).await;
+    assert_eq!(b.link_losses(), 0);
+    survives_a_restart(b.clone(), || r.restart()).await;
+    // The break was seen: a host holds its verdicts for a while after it.
+    assert!(b.link_losses() >= 1, "the subscription link's loss was not counted");
 }
 
 /// Retries `f` until Redis answers again after a restart.

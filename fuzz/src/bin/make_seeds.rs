@@ -37,7 +37,7 @@ fn main() {
     let room = RoomId::parse("lobby").expect("room id");
     let conn = ConnId::random();
     let inputs = [
-        InputKind::Enter { name: Some("ann".into()), resync: false, key: 7 },
+        InputKind::Enter { name: Some("ann".into()), resync: false, key: 7, gateway: Some("gateway-1".into()) },
         InputKind::Join,
         InputKind::Turn(Direction::Up),
         InputKind::Disconnect,
