@@ -1,7 +1,8 @@
 //! One client connection: a struct whose `run` selects over the socket, the
 //! connection's outgoing queue, the room's answer timer, pings and the idle
 //! timer (dead peers), a kick (too slow, or superseded by a newer
-//! connection of the player) and the gateway's restart (its drain).
+//! connection of the player), the gateway's restart (its drain) and a loss
+//! of the store's data (the session is saved again).
 //!
 //! The connection owns the player's identity (player id, name, resume
 //! token) and tags every input with it: a client can only steer its own
@@ -58,6 +59,9 @@ struct Identity {
     /// Tells this identity from another given the same id (see
     /// `InputKind::Enter`).
     key: u64,
+    /// The room of the session last saved, to save it again if the store
+    /// loses it.
+    session_room: Option<RoomId>,
 }
 
 /// The room this connection is a member of.
@@ -212,12 +216,24 @@ impl<B: Backend> Connection<B> {
         tokio::pin!(silence);
         let first_message = sleep_until(opened + self.state.config.first_message_timeout);
         tokio::pin!(first_message);
+        let mut store_resets = self.state.store_resets.subscribe();
+        let mut refresh_session_at = Instant::now() + self.state.config.session_ttl / 2;
         let ending = loop {
             let retry_at = self.pending.as_ref().map(|p| p.next);
             tokio::select! {
                 _ = &mut stopped => break self.stop_reason(),
                 _ = pings.tick() => match self.ping(&mut sink, stopped.as_mut()).await {
-                    Wrote::Done => {}
+                    Wrote::Done => {
+                        // A session lives `session_ttl` from its last save:
+                        // one held longer must not expire while its player
+                        // plays on (a gateway that then died could not be
+                        // resumed from). Checked at the pings' pace, which
+                        // costs no timer of its own.
+                        if Instant::now() >= refresh_session_at {
+                            refresh_session_at = Instant::now() + self.state.config.session_ttl / 2;
+                            self.save_session_again().await;
+                        }
+                    }
                     Wrote::Stopped => break self.stop_reason(),
                     Wrote::Failed => break Ending::Lost,
                 },
@@ -263,6 +279,7 @@ impl<B: Backend> Connection<B> {
                     }
                 }
                 _ = sleep_until(retry_at.unwrap_or(idle)), if retry_at.is_some() => self.retry_enter().await,
+                Ok(()) = store_resets.changed() => self.save_session_again().await,
             }
         };
         // A restart parks the player's snake before the close, so that the
@@ -504,7 +521,8 @@ impl<B: Backend> Connection<B> {
         }
         let id = self.state.backend.new_player_id().await?;
         let room = self.take_seat(room.as_ref(), id).await?;
-        let identity = Identity { id, name, token: uuid::Uuid::new_v4().simple().to_string(), key: new_key() };
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let identity = Identity { id, name, token, key: new_key(), session_room: None };
         self.identity = Some(identity);
         self.move_in(room, true).await
     }
@@ -527,7 +545,7 @@ impl<B: Backend> Connection<B> {
         // A session from an older build has no key (0): the identity gets one
         // now; rooms let an unknown key (0) in either way.
         let key = if session.key == 0 { new_key() } else { session.key };
-        self.identity = Some(Identity { id: session.player, name: session.name, token, key });
+        self.identity = Some(Identity { id: session.player, name: session.name, token, key, session_room: None });
         self.move_in(room, true).await
     }
 
@@ -615,7 +633,8 @@ impl<B: Backend> Connection<B> {
             return Err(e.into());
         }
         self.place = Some(Place { room: room.clone(), member, as_player });
-        let input = self.input(member, InputKind::Enter { name, resync: false, key: self.key() });
+        let input =
+            self.input(member, InputKind::Enter { name, resync: false, key: self.key(), gateway: self.gateway() });
         // The retry is armed first: an enter lost to a failed publish is
         // repeated like one the room did not answer.
         self.await_welcome(room.clone(), input.clone());
@@ -650,7 +669,8 @@ impl<B: Backend> Connection<B> {
     async fn reenter(&mut self) {
         let Some(place) = &self.place else { return };
         let name = if place.as_player { self.identity.as_ref().map(|i| i.name.clone()) } else { None };
-        let input = self.input(place.member, InputKind::Enter { name, resync: true, key: self.key() });
+        let input =
+            self.input(place.member, InputKind::Enter { name, resync: true, key: self.key(), gateway: self.gateway() });
         let room = place.room.clone();
         let _ = self.publish(&room, input.clone()).await;
         self.await_welcome(room, input);
@@ -731,12 +751,28 @@ impl<B: Backend> Connection<B> {
         }
     }
 
-    async fn save_session(&self, room: &RoomId) {
-        let Some(id) = &self.identity else { return };
+    async fn save_session(&mut self, room: &RoomId) {
+        let Some(id) = &mut self.identity else { return };
+        id.session_room = Some(room.clone());
         let session = Session { player: id.id, name: id.name.clone(), room: room.clone(), key: id.key };
         if let Err(e) = self.state.backend.put_session(&id.token, &session, self.state.config.session_ttl).await {
             warn!(error = %e, "could not save a session");
         }
+    }
+
+    /// The store lost its data: the session this connection saved is
+    /// written again (none yet: nothing to save; superseded: the newer
+    /// connection saves its own).
+    async fn save_session_again(&mut self) {
+        let room = self.identity.as_ref().and_then(|id| id.session_room.clone());
+        if let Some(room) = room.filter(|_| !self.is_superseded()) {
+            self.save_session(&room).await;
+        }
+    }
+
+    /// The id rooms know this gateway's presence by.
+    fn gateway(&self) -> Option<String> {
+        Some(self.state.gateway_id.to_string())
     }
 
     fn input(&self, player: PlayerId, kind: InputKind) -> RoomInput {

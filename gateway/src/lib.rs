@@ -10,12 +10,14 @@ pub mod connection;
 pub mod drain;
 pub mod fanout;
 pub mod metrics;
+pub mod presence;
 pub mod rate_limit;
 pub mod routes;
 pub mod score_file;
 pub mod score_keeper;
 pub mod standalone;
 pub mod state;
+pub mod store_resets;
 pub mod web;
 
 use snakepit_bus::Backend;
@@ -34,7 +36,9 @@ pub use state::AppState;
 /// [`drain`]): not ready at once, serving on for the delay, then no new
 /// connections and the clients closed (1012) in paced batches over the
 /// close window, then the grace period for what is left. Returns within
-/// the sum of the three (plus a close frame's write timeout).
+/// the sum of the three (plus a close frame's write timeout). Meanwhile it
+/// watches the store for a loss of its data ([`store_resets`]) and stays
+/// present for the workers ([`presence`]).
 pub async fn run<B: Backend>(
     listener: TcpListener,
     state: AppState<B>,
@@ -50,6 +54,22 @@ pub async fn run<B: Backend>(
     let mut server = tokio::spawn(
         axum::serve(listener, router).with_graceful_shutdown(stop_accepting.clone().cancelled_owned()).into_future(),
     );
+    // Present until every connection has ended (after the tracker below):
+    // a draining gateway's players leave through their own Disconnects,
+    // and its end is no death for the workers to find.
+    let presence_stop = CancellationToken::new();
+    let presence = tokio::spawn(presence::stay_present(
+        state.backend.clone(),
+        state.gateway_id.to_string(),
+        presence_stop.clone(),
+    ));
+    state.tracker.spawn(store_resets::poll_generation(
+        state.backend.clone(),
+        store_resets::POLL_EVERY,
+        state.store_resets.clone(),
+        state.metrics.store_resets.clone(),
+        state.shutdown.clone(),
+    ));
     drain::drain(&shutdown, drain, &state.clients, &state.draining, &stop_accepting, &state.shutdown).await;
     state.tracker.close();
     let deadline = tokio::time::Instant::now() + drain.grace;
@@ -65,6 +85,8 @@ pub async fn run<B: Backend>(
             Ok(())
         }
     };
+    presence_stop.cancel();
+    let _ = presence.await;
     info!("gateway stopped");
     result
 }

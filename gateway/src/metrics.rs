@@ -40,6 +40,9 @@ pub struct GatewayMetrics {
     /// WebSocket closes by code: see [`GatewayMetrics::closed`].
     pub ws_closes: IntCounterVec,
     pub connection_duration: Histogram,
+    /// Times the store was found to have lost its data (its generation
+    /// changed), each answered by saving every live session again.
+    pub store_resets: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -111,6 +114,10 @@ impl GatewayMetrics {
                 HistogramOpts::new("snakepit_connection_duration_seconds", "How long WebSocket connections lasted")
                     .buckets(DURATION_BUCKETS.to_vec()),
             )?,
+            store_resets: IntCounter::new(
+                "snakepit_store_resets_total",
+                "Times the store was found to have lost its data (Redis restarted empty) and the sessions were saved again",
+            )?,
         };
         // Every code's series exists from the start, at 0.
         for code in CLOSE_CODES {
@@ -132,6 +139,7 @@ impl GatewayMetrics {
         registry.register(Box::new(m.refused.clone()))?;
         registry.register(Box::new(m.ws_closes.clone()))?;
         registry.register(Box::new(m.connection_duration.clone()))?;
+        registry.register(Box::new(m.store_resets.clone()))?;
         Ok(m)
     }
 

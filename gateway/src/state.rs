@@ -10,6 +10,7 @@ use crate::config::GatewayConfig;
 use crate::drain::Clients;
 use crate::fanout::Fanout;
 use crate::metrics::GatewayMetrics;
+use crate::store_resets::StoreResets;
 
 #[derive(Clone)]
 pub struct AppState<B> {
@@ -28,6 +29,11 @@ pub struct AppState<B> {
     pub clients: Arc<Clients>,
     /// Connections and room feeds, awaited on shutdown.
     pub tracker: TaskTracker,
+    /// Moves when the store lost its data: connections save their
+    /// sessions again (see [`crate::store_resets`]).
+    pub store_resets: Arc<StoreResets>,
+    /// The id this process is present under (see [`crate::presence`]).
+    pub gateway_id: Arc<str>,
 }
 
 impl<B: snakepit_bus::Backend> AppState<B> {
@@ -56,6 +62,8 @@ impl<B: snakepit_bus::Backend> AppState<B> {
             shutdown,
             clients: Arc::default(),
             tracker,
+            store_resets: Arc::default(),
+            gateway_id: Arc::from(crate::presence::gateway_id()),
         }
     }
 }

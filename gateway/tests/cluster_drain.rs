@@ -115,7 +115,9 @@ async fn a_drained_gateways_players_resume_elsewhere_with_their_snakes() {
     for (cl, id) in &mut back {
         let before = cl.view.head(id).expect("alive after the resume");
         let mut moved = false;
-        for _ in 0..10 {
+        // It holds still until its player steers or a second has passed
+        // (30 ticks here: 1.5 s).
+        for _ in 0..30 {
             cl.steer_tick(id).await;
             moved |= cl.view.head(id).is_some_and(|h| h != before);
         }

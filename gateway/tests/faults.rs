@@ -153,6 +153,28 @@ async fn a_client_that_answers_pings_stays_connected() {
     assert_eq!(room_players(&server).await, 1.0);
 }
 
+/// A session lives `session_ttl` from its last save, and a player who
+/// plays on longer than that must still be resumable (its gateway might
+/// die): the connection saves it again as it goes. Here sessions live 1 s
+/// and the player stays 2.5 s before a second tab resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_held_longer_than_its_lifetime_can_still_be_resumed() {
+    let mut config = support::config(support::settings());
+    config.gateway.ping_every = Duration::from_millis(200);
+    config.gateway.session_ttl = Duration::from_secs(1);
+    let server = Server::start_with(config).await;
+    let mut a = server.client().await;
+    let (a_id, _, token) = a.new_player("ann", Some("long")).await;
+    // Reading (which answers the pings) in an idle room.
+    let read = tokio::time::timeout(Duration::from_millis(2500), a.next()).await;
+    assert!(read.is_err(), "something arrived in an idle room");
+    let mut b = server.client().await;
+    b.send(json!(["resume", token])).await;
+    let f = b.frame().await;
+    assert!(f.find("error").is_none(), "the session expired while its player was connected: {:?}", f.find("error"));
+    assert_eq!(id_of(&f.find("handshake").expect("a handshake")[2]), a_id);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_field_the_settings_accept_can_be_played() {
     use snakepit_game::settings::MAX_SIDE;
@@ -261,8 +283,11 @@ async fn a_superseded_connection_entering_again_is_shut_out() {
     };
     backend.publish_notice(Notice::RoomCreated(room.clone())).await.unwrap();
     let mut out = backend.subscribe_output(&room).await.unwrap();
-    let enter =
-        |conn, resync| RoomInput { player, conn, kind: InputKind::Enter { name: Some("ann".into()), resync, key: 0 } };
+    let enter = |conn, resync| RoomInput {
+        player,
+        conn,
+        kind: InputKind::Enter { name: Some("ann".into()), resync, key: 0, gateway: None },
+    };
     // The first enter also waits for the room to listen.
     support::cluster::wait_until(support::WAIT, || {
         let (backend, room, input) = (backend.clone(), room.clone(), enter(c1, false));

@@ -9,6 +9,7 @@ use snakepit_bus::{Backend, Lease, RoomId};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::room::{Room, RoomConfig, RoomDeps};
@@ -23,6 +24,7 @@ pub struct Claimer<B> {
     pub room: RoomConfig,
     pub metrics: WorkerMetrics,
     pub publisher: Publisher,
+    pub gateways: Gateways,
 }
 
 /// A room claimed and opened, ready to run.
@@ -72,6 +74,7 @@ impl<B: Backend> Claimer<B> {
             lease: lease_rx,
             metrics: self.metrics,
             publisher: self.publisher,
+            gateways: self.gateways,
         };
         let opened = Room::open(room.clone(), deps, snapshot, seed).await;
         match opened {

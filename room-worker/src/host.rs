@@ -15,8 +15,8 @@
 //! own, and the store drops a dead process's subscriptions with its
 //! connections. Each host polls the presence of the workers it has seen
 //! present, and one absent for [`ABSENT_POLLS`] polls in a row is withdrawn
-//! and its leases broken by the workers that rendezvous now gives its
-//! rooms, which claim them at once. A paused or slow process keeps its
+//! and all its leases broken; a notice sends every worker (one started
+//! after the death, too) to claim its share of the rooms at once. A paused or slow process keeps its
 //! connections, so it stays present and its leases decide, as before (the
 //! epoch fence stands either way). No worker is judged while its own
 //! presence has not been steady for a lease period (after Redis came
@@ -41,6 +41,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::claim::{Claimed, Claimer};
+use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::rendezvous;
@@ -51,9 +52,12 @@ use crate::supervise::{Panicked, supervise};
 /// a few rounds, few enough not to flood the backend meanwhile.
 const CLAIMS_IN_FLIGHT: usize = 16;
 /// How often the presence of the other workers is polled (one command).
-const PRESENCE_EVERY: Duration = Duration::from_millis(100);
+const PRESENCE_EVERY: Duration = Duration::from_millis(50);
 /// Polls in a row a worker must be absent before it counts as gone.
 const ABSENT_POLLS: u32 = 2;
+/// How long rooms keep a gateway's verdict: a gateway's ids are random
+/// per process, so it never comes back under the same one.
+const GATEWAY_VERDICT: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug)]
 pub struct HostConfig {
@@ -100,9 +104,16 @@ pub struct Host<B> {
     absent: HashMap<String, u32>,
     /// Since when this worker's own presence has been seen without a gap.
     steady_since: Option<Instant>,
+    /// Its subscription link's losses at the last poll.
+    link_losses: u64,
     /// Workers found gone, and when: the scan breaks their leases (for a
     /// lease period, after which their leases have run out anyway).
     gone: HashMap<String, Instant>,
+    /// The gateways the rooms use, judged by their presence too.
+    gateways: Gateways,
+    /// Gateways found gone, and when (kept a while, for rooms that hear
+    /// of a member on one late).
+    gone_gateways: HashMap<String, Instant>,
 }
 
 impl<B: Backend> Host<B> {
@@ -127,7 +138,10 @@ impl<B: Backend> Host<B> {
             seen_present: HashSet::new(),
             absent: HashMap::new(),
             steady_since: None,
+            link_losses: 0,
             gone: HashMap::new(),
+            gateways: Gateways::default(),
+            gone_gateways: HashMap::new(),
         }
     }
 
@@ -215,6 +229,11 @@ impl<B: Backend> Host<B> {
             }
         }
         self.live.clone_from(&live);
+        if !self.gone.is_empty() {
+            let others: Vec<RoomId> =
+                rooms.iter().map(|r| r.id.clone()).filter(|r| !self.rooms.contains_key(r)).collect();
+            self.break_gone_leases(&others).await;
+        }
         let claiming: HashSet<&RoomId> = self.claiming.values().collect();
         let candidates: Vec<RoomId> = rooms
             .into_iter()
@@ -233,31 +252,51 @@ impl<B: Backend> Host<B> {
                 return;
             }
         };
-        // A gone worker's leases are broken now rather than waited out.
-        let mut holders = holders;
-        for worker in self.gone.keys().cloned().collect::<Vec<_>>() {
-            let held: Vec<RoomId> = candidates
+        // A held lease is another worker's room until it expires (or a
+        // claim of ours that failed half-way, until it expires).
+        self.to_claim = candidates.into_iter().zip(holders).filter(|(_, h)| h.is_none()).map(|(r, _)| r).collect();
+    }
+
+    /// Breaks every lease a gone worker still holds among `rooms`, not only
+    /// those of the rooms rendezvous now gives this worker: a worker that
+    /// started after the death never saw the dead one and cannot judge it,
+    /// yet may be the new owner of some of its rooms. The others are told
+    /// (a notice), so each scans and claims its share at once.
+    async fn break_gone_leases(&mut self, rooms: &[RoomId]) {
+        if rooms.is_empty() {
+            return;
+        }
+        let holders = match self.backend.lease_holders(rooms).await {
+            Ok(holders) => holders,
+            Err(e) => {
+                warn!(error = %e, "cannot read lease holders");
+                return;
+            }
+        };
+        let mut broken = 0;
+        for worker in self.gone.keys() {
+            let held: Vec<RoomId> = rooms
                 .iter()
                 .zip(&holders)
-                .filter(|(_, h)| h.as_deref() == Some(&worker))
+                .filter(|(_, h)| h.as_deref() == Some(worker.as_str()))
                 .map(|(r, _)| r.clone())
                 .collect();
             if held.is_empty() {
                 continue;
             }
-            match self.backend.break_leases(&worker, &held).await {
+            match self.backend.break_leases(worker, &held).await {
                 Ok(n) => {
-                    info!(%worker, rooms = n, "took the leases of a gone worker");
-                    for h in holders.iter_mut().filter(|h| h.as_deref() == Some(&worker)) {
-                        *h = None;
-                    }
+                    info!(%worker, rooms = n, "broke the leases of a gone worker");
+                    broken += n;
                 }
                 Err(e) => warn!(%worker, error = %e, "cannot break a gone worker's leases"),
             }
         }
-        // A held lease is another worker's room until it expires (or a
-        // claim of ours that failed half-way, until it expires).
-        self.to_claim = candidates.into_iter().zip(holders).filter(|(_, h)| h.is_none()).map(|(r, _)| r).collect();
+        if broken > 0
+            && let Err(e) = self.backend.publish_notice(Notice::RoomsReleased).await
+        {
+            warn!(error = %e, "cannot tell the other workers that rooms are free");
+        }
     }
 
     /// Polls the presence of this worker and of the others it has seen
@@ -268,6 +307,9 @@ impl<B: Backend> Host<B> {
         let id = self.config.worker_id.clone();
         let mut asked = vec![id.clone()];
         asked.extend(self.live.iter().filter(|w| **w != id).cloned());
+        let workers = asked.len();
+        asked.extend(self.gateways.in_use());
+        let losses = self.backend.link_losses();
         let present = match self.backend.present(&asked).await {
             Ok(p) if p.len() == asked.len() => p,
             _ => {
@@ -275,6 +317,17 @@ impl<B: Backend> Host<B> {
                 return;
             }
         };
+        // Our own link broke since the last poll (the store restarted, say):
+        // everyone resubscribes in its own time, so an absence proves
+        // nothing for a lease period. A query queued across the break may
+        // well have answered without an error.
+        let broke = losses != self.link_losses || self.backend.link_losses() != losses;
+        self.link_losses = self.backend.link_losses();
+        if broke {
+            self.steady_since = None;
+            self.absent.clear();
+            return;
+        }
         let now = Instant::now();
         if !present[0] {
             // Our own link is down or coming back: judge nobody.
@@ -289,6 +342,9 @@ impl<B: Backend> Host<B> {
                 self.seen_present.insert(worker.clone());
                 self.absent.remove(worker);
                 self.gone.remove(worker);
+                // A gateway back (its link alone had broken): its members
+                // are no longer parked on its account.
+                self.gone_gateways.remove(worker);
                 continue;
             }
             if !self.seen_present.contains(worker) {
@@ -304,6 +360,8 @@ impl<B: Backend> Host<B> {
         self.seen_present.retain(|w| asked.contains(w));
         let ttl = self.config.lease_ttl;
         self.gone.retain(|_, at| now.duration_since(*at) < ttl);
+        let (gone, gateways): (Vec<String>, Vec<String>) = gone.into_iter().partition(|g| asked[..workers].contains(g));
+        self.judge_gateways(gateways, now);
         if gone.is_empty() {
             return;
         }
@@ -320,6 +378,21 @@ impl<B: Backend> Host<B> {
         self.scan(false).await;
     }
 
+    /// Gateways found gone now, or a while ago (the verdict stands for
+    /// [`GATEWAY_VERDICT`], long past the grace period), go to the rooms,
+    /// which park the snakes of their members on them.
+    fn judge_gateways(&mut self, gone: Vec<String>, now: Instant) {
+        for gateway in gone {
+            warn!(%gateway, "gateway gone (its connections closed): its players' snakes are parked now");
+            self.metrics.gateways_gone.inc();
+            self.absent.remove(&gateway);
+            self.seen_present.remove(&gateway);
+            self.gone_gateways.insert(gateway, now);
+        }
+        self.gone_gateways.retain(|_, at| now.duration_since(*at) < GATEWAY_VERDICT);
+        self.gateways.set_gone(self.gone_gateways.keys().cloned().collect());
+    }
+
     /// Starts queued claims while fewer than [`CLAIMS_IN_FLIGHT`] run.
     fn start_claims(&mut self) {
         while self.claims.len() < CLAIMS_IN_FLIGHT {
@@ -334,6 +407,7 @@ impl<B: Backend> Host<B> {
                 room: self.config.room.clone(),
                 metrics: self.metrics.clone(),
                 publisher: self.publisher.clone(),
+                gateways: self.gateways.clone(),
             };
             let task = self.claims.spawn(claimer.claim(room.clone()));
             self.claiming.insert(task.id(), room);

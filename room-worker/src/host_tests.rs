@@ -1,5 +1,6 @@
 //! The host under faults, on tokio's paused clock: a large failover over a
-//! slow backend, rooms another worker holds, and a room task that panics.
+//! slow backend, rooms another worker holds, a room task that panics, a
+//! store that lost its data.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +10,8 @@ use prometheus::Registry;
 use std::future::Future;
 
 use snakepit_bus::intercept::{Call, Hook, Intercepted};
-use snakepit_bus::{Bus, BusError, MemoryBackend, Ownership, PlayerId, RoomId, Seat, Store};
+use snakepit_bus::{Bus, BusError, MemoryBackend, Ownership, PlayerId, RoomId, ScoreEntry, Seat, Store};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -181,19 +183,84 @@ async fn a_panicked_room_is_released_and_taken_over() {
     host.await.unwrap();
 }
 
+/// Counts the snapshot writes.
+#[derive(Clone, Default)]
+struct CountSnapshots(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl CountSnapshots {
+    fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Hook for CountSnapshots {
+    fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send {
+        if matches!(call, Call::SaveSnapshot(_)) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        async { Ok(()) }
+    }
+}
+
+/// The store loses its data (Redis restarted empty) under a quiet room,
+/// one nothing happens in, so that it writes no snapshot of its own
+/// accord: once the host has taken its lease again, the room's snapshot
+/// and the top scores it holds are back in the store.
+#[tokio::test(start_paused = true)]
+async fn a_room_writes_again_what_the_store_lost() {
+    let memory = MemoryBackend::new();
+    let counted = CountSnapshots::default();
+    let backend = Intercepted::new(memory.clone(), counted.clone());
+    let best = vec![
+        ScoreEntry { name: "ann".into(), score: 40, colour: 2 },
+        ScoreEntry { name: "bob".into(), score: 12, colour: 3 },
+    ];
+    for s in &best {
+        memory.submit_score(s.clone()).await.unwrap();
+    }
+    let r = room("quiet");
+    memory.ensure_room(&r, 10).await.unwrap();
+    let mut config = config("host");
+    config.room.snapshot_every = Some(Duration::from_millis(500));
+    let stop = CancellationToken::new();
+    let host = tokio::spawn(Host::new(backend, config, metrics()).run(stop.clone()));
+    eventually(Duration::from_secs(10), "the room's first snapshot", || async {
+        memory.load_snapshot(&r).await.unwrap().is_some()
+    })
+    .await;
+    let (first, _) = memory.load_snapshot(&r).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(counted.get(), 1, "the room is not quiet");
+
+    memory.lose_data();
+    assert_eq!(memory.load_snapshot(&r).await.unwrap(), None);
+    eventually(Duration::from_secs(5), "the snapshot is back, under the new lease", || async {
+        matches!(memory.load_snapshot(&r).await.unwrap(), Some((epoch, _)) if epoch > first)
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the top scores are back", || async {
+        memory.top_scores(10).await.unwrap() == best
+    })
+    .await;
+    stop.cancel();
+    host.await.unwrap();
+}
+
 /// The rooms of each worker, by their lease.
 async fn held_by(b: &MemoryBackend, rooms: &[RoomId], worker: &str) -> Vec<RoomId> {
     let holders = b.lease_holders(rooms).await.unwrap();
     rooms.iter().zip(holders).filter(|(_, h)| h.as_deref() == Some(worker)).map(|(r, _)| r.clone()).collect()
 }
 
-/// A worker whose process dies (here: its host task is dropped, and with it
-/// its presence) is found gone within a few polls, and its rooms are taken
-/// over at once, long before its leases (3 s) would have run out.
-#[tokio::test(start_paused = true)]
-async fn a_gone_workers_rooms_are_taken_over_before_its_leases_run_out() {
+/// Hosts `a` and `b` sharing `n` rooms named `<prefix>-<i>`, past a lease
+/// period of steady presence (so that each judges the other); `a`'s
+/// metrics.
+async fn a_and_b_share(
+    prefix: &str,
+    n: usize,
+) -> (MemoryBackend, Vec<RoomId>, CancellationToken, WorkerMetrics, JoinHandle<()>, JoinHandle<()>) {
     let memory = MemoryBackend::new();
-    let rooms: Vec<RoomId> = (0..40).map(|i| room(&format!("fo-{i}"))).collect();
+    let rooms: Vec<RoomId> = (0..n).map(|i| room(&format!("{prefix}-{i}"))).collect();
     for r in &rooms {
         memory.ensure_room(r, 10).await.unwrap();
     }
@@ -206,8 +273,16 @@ async fn a_gone_workers_rooms_are_taken_over_before_its_leases_run_out() {
         !on_a.is_empty() && !on_b.is_empty() && on_a.len() + on_b.len() == rooms.len()
     })
     .await;
-    // Past a lease period of steady presence, so that `a` judges others.
     tokio::time::sleep(LEASE_TTL).await;
+    (memory, rooms, stop, m, a, b)
+}
+
+/// A worker whose process dies (here: its host task is dropped, and with it
+/// its presence) is found gone within a few polls, and its rooms are taken
+/// over at once, long before its leases (3 s) would have run out.
+#[tokio::test(start_paused = true)]
+async fn a_gone_workers_rooms_are_taken_over_before_its_leases_run_out() {
+    let (memory, rooms, stop, m, a, b) = a_and_b_share("fo", 40).await;
     let orphans = held_by(&memory, &rooms, "b").await;
 
     b.abort();
@@ -220,6 +295,60 @@ async fn a_gone_workers_rooms_are_taken_over_before_its_leases_run_out() {
     assert!(took < Duration::from_secs(1), "{} rooms taken over after {took:?}", orphans.len());
     assert_eq!(m.workers_gone.get(), 1);
     assert!(!memory.live_workers().await.unwrap().contains(&"b".to_string()), "withdrawn");
+    stop.cancel();
+    a.await.unwrap();
+}
+
+/// A worker dies and its replacement starts at once (as a new pod would):
+/// the replacement never saw the dead worker and cannot judge it, yet
+/// rendezvous gives it part of the dead worker's rooms. Those too are taken
+/// over long before the dead worker's leases run out: the survivor that
+/// finds it gone breaks all its leases and tells every worker.
+#[tokio::test(start_paused = true)]
+async fn a_replacement_takes_its_share_of_a_gone_workers_rooms_at_once() {
+    let (memory, rooms, stop, _, a, b) = a_and_b_share("re", 60).await;
+    let orphans = held_by(&memory, &rooms, "b").await;
+    let live = ["a".to_string(), "c".to_string()];
+    let for_c: Vec<RoomId> = orphans.iter().filter(|r| rendezvous::owner(r, &live) == Some("c")).cloned().collect();
+    assert!(!for_c.is_empty(), "rendezvous gives the replacement some of the dead worker's rooms");
+
+    b.abort();
+    let died = Instant::now();
+    let c = tokio::spawn(Host::new(memory.clone(), config("c"), metrics()).run(stop.clone()));
+    eventually(Duration::from_secs(10), "the replacement holds its share", || async {
+        held_by(&memory, &for_c, "c").await.len() == for_c.len()
+    })
+    .await;
+    let took = died.elapsed();
+    assert!(took < Duration::from_secs(1), "{} rooms reached the replacement after {took:?}", for_c.len());
+    assert!(held_by(&memory, &rooms, "b").await.is_empty());
+    stop.cancel();
+    a.await.unwrap();
+    c.await.unwrap();
+}
+
+/// The store restarts (the host's own subscription link breaks) and a live
+/// process resubscribes a little later than this host: its absence
+/// meanwhile proves nothing, and it is not taken for dead. Here `c` is
+/// absent for 200 ms (4 polls) right after the host's link broke.
+#[tokio::test(start_paused = true)]
+async fn a_link_break_makes_nobody_gone() {
+    let memory = MemoryBackend::new();
+    memory.heartbeat("c", Duration::from_secs(3600)).await.unwrap();
+    let held = memory.be_present("c").await.unwrap();
+    let stop = CancellationToken::new();
+    let m = metrics();
+    let a = tokio::spawn(Host::new(memory.clone(), config("a"), m.clone()).run(stop.clone()));
+    // Steady for a lease period, and `c` seen present.
+    tokio::time::sleep(LEASE_TTL + Duration::from_millis(500)).await;
+
+    memory.lose_link();
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _held = memory.be_present("c").await.unwrap();
+    tokio::time::sleep(LEASE_TTL * 2).await;
+    assert_eq!(m.workers_gone.get(), 0, "a live worker was taken for dead after a link break");
+    assert!(memory.live_workers().await.unwrap().contains(&"c".to_string()), "c was withdrawn");
     stop.cancel();
     a.await.unwrap();
 }

@@ -3,6 +3,7 @@
 //! runs many rooms under leases.
 
 pub mod claim;
+pub mod gateways;
 pub mod host;
 #[cfg(test)]
 mod host_tests;

@@ -40,6 +40,9 @@ pub struct WorkerMetrics {
     /// Workers this one found gone (their connections closed) and took
     /// rooms over from without waiting out their leases.
     pub workers_gone: IntCounter,
+    /// Gateways this worker found gone (their connections closed), whose
+    /// members' snakes its rooms parked at once.
+    pub gateways_gone: IntCounter,
     /// Rooms stopped because their lease went to another worker.
     pub leases_lost: IntCounter,
     /// Rooms whose task panicked: their lease was released for a takeover
@@ -91,6 +94,10 @@ impl WorkerMetrics {
                 "snakepit_workers_gone_total",
                 "Workers found gone by their closed connections, whose rooms were taken over before their leases ran out",
             ))?,
+            gateways_gone: IntCounter::with_opts(opts(
+                "snakepit_gateways_gone_total",
+                "Gateways found gone by their closed connections, whose players' snakes were parked at once",
+            ))?,
             leases_lost: IntCounter::with_opts(opts(
                 "snakepit_leases_lost_total",
                 "Rooms stopped because their lease was lost",
@@ -110,6 +117,7 @@ impl WorkerMetrics {
         registry.register(Box::new(m.publish_latency.clone()))?;
         registry.register(Box::new(m.failovers.clone()))?;
         registry.register(Box::new(m.workers_gone.clone()))?;
+        registry.register(Box::new(m.gateways_gone.clone()))?;
         registry.register(Box::new(m.leases_lost.clone()))?;
         registry.register(Box::new(m.room_panics.clone()))?;
         Ok(m)

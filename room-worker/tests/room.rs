@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{config, enter, enter_and_join, frames_within, last_snapshot, metrics, send, start};
-use snakepit_bus::{Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, Ownership, PlayerId, RoomId, Store};
+use snakepit_bus::{
+    Bus, ConnId, FrameKind, InputKind, Lease, MemoryBackend, Ownership, PlayerId, RoomId, RoomInput, Store,
+};
 use snakepit_room_worker::WorkerMetrics;
 use snakepit_room_worker::room::RoomConfig;
 
@@ -121,14 +123,58 @@ async fn a_disconnected_players_snake_holds_still_through_a_takeover() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "parked through the takeover");
 
-    // The player resumes through a new connection: the snake moves on.
+    // The player resumes through a new connection: the snake holds still
+    // while its client gets the world (until the player steers, or a
+    // second), then moves on.
     send(&backend, &room, player, ConnId::random(), enter("ann")).await;
-    // A step or two: not yet at the wall it may be heading for.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "held while the client gets its world");
+    // A step or two past the hold: not yet at the wall it may be heading for.
+    tokio::time::sleep(Duration::from_millis(650)).await;
     let (cells, score, parked) = snake_in_snapshot(&backend, &room, player).await;
     assert!(!parked, "back in play");
     assert_ne!(cells, still.0, "it moves again");
     assert_eq!((cells.len(), score), (still.0.len(), still.1), "same length and score");
+}
+
+/// A player back from away whose client steers at once (it has the world)
+/// has its snake moving at once, not after the whole hold; one that never
+/// steers is held a second at most (above).
+#[tokio::test(start_paused = true)]
+async fn a_resumed_snake_moves_on_as_soon_as_its_player_steers() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("steered").unwrap();
+    let config =
+        RoomConfig { grace: Duration::from_secs(60), snapshot_every: Some(Duration::from_millis(100)), ..config(10.0) };
+    let lease = common::lease(&backend, &room, "w1").await;
+    let _running = start(&backend, &room, config, lease, None, metrics()).await;
+    let (player, conn) = enter_and_join(&backend, &room).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    send(&backend, &room, player, conn, InputKind::Disconnect).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = snake_in_snapshot(&backend, &room, player).await;
+    assert!(still.2, "parked");
+
+    let back = ConnId::random();
+    send(&backend, &room, player, back, enter("ann")).await;
+    // Its gateway's presence note comes as soon as the connection has a
+    // room, before the client has the world: no release.
+    let note = RoomInput::presence(vec![(player, back)]);
+    backend.publish_input(&room, note).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(snake_in_snapshot(&backend, &room, player).await, still, "held until the player steers");
+    // A turn the way it already goes (or a reverse) changes no course,
+    // but says the client has its world.
+    let head = still.0[0];
+    let dir = if still.0.len() > 1 && still.0[1].1 == head.1 {
+        snakepit_protocol::client::Direction::Up
+    } else {
+        snakepit_protocol::client::Direction::Left
+    };
+    send(&backend, &room, player, back, InputKind::Turn(dir)).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (cells, _, parked) = snake_in_snapshot(&backend, &room, player).await;
+    assert!(!parked && cells != still.0, "it moves on once its player steers");
 }
 
 /// A player back through a new connection counts as heard from at its
@@ -239,7 +285,7 @@ async fn a_stranger_with_a_members_id_is_shut_out_and_a_resume_is_not() {
     let enter = |conn, name: &str, key| snakepit_bus::RoomInput {
         player,
         conn,
-        kind: InputKind::Enter { name: Some(name.into()), resync: false, key },
+        kind: InputKind::Enter { name: Some(name.into()), resync: false, key, gateway: None },
     };
     let (alice, mallory, alice_again) = (ConnId::random(), ConnId::random(), ConnId::random());
     backend.publish_input(&room, enter(alice, "alice", 11)).await.unwrap();

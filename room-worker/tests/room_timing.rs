@@ -200,7 +200,7 @@ async fn a_taken_over_room_holds_its_world_until_its_players_are_back_or_a_secon
     let t0 = Instant::now();
     let _resumed = start(&backend, &room, config(10.0), lease(&room), Some(playing(player, conn)), metrics()).await;
     sleep_until(t0 + Duration::from_millis(250)).await;
-    let resync = InputKind::Enter { name: Some("ann".into()), resync: true, key: 0 };
+    let resync = InputKind::Enter { name: Some("ann".into()), resync: true, key: 0, gateway: None };
     send(&backend, &room, player, conn, resync).await;
     assert_eq!(first_step(&mut out, 0).await - t0, Duration::from_millis(300), "released by her return");
 }
@@ -302,11 +302,16 @@ async fn a_lost_lease_stops_the_room_at_once_and_nothing_lands_after() {
 async fn a_snapshot_refused_by_a_newer_epoch_stops_the_room() {
     let backend = MemoryBackend::new();
     let room = RoomId::parse("fenced").unwrap();
-    let config = RoomConfig { snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
+    // The snake stands parked (its player away, a long grace): the world
+    // ticks on, so every second has changes to write.
+    let config =
+        RoomConfig { grace: Duration::from_secs(600), snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
     let old = common::lease(&backend, &room, "w1").await;
     let t0 = Instant::now();
     let r = start(&backend, &room, config, old.clone(), None, metrics()).await;
-    enter_and_join(&backend, &room).await;
+    let (player, conn) = enter_and_join(&backend, &room).await;
+    sleep_until(t0 + Duration::from_millis(250)).await;
+    send(&backend, &room, player, conn, InputKind::Disconnect).await;
     sleep_until(t0 + Duration::from_millis(1500)).await;
     // The lease moves to w2 (w1's expired unseen), which writes its own.
     backend.release_lease(&old).await.unwrap();
@@ -365,7 +370,14 @@ async fn scores_under_way_are_written_before_the_room_stops() {
     value["game"]["players"][0]["score"] = serde_json::json!(50);
     let snapshot: RoomSnapshot = serde_json::from_value(value).unwrap();
     let running = start(&backend, &room, config(10.0), lease(&room), Some(snapshot), metrics()).await;
-    send(&memory, &room, player, conn, InputKind::Enter { name: Some("ann".into()), resync: true, key: 0 }).await;
+    send(
+        &memory,
+        &room,
+        player,
+        conn,
+        InputKind::Enter { name: Some("ann".into()), resync: true, key: 0, gateway: None },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     // She leaves: the game ends, and its scores go to the store.
     send(&memory, &room, player, conn, InputKind::Leave).await;
@@ -395,4 +407,111 @@ async fn background_snapshots_go_one_at_a_time() {
     assert!(tick >= 150, "the latest changes were saved (tick {tick})");
     running.control.shutdown.cancel();
     running.task.await.unwrap();
+}
+
+/// A birth (like a score or a death) would be undone if the process died
+/// before the next snapshot, and the player would see it: it is written at
+/// once, not at the next interval. Here the snapshot interval is 1 s and
+/// the player joins at 1.5 s; her snake is in the store one tick later.
+#[tokio::test(start_paused = true)]
+async fn a_birth_is_in_the_store_within_a_tick_not_at_the_next_interval() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("urgent").unwrap();
+    let config = RoomConfig { snapshot_every: Some(Duration::from_secs(1)), ..config(10.0) };
+    let lease = common::lease(&backend, &room, "w").await;
+    let t0 = Instant::now();
+    let running = start(&backend, &room, config, lease, None, metrics()).await;
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    send(&backend, &room, player, conn, enter("ann")).await;
+    sleep_until(t0 + Duration::from_millis(1500)).await;
+    send(&backend, &room, player, conn, InputKind::Join).await;
+    sleep_until(t0 + Duration::from_millis(1650)).await;
+    let snapshot = last_snapshot(&backend, &room).await;
+    let alive = snapshot.game.players().iter().any(|p| p.id == player && p.alive);
+    assert!(alive, "the birth waits for the next interval (stored tick {})", snapshot.game.tick());
+    running.control.shutdown.cancel();
+    running.task.await.unwrap();
+}
+
+/// A gateway found gone parks its members' snakes at once; should the
+/// verdict be withdrawn (the gateway is present again: only its link had
+/// broken), they move on at once, long before their grace period ends,
+/// without waiting for the gateway's next presence note.
+#[tokio::test(start_paused = true)]
+async fn a_gone_gateways_snakes_park_at_once_and_a_withdrawn_verdict_frees_them() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("verdict").unwrap();
+    let config = RoomConfig { snapshot_every: Some(Duration::from_millis(100)), ..config(10.0) };
+    let lease = common::lease(&backend, &room, "w").await;
+    let running = start(&backend, &room, config, lease, None, metrics()).await;
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    let gateway = "gateway-x".to_string();
+    let enter = InputKind::Enter { name: Some("ann".into()), resync: false, key: 0, gateway: Some(gateway.clone()) };
+    send(&backend, &room, player, conn, enter).await;
+    send(&backend, &room, player, conn, InputKind::Join).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let parked = |s: &RoomSnapshot| s.game.player(player).map(|p| p.parked);
+    assert_eq!(parked(&last_snapshot(&backend, &room).await), Some(false));
+    assert_eq!(running.gateways.in_use(), std::slice::from_ref(&gateway), "the room tells which gateways it uses");
+
+    running.gateways.set_gone([gateway.clone()].into());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let at_verdict = last_snapshot(&backend, &room).await;
+    assert_eq!(parked(&at_verdict), Some(true), "parked at the verdict");
+
+    running.gateways.set_gone(Default::default());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let after = last_snapshot(&backend, &room).await;
+    assert_eq!(parked(&after), Some(false), "still parked after the verdict was withdrawn");
+    assert_ne!(
+        after.game.player(player).map(|p| p.snake.clone()),
+        at_verdict.game.player(player).map(|p| p.snake.clone())
+    );
+    running.control.shutdown.cancel();
+    running.task.await.unwrap();
+}
+
+/// Redis lost the room's lease and the host took it again (a higher epoch,
+/// still this worker's) while a snapshot written under the old one was
+/// under way: that write is refused, yet the room is still this worker's
+/// and goes on, and its next snapshot lands under the new lease. (Before,
+/// the refusal stopped the room as if another worker had taken it: four
+/// rooms in a chaos run's Redis restart.)
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_refused_under_our_own_older_lease_does_not_stop_the_room() {
+    let (memory, slow, room, running) = snapshotting("retaken").await;
+    slow.snapshots_take(Duration::from_millis(500));
+    Slow::next_call(&slow.snapshots).await;
+    // Under way now, with the old lease. The lease vanishes and is taken
+    // again above the old epoch, as the host does.
+    let old = running.lease.borrow().clone();
+    memory.release_lease(&old).await.unwrap();
+    let new = memory.acquire_lease(&room, "w", Duration::from_secs(3600), old.epoch).await.unwrap().unwrap();
+    assert!(new.epoch > old.epoch);
+    running.lease.send_replace(new.clone());
+    slow.snapshots_take(Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!running.task.is_finished(), "the room stopped over its own older lease");
+    let (epoch, _) = stored_snapshot(&memory, &room).await.unwrap();
+    assert_eq!(epoch, new.epoch, "the next snapshot lands under the new lease");
+    running.control.shutdown.cancel();
+    assert_eq!(running.task.await.unwrap(), RoomExit::HandedOver);
+}
+
+/// A room task that ends abruptly (its supervisor drops it after a panic,
+/// or it is aborted) gives back its count of the gateways its members were
+/// on: the host does not poll them for ever (and later find them "gone").
+#[tokio::test(start_paused = true)]
+async fn a_room_dropped_abruptly_gives_its_gateways_back() {
+    let backend = MemoryBackend::new();
+    let room = RoomId::parse("dropped").unwrap();
+    let lease = common::lease(&backend, &room, "w").await;
+    let running = start(&backend, &room, config(10.0), lease, None, metrics()).await;
+    let enter = InputKind::Enter { name: Some("ann".into()), resync: false, key: 0, gateway: Some("gateway-a".into()) };
+    send(&backend, &room, PlayerId::random(), ConnId::random(), enter).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(running.gateways.in_use(), ["gateway-a"]);
+    running.task.abort();
+    let _ = running.task.await;
+    assert!(running.gateways.in_use().is_empty(), "still polled after the room is gone");
 }

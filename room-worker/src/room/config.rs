@@ -7,6 +7,7 @@ use snakepit_bus::Lease;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 pub use snakepit_game::RoomConfig;
@@ -21,6 +22,8 @@ pub struct RoomDeps<B> {
     pub metrics: WorkerMetrics,
     /// The worker's publisher, shared by its rooms.
     pub publisher: Publisher,
+    /// The gateways the worker's rooms use, and those found gone.
+    pub gateways: Gateways,
 }
 
 /// Why a room stopped.

@@ -31,9 +31,12 @@ const WRITES_WAIT: Duration = Duration::from_secs(2);
 pub(super) enum Outcome {
     /// Nothing to do.
     Done,
+    /// A snapshot landed: the next may go (at once, if it is urgent).
+    SnapshotSaved,
     TopScores(Vec<ScoreEntry>),
     /// Another owner holds the room: stop.
-    SnapshotRefused,
+    /// Written under the lease of this epoch.
+    SnapshotRefused(u64),
     /// Not written (Redis away, or nobody holds the lease until the host
     /// takes it again): the changes are still to be saved.
     SnapshotNotSaved,
@@ -140,11 +143,17 @@ impl<B: Backend> Room<B> {
     pub(super) fn apply(&mut self, outcome: Outcome) -> Option<RoomExit> {
         match outcome {
             Outcome::Done => {}
+            Outcome::SnapshotSaved if self.urgent => self.spawn_snapshot(),
+            Outcome::SnapshotSaved => {}
             Outcome::TopScores(scores) => {
                 self.note_stored(&scores);
                 self.game.set_top_scores(scores);
             }
-            Outcome::SnapshotRefused => return Some(RoomExit::LeaseLost),
+            // Refused under an older lease of ours: the host took the lease
+            // again (Redis lost it) while the write was under way, and the
+            // new one is ours. The changes go out with the next snapshot.
+            Outcome::SnapshotRefused(epoch) if epoch < self.lease.borrow().epoch => self.dirty = true,
+            Outcome::SnapshotRefused(_) => return Some(RoomExit::LeaseLost),
             Outcome::SnapshotNotSaved => self.dirty = true,
         }
         None
@@ -168,18 +177,20 @@ impl<B: Backend> Room<B> {
     /// is taken again by the host, above its old epoch).
     pub(super) fn spawn_snapshot(&mut self) {
         // One at a time: two under way over a slow store could land out of
-        // order. The changes wait (still dirty) for the next interval.
+        // order. The changes wait (still dirty) for the next interval, or,
+        // urgent, for this one to land.
         if !self.dirty || self.effects.any(&[Kind::Snapshot]) {
             return;
         }
         self.dirty = false;
+        self.urgent = false;
         let Some(bytes) = self.snapshot() else { return };
         let backend = self.backend.clone();
         let lease = self.lease.borrow().clone();
         self.effects.spawn(Kind::Snapshot, async move {
             match backend.save_snapshot(&lease, bytes.into()).await {
-                Ok(SnapshotWrite::Saved) => Outcome::Done,
-                Ok(SnapshotWrite::Lost) => Outcome::SnapshotRefused,
+                Ok(SnapshotWrite::Saved) => Outcome::SnapshotSaved,
+                Ok(SnapshotWrite::Lost) => Outcome::SnapshotRefused(lease.epoch),
                 Ok(SnapshotWrite::Missing) => {
                     debug!(room = %lease.room, "snapshot not saved: nobody holds the lease");
                     Outcome::SnapshotNotSaved
@@ -201,6 +212,9 @@ impl<B: Backend> Room<B> {
     /// done. Past [`SNAPSHOTS_WAIT`] they are aborted. Should one of them
     /// find the room another's, nothing more is written.
     pub(super) async fn save_final_snapshot(&mut self) -> RoomExit {
+        // The final snapshot carries everything: no background one may
+        // start while it waits.
+        self.urgent = false;
         for outcome in self.effects.settle(&[Kind::Snapshot], SNAPSHOTS_WAIT).await {
             if let Some(exit) = self.apply(outcome) {
                 return exit;
@@ -284,6 +298,20 @@ impl<B: Backend> Room<B> {
             .chain(alive.map(|p| ScoreEntry { name: p.name.clone(), score: p.score, colour: p.colour }))
             .collect();
         submit_scores(&self.backend, &self.id, entries).await;
+    }
+
+    /// The host took the lease again because it had vanished: Redis most
+    /// likely lost its data (restarted empty), this room's snapshot and the
+    /// top scores with it, and what `stored` says the store holds is no
+    /// longer true. The room writes them again from what it holds: a
+    /// snapshot at the next interval (a quiet room would write none), and
+    /// its whole top-scores list now, in the background. Were nothing lost
+    /// (the lease only expired while Redis was away), this costs one
+    /// snapshot and a few scores the store keeps as they are.
+    pub(super) fn rewrite_lost_state(&mut self) {
+        self.dirty = true;
+        self.stored.clear();
+        self.save_top_scores(false);
     }
 
     pub(super) fn note_stored(&mut self, scores: &[ScoreEntry]) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use snakepit_bus::{Backend, ConnId, FrameKind, PlayerId};
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{MAX_MEMBERS, Room};
 use crate::snapshot::MemberSnapshot;
@@ -23,6 +23,12 @@ use snakepit_game::frame::encode_welcome;
 const MAX_SUPERSEDED: usize = 4 * MAX_MEMBERS;
 /// Longest a taken-over room waits for its players to be resynchronised.
 pub(super) const HOLD_AFTER_TAKEOVER: Duration = Duration::from_secs(1);
+/// A player back from away (a resume) finds its snake where it left it,
+/// and it stays there until the player steers or this long has passed: its
+/// client has no world yet when the room learns it is back (a gateway
+/// under a reconnect storm may take a while to send one), and a snake
+/// moving on meanwhile would move unseen.
+pub(super) const RESUME_HOLD: Duration = Duration::from_secs(1);
 
 pub(super) struct Member {
     pub(super) conn: ConnId,
@@ -38,6 +44,14 @@ pub(super) struct Member {
     pub(super) silent: bool,
     /// The identity's key (see `InputKind::Enter`); 0: unknown.
     pub(super) key: u64,
+    /// The gateway its connection is on, if known (see
+    /// [`crate::gateways`]).
+    pub(super) gateway: Option<String>,
+    /// Back from away, its snake held still until then or until the
+    /// player steers (see [`RESUME_HOLD`]).
+    pub(super) held_until: Option<Instant>,
+    /// Away because its gateway was found gone (see `park_gone_gateways`).
+    pub(super) gateway_gone: bool,
 }
 
 impl Member {
@@ -67,6 +81,9 @@ pub(super) fn restore(members: Vec<MemberSnapshot>, now: Instant) -> HashMap<Pla
                 confirmed: false,
                 silent: false,
                 key: m.key,
+                gateway: None,
+                held_until: None,
+                gateway_gone: false,
             };
             (m.player, member)
         })
@@ -118,6 +135,7 @@ impl<B: Backend> Room<B> {
                 // Back within the grace period, or a repeated enter. Heard
                 // from now: the old connection's silence must not count
                 // against the new one before its gateway's first presence.
+                let was_away = m.disconnected_at.is_some();
                 m.conn = conn;
                 m.seen = Instant::now();
                 m.confirmed = true;
@@ -129,8 +147,13 @@ impl<B: Backend> Room<B> {
                     self.game.add_player(player, clamp_name(name));
                     self.metrics.players.inc();
                 }
-                // A parked snake moves on from where it stood.
-                self.set_away(player, None);
+                if was_away {
+                    // Back: the snake moves on from where it stood, once
+                    // the player steers or the hold is over.
+                    m.disconnected_at = None;
+                    m.silent = false;
+                    m.held_until = Some(Instant::now() + RESUME_HOLD);
+                }
             }
             None if full => {
                 self.direct_error(player, "Room is full");
@@ -150,12 +173,76 @@ impl<B: Backend> Room<B> {
                     confirmed: true,
                     silent: false,
                     key,
+                    gateway: None,
+                    held_until: None,
+                    gateway_gone: false,
                 };
                 self.members.insert(player, member);
             }
         }
         self.empty_since = None;
         self.publish(FrameKind::Welcome(player), encode_welcome(&self.game));
+    }
+
+    /// Notes the gateway of `player`'s connection `conn` as it entered
+    /// (only if that connection is the member's now), and tells the worker
+    /// which gateways this room uses.
+    pub(super) fn set_gateway(&mut self, player: PlayerId, conn: ConnId, gateway: Option<String>) {
+        if let Some(m) = self.members.get_mut(&player).filter(|m| m.conn == conn) {
+            m.gateway = gateway;
+        }
+        self.sync_gateways();
+    }
+
+    pub(super) fn sync_gateways(&mut self) {
+        let now: HashSet<String> = self.members.values().filter_map(|m| m.gateway.clone()).collect();
+        if now != self.on_gateways {
+            self.gateways.moved(&self.on_gateways, &now);
+            self.on_gateways = now;
+        }
+    }
+
+    /// Gateways were found gone: their members' snakes are parked now, as
+    /// if each connection had ended (the grace period starts), instead of
+    /// running on unseen until the presence timeout. Taken for silent, so
+    /// that a word from the connection brings it back should the verdict
+    /// be wrong.
+    pub(super) fn park_gone_gateways(&mut self) {
+        let gone = self.gone_gateways.borrow_and_update().clone();
+        let now = Instant::now();
+        // A verdict withdrawn (the gateway is present again: its link alone
+        // had broken): the members it parked are back at once, without
+        // waiting for their gateway's next presence note, which might come
+        // after their grace period.
+        let cleared: Vec<PlayerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.disconnected_at.is_some() && m.silent)
+            .filter(|(_, m)| m.gateway_gone && m.gateway.as_ref().is_some_and(|g| !gone.contains(g)))
+            .map(|(id, _)| *id)
+            .collect();
+        for player in cleared {
+            self.dirty = true;
+            self.set_away(player, None);
+        }
+        let parked: Vec<PlayerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.disconnected_at.is_none() && m.gateway.as_ref().is_some_and(|g| gone.contains(g)))
+            .map(|(id, _)| *id)
+            .collect();
+        if parked.is_empty() {
+            return;
+        }
+        info!(room = %self.id, members = parked.len(), "their gateway is gone: snakes parked");
+        for player in parked {
+            self.dirty = true;
+            self.set_away(player, Some(now));
+            if let Some(m) = self.members.get_mut(&player) {
+                m.silent = true;
+                m.gateway_gone = true;
+            }
+        }
     }
 
     /// Remembers `conn` of `player` as replaced and tells its gateway, which
@@ -180,12 +267,35 @@ impl<B: Backend> Room<B> {
         }
     }
 
+    /// The player steers: its client has the world, and a snake held since
+    /// its return moves on. (Only a turn says so: its gateway's presence
+    /// note comes as soon as the connection has a room, world or not.)
+    pub(super) fn steered(&mut self, player: PlayerId) {
+        if let Some(m) = self.members.get_mut(&player)
+            && m.held_until.take().is_some()
+        {
+            self.game.set_parked(player, false);
+        }
+    }
+
+    /// Members back from away whose hold is over: their snakes move on.
+    pub(super) fn release_resume_holds(&mut self, now: Instant) {
+        for (id, m) in &mut self.members {
+            if m.held_until.is_some_and(|t| t <= now) {
+                m.held_until = None;
+                self.game.set_parked(*id, false);
+            }
+        }
+    }
+
     /// Marks a member away since `since` (its snake parks) or back (`None`:
     /// its snake moves on).
     pub(super) fn set_away(&mut self, player: PlayerId, since: Option<Instant>) {
         if let Some(m) = self.members.get_mut(&player) {
             m.disconnected_at = since;
             m.silent = false;
+            m.held_until = None;
+            m.gateway_gone = false;
         }
         self.game.set_parked(player, since.is_some());
     }
@@ -216,6 +326,7 @@ impl<B: Backend> Room<B> {
             }
         }
         self.game.remove_player(player);
+        self.sync_gateways();
     }
 
     /// Removes disconnected members whose grace period is over, or whose

@@ -22,6 +22,7 @@ mod effects;
 mod members;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +35,7 @@ use tracing::{debug, info, warn};
 pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
 use self::effects::Effects;
 use self::members::{HOLD_AFTER_TAKEOVER, Member};
+use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::snapshot::RoomSnapshot;
@@ -50,7 +52,8 @@ pub struct Room<B> {
     backend: B,
     config: RoomConfig,
     /// The current lease: the host renews it, and after Redis lost its data
-    /// it may re-acquire it with a higher epoch.
+    /// it may re-acquire it with a higher epoch (the only change of this
+    /// watch: the room then writes again what the store may have lost).
     lease: watch::Receiver<Lease>,
     publisher: Publisher,
     game: Game,
@@ -63,6 +66,10 @@ pub struct Room<B> {
     empty_since: Option<Instant>,
     /// Something changed since the last snapshot.
     dirty: bool,
+    /// A score, a birth or a death since the last snapshot: a player would
+    /// see it undone if the process died now, so the next snapshot goes
+    /// out at once rather than at the interval.
+    urgent: bool,
     /// This room's share of the alive-snakes gauge.
     alive_reported: i64,
     /// After a takeover the world holds still until the restored players'
@@ -76,6 +83,19 @@ pub struct Room<B> {
     /// Best score per name known to be in the store: a death whose score
     /// beats it is sent at once, not only when the game ends.
     stored: HashMap<String, u64>,
+    /// The worker's gateways (see [`crate::gateways`]): the ones this
+    /// room's members are on, as last told, and the verdicts.
+    gateways: Gateways,
+    on_gateways: HashSet<String>,
+    gone_gateways: watch::Receiver<Arc<HashSet<String>>>,
+}
+
+/// The room's share of the worker's gateway counts goes with it however it
+/// ends: returned, or dropped by its supervisor after a panic.
+impl<B> Drop for Room<B> {
+    fn drop(&mut self) {
+        self.gateways.moved(&self.on_gateways, &HashSet::new());
+    }
 }
 
 impl<B: Backend> Room<B> {
@@ -87,7 +107,7 @@ impl<B: Backend> Room<B> {
         snapshot: Option<RoomSnapshot>,
         seed: u64,
     ) -> Result<Self, snakepit_bus::BusError> {
-        let RoomDeps { backend, config, lease, metrics, publisher } = deps;
+        let RoomDeps { backend, config, lease, metrics, publisher, gateways } = deps;
         let inputs = backend.subscribe_input(&id).await?;
         let (mut game, members) = match snapshot {
             Some(s) => {
@@ -133,11 +153,15 @@ impl<B: Backend> Room<B> {
             metrics,
             empty_since: None,
             dirty: true,
+            urgent: false,
             alive_reported: 0,
             hold_until: None,
             awaiting: Default::default(),
             superseded: HashMap::new(),
             stored: HashMap::new(),
+            gone_gateways: gateways.watch_gone(),
+            gateways,
+            on_gateways: HashSet::new(),
         };
         let loaded = room.game.top_scores().to_vec();
         room.note_stored(&loaded);
@@ -198,7 +222,11 @@ impl<B: Backend> Room<B> {
                 }
                 _ = snapshots.tick(), if snapshot_every.is_some() => self.spawn_snapshot(),
                 _ = seats.tick() => self.confirm_seats(),
-                Ok(()) = self.lease.changed() => self.announce_epoch(),
+                Ok(()) = self.gone_gateways.changed() => self.park_gone_gateways(),
+                Ok(()) = self.lease.changed() => {
+                    self.announce_epoch();
+                    self.rewrite_lost_state();
+                }
                 _ = housekeeping.tick() => {
                     self.expire_disconnected(Instant::now());
                     self.publish_ended();
@@ -224,12 +252,16 @@ impl<B: Backend> Room<B> {
             self.handle(input);
         }
         self.expire_disconnected(started);
+        self.release_resume_holds(started);
         if self.holding(started) {
             return;
         }
         let payload = self.step();
         self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
         self.publish(FrameKind::Tick, payload);
+        if self.urgent {
+            self.spawn_snapshot();
+        }
     }
 
     /// One step of the game as its tick frame; a game that ended saves its
@@ -238,6 +270,10 @@ impl<B: Backend> Room<B> {
         self.game.step();
         let payload = encode_tick(&mut self.writer, &self.game);
         self.dirty = true;
+        let lasting = |e: &Event| matches!(e, Event::Joined { .. } | Event::GameOver(_) | Event::Score { .. });
+        if self.config.snapshot_every.is_some() && self.game.events().iter().any(lasting) {
+            self.urgent = true;
+        }
         if self.game.just_ended() {
             self.save_top_scores(true);
         } else if self.game.events().iter().any(|e| matches!(e, Event::TopScores)) {
@@ -294,7 +330,10 @@ impl<B: Backend> Room<B> {
             m.seen = Instant::now();
         }
         match kind {
-            InputKind::Enter { name, resync, key } => self.enter(player, conn, name, resync, key),
+            InputKind::Enter { name, resync, key, gateway } => {
+                self.enter(player, conn, name, resync, key);
+                self.set_gateway(player, conn, gateway);
+            }
             InputKind::Join if self.current(player, conn) => {
                 let is_player = self.members.get(&player).is_some_and(|m| m.player);
                 if !is_player {
@@ -305,6 +344,7 @@ impl<B: Backend> Room<B> {
             }
             InputKind::Turn(dir) if self.current(player, conn) => {
                 self.heard_from(player);
+                self.steered(player);
                 self.game.turn(player, dir);
             }
             InputKind::Disconnect if self.current(player, conn) => {
@@ -313,6 +353,10 @@ impl<B: Backend> Room<B> {
                     self.set_away(player, Some(Instant::now()));
                     // Ahead of this tick's frame, in which it stands still.
                     self.publish(FrameKind::Parked { player, conn }, Bytes::new());
+                    // Its connection ended in order: its gateway is none of
+                    // this member's business any more (a drained gateway
+                    // that then exits is no death to find).
+                    self.set_gateway(player, conn, None);
                 } else {
                     self.remove(player, true);
                 }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use snakepit_bus::{Backend, ConnId, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
+use snakepit_room_worker::gateways::Gateways;
 use snakepit_room_worker::publisher::Publisher;
 use snakepit_room_worker::room::{Room, RoomConfig, RoomControl, RoomDeps, RoomExit};
 use snakepit_room_worker::snapshot::RoomSnapshot;
@@ -43,6 +44,8 @@ pub struct Running {
     pub task: JoinHandle<RoomExit>,
     /// The lease as the host would hold it (renewed or taken again).
     pub lease: watch::Sender<Lease>,
+    /// The worker's gateways, as the host would judge them.
+    pub gateways: Gateways,
 }
 
 /// Opens `room` under `lease` (from `snapshot` if any) and runs it.
@@ -57,15 +60,17 @@ pub async fn start<B: Backend>(
     let seed = if snapshot.is_some() { 8 } else { 7 };
     let (lease_tx, lease_rx) = watch::channel(lease);
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
-    let deps = RoomDeps { backend: backend.clone(), config, lease: lease_rx, metrics, publisher };
+    let gateways = Gateways::default();
+    let deps =
+        RoomDeps { backend: backend.clone(), config, lease: lease_rx, metrics, publisher, gateways: gateways.clone() };
     let r = Room::open(room.clone(), deps, snapshot, seed).await.unwrap();
     let control = RoomControl::default();
     let task = tokio::spawn(r.run(control.clone()));
-    Running { control, task, lease: lease_tx }
+    Running { control, task, lease: lease_tx, gateways }
 }
 
 pub fn enter(name: &str) -> InputKind {
-    InputKind::Enter { name: Some(name.into()), resync: false, key: 0 }
+    InputKind::Enter { name: Some(name.into()), resync: false, key: 0, gateway: None }
 }
 
 pub async fn send<B: Backend>(backend: &B, room: &RoomId, player: PlayerId, conn: ConnId, kind: InputKind) {
