@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::brain::Brain;
 use crate::dir::Dir;
+use crate::events::Event;
 use crate::ledger::{Ledger, Outcome as Back, SnakeState};
 use crate::scan::{JsonStr, RawId, Visitor, scan_frame};
 use crate::snake::{Outcome, Tracker};
@@ -47,6 +48,9 @@ pub struct BotConfig {
     /// The room players ask for (`--room-size`); none: the gateway places them.
     pub room: Option<String>,
     pub seed: u64,
+    /// With a value, the bot notes [`Event`]s, silences and stalls this
+    /// long or longer among them.
+    pub events_gap: Option<Duration>,
 }
 
 /// A message to send: most are constant texts, so sending allocates nothing.
@@ -101,6 +105,10 @@ pub struct Session {
     spectate_sent: bool,
     /// This connection opened with `["resume", token]`.
     resuming: bool,
+    /// When the last frame came (for silences).
+    last_frame: Option<Instant>,
+    /// The last tick number that advanced, and when (for stalls).
+    last_step: Option<(u64, Instant)>,
     /// The bot's score as the protocol reported it (`p_joined`, `p_score`).
     score: u64,
     /// Colour of each player in the room (by id hash), as `p_joined` and
@@ -143,6 +151,8 @@ pub struct Bot {
     ledger: Ledger,
     /// The open fault's snake had a head the bot was sure of.
     ledger_placed: bool,
+    /// Events noted and not yet taken (only with `events_gap`).
+    events: Vec<Event>,
 }
 
 /// Applies one frame's commands to the view and session, noting facts.
@@ -276,6 +286,7 @@ impl Bot {
             last_head: None,
             ledger: Ledger::new(),
             ledger_placed: false,
+            events: Vec::new(),
         }
     }
 
@@ -304,6 +315,17 @@ impl Bot {
     /// The bot's head and the way it faces, once it is known.
     pub fn snake(&self) -> Option<(Pos, Dir)> {
         self.s.snake.snake()
+    }
+
+    /// Moves the noted events to `out`.
+    pub fn take_events(&mut self, out: &mut Vec<Event>) {
+        out.append(&mut self.events);
+    }
+
+    fn note(&mut self, event: Event) {
+        if self.cfg.events_gap.is_some() {
+            self.events.push(event);
+        }
     }
 
     /// Moves the queued messages to `out` (the bot keeps its buffer).
@@ -345,6 +367,7 @@ impl Bot {
             self.ledger_placed = snake.is_some_and(|s| s.head.is_some());
             self.tally.add(Counter::FaultSnakes, 1);
         }
+        self.note(Event::Fault { at: now, code, snake: snake.is_some() });
         if code == RESUMED_ELSEWHERE {
             self.token = None;
         }
@@ -427,6 +450,13 @@ impl Bot {
     pub fn on_frame(&mut self, frame: &[u8], now: Instant, stats: &Stats) {
         self.tally.add(Counter::Frames, 1);
         self.tally.add(Counter::Bytes, frame.len() as u64);
+        if let (Some(gap), Some(last)) = (self.cfg.events_gap, self.s.last_frame)
+            && now.saturating_duration_since(last) >= gap
+        {
+            self.events.push(Event::Silence { from: last, to: now });
+        }
+        self.s.last_frame = Some(now);
+        let score_before = self.alive().then_some(self.s.score);
         let mut facts = Facts::default();
         self.s.snake.begin_frame(self.s.turn.map(|t| t.dir));
         let scanned = scan_frame(
@@ -443,12 +473,12 @@ impl Bot {
         if scanned.is_err() {
             self.tally.add(Counter::ScanErrors, 1);
         }
-        self.after_frame(&facts, now, stats);
+        self.after_frame(&facts, now, stats, score_before);
         self.on_timer(now);
         self.maybe_flush(now, stats);
     }
 
-    fn after_frame(&mut self, f: &Facts, now: Instant, stats: &Stats) {
+    fn after_frame(&mut self, f: &Facts, now: Instant, stats: &Stats, score_before: Option<u64>) {
         if let Some(n) = f.tick {
             self.track_ticks(n, f, now);
         }
@@ -472,7 +502,7 @@ impl Bot {
                     self.s.join_at = Some(now);
                 }
             } else {
-                self.tally.add(Counter::Resyncs, 1);
+                self.resynced(now, score_before);
             }
         }
         if f.joined {
@@ -528,7 +558,9 @@ impl Bot {
     fn back(&mut self, now: Instant) {
         let snake = self.alive().then(|| self.snake_state());
         let placed_now = snake.is_some_and(|s| s.head.is_some());
+        let before = self.ledger.open_snake();
         let Some((took, outcome)) = self.ledger.back(now, snake) else { return };
+        self.note(Event::Back { at: now, took, outcome, before, after: snake });
         self.ledger_placed = self.ledger_placed && placed_now;
         self.tally.sample_duration(Metric::Back, took);
         match outcome {
@@ -548,9 +580,39 @@ impl Bot {
         }
     }
 
+    /// A `world` on a connection that had one: the room has a new owner
+    /// (or the gateway fell behind). A snake alive before must be alive
+    /// after with the same score, or the resync cost the player.
+    fn resynced(&mut self, now: Instant, score_before: Option<u64>) {
+        self.tally.add(Counter::Resyncs, 1);
+        let after = self.alive().then_some(self.s.score);
+        let event = Event::Resync { at: now, before: score_before, after };
+        if score_before.is_some() {
+            self.tally.add(Counter::ResyncSnakes, 1);
+            if event.rolled_back() {
+                self.tally.add(Counter::ResyncLost, 1);
+            }
+        }
+        self.note(event);
+    }
+
     /// Tick numbers: intervals between consecutive plain tick frames, gaps.
     fn track_ticks(&mut self, n: u64, f: &Facts, now: Instant) {
         self.s.tick = Some(n);
+        match self.s.last_step {
+            // A world starts the count again at its tick: a room restored
+            // from an older snapshot steps on from there, below numbers
+            // already seen, and each of those steps still moves the snake.
+            Some((_, at)) if f.world => self.s.last_step = Some((n, at)),
+            Some((last, at)) if n > last => {
+                if self.cfg.events_gap.is_some_and(|gap| now.saturating_duration_since(at) >= gap) {
+                    self.events.push(Event::Stall { from: at, to: now });
+                }
+                self.s.last_step = Some((n, now));
+            }
+            Some(_) => {}
+            None => self.s.last_step = Some((n, now)),
+        }
         let plain = !f.world && !f.reset;
         if let Some(last) = self.s.last_tick {
             if n == last.n + 1 {
@@ -656,7 +718,7 @@ mod tests {
     }
 
     fn player(t0: Instant) -> Bot {
-        let cfg = BotConfig { index: 7, role: Role::Player, room: None, seed: 1 };
+        let cfg = BotConfig { index: 7, role: Role::Player, room: None, seed: 1, events_gap: None };
         Bot::new(cfg, t0)
     }
 
@@ -811,6 +873,54 @@ mod tests {
     }
 
     #[test]
+    fn silences_stalls_and_a_resync_that_rolled_the_score_back_are_noted() {
+        let stats = Stats::new();
+        let t0 = Instant::now();
+        let mut bot = born(&stats, t0);
+        bot.cfg.events_gap = Some(ms(300));
+        let mut events = Vec::new();
+        bot.on_frame(&frame(12, &[format!("[\"p_score\",{ME},5]")]), t0 + ms(200), &stats);
+        // 500 ms with no frame: a silence and a stall
+        bot.on_frame(&frame(13, &[]), t0 + ms(700), &stats);
+        bot.take_events(&mut events);
+        assert_eq!(
+            events,
+            [
+                Event::Silence { from: t0 + ms(200), to: t0 + ms(700) },
+                Event::Stall { from: t0 + ms(200), to: t0 + ms(700) }
+            ]
+        );
+        // frames that do not advance the tick: a stall without a silence
+        events.clear();
+        bot.on_frame(&frame(13, &[]), t0 + ms(900), &stats);
+        bot.on_frame(&frame(13, &[]), t0 + ms(1100), &stats);
+        bot.on_frame(&frame(14, &[]), t0 + ms(1300), &stats);
+        bot.take_events(&mut events);
+        assert_eq!(events, [Event::Stall { from: t0 + ms(700), to: t0 + ms(1300) }]);
+        // the room came back from an older state: the score is lower
+        events.clear();
+        let w = world(20, 10, &[(6, 5, '%', 2), (5, 5, '@', 2), (4, 5, '*', 2)]);
+        bot.on_frame(&frame(15, &[w, format!("[\"p_joined\",{ME},\"bot7\",2,2]")]), t0 + ms(1400), &stats);
+        bot.take_events(&mut events);
+        assert_eq!(events, [Event::Resync { at: t0 + ms(1400), before: Some(5), after: Some(2) }]);
+        assert_eq!(bot.tally().lifetime(Counter::ResyncSnakes), 1);
+        assert_eq!(bot.tally().lifetime(Counter::ResyncLost), 1);
+        // a world at an older tick (the room came back from an older
+        // snapshot): its next step ends the stall, though its number was seen
+        events.clear();
+        let w = world(20, 10, &[(6, 5, '%', 2), (5, 5, '@', 2), (4, 5, '*', 2)]);
+        bot.on_frame(&frame(11, &[w, format!("[\"p_joined\",{ME},\"bot7\",2,2]")]), t0 + ms(1450), &stats);
+        bot.on_frame(&frame(12, &[]), t0 + ms(1460), &stats);
+        bot.take_events(&mut events);
+        assert!(!events.iter().any(|e| matches!(e, Event::Stall { .. })), "{events:?}");
+        // the same score after a resync is no loss
+        let w = world(20, 10, &[(7, 5, '%', 2), (6, 5, '@', 2), (5, 5, '*', 2)]);
+        bot.on_frame(&frame(16, &[w, format!("[\"p_joined\",{ME},\"bot7\",2,2]")]), t0 + ms(1500), &stats);
+        assert_eq!(bot.tally().lifetime(Counter::ResyncSnakes), 3);
+        assert_eq!(bot.tally().lifetime(Counter::ResyncLost), 1);
+    }
+
+    #[test]
     fn other_snakes_do_not_confuse_the_bot() {
         let stats = Stats::new();
         let t0 = Instant::now();
@@ -873,7 +983,7 @@ mod tests {
     fn spectators_watch_a_room_with_players_or_play() {
         let stats = Stats::new();
         let t0 = Instant::now();
-        let cfg = BotConfig { index: 3, role: Role::Spectator, room: None, seed: 9 };
+        let cfg = BotConfig { index: 3, role: Role::Spectator, room: None, seed: 9, events_gap: None };
         let mut bot = Bot::new(cfg.clone(), t0);
         stats.opened(false);
         bot.connected(t0, t0);
@@ -898,7 +1008,7 @@ mod tests {
     fn named_rooms_and_full_rooms() {
         let t0 = Instant::now();
         let stats = Stats::new();
-        let cfg = BotConfig { index: 12, role: Role::Player, room: Some("swarm1".into()), seed: 0 };
+        let cfg = BotConfig { index: 12, role: Role::Player, room: Some("swarm1".into()), seed: 0, events_gap: None };
         let mut bot = Bot::new(cfg, t0);
         bot.connected(t0, t0);
         assert_eq!(sent(&mut bot), ["[\"new_player\",\"bot12\",\"swarm1\"]"]);

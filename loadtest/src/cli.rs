@@ -54,9 +54,18 @@ pub struct Args {
     pub allow_remote: bool,
     /// Exit non-zero if the ledger lost a snake (alive before a close the
     /// bot did not ask for, not back alive with the same length and score)
-    /// or a bot was not back by the end.
+    /// or a bot was not back by the end, or a resync on a live connection
+    /// (a room's new owner) found its snake dead or its score lower.
     #[arg(long, env = "SWARM_FAIL_ON_LOSS")]
     pub fail_on_loss: bool,
+    /// Write each bot's events (silences and stalls of at least
+    /// --events-gap, faults, returns, resyncs) to this file, one JSON line
+    /// each, stamped in Unix milliseconds.
+    #[arg(long, env = "SWARM_EVENTS")]
+    pub events: Option<std::path::PathBuf>,
+    /// The shortest silence or stall the event log notes.
+    #[arg(long, env = "SWARM_EVENTS_GAP", default_value = "300ms", value_parser = parse_duration)]
+    pub events_gap: Duration,
 }
 
 /// `60s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
@@ -132,10 +141,18 @@ mod tests {
             "--connect-rate",
             "500",
             "--fail-on-loss",
+            "--events",
+            "target/events.jsonl",
+            "--events-gap",
+            "250ms",
         ])
         .unwrap();
         assert_eq!(a.urls.len(), 3);
         assert!(a.fail_on_loss);
+        assert_eq!(
+            (a.events.as_deref(), a.events_gap),
+            (Some(std::path::Path::new("target/events.jsonl")), Duration::from_millis(250))
+        );
         assert_eq!((a.players, a.spectators, a.seed, a.json), (1000, 0.1, Some(5), true));
         assert!(Args::try_parse_from(["swarm", "--spectators", "1.5"]).is_err());
         assert!(Args::try_parse_from(["swarm", "--players", "0"]).is_err());

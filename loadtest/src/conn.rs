@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use snakepit_loadtest::backoff::{Backoff, Why};
 use snakepit_loadtest::bot::{Bot, BotConfig, Msg, Role};
+use snakepit_loadtest::events::{Event, EventLog};
 use snakepit_loadtest::pace::{Pacer, ramp_offset};
 use snakepit_loadtest::report::BotFigures;
 use snakepit_loadtest::stats::{Counter, Stats};
@@ -47,6 +48,7 @@ pub struct Shared {
     pub ramp: Duration,
     pub bots: usize,
     pub ws_config: WebSocketConfig,
+    pub events: Option<Arc<EventLog>>,
 }
 
 /// The small buffers thousands of connections can afford.
@@ -141,7 +143,8 @@ pub async fn run_bot(
                 let player = bot.role() == Role::Player;
                 stats.opened(player);
                 let opened = Instant::now();
-                let ended = session(&mut bot, ws, stats, &mut stop, &mut out).await;
+                let log = shared.events.as_deref();
+                let ended = session(&mut bot, ws, stats, log, &mut stop, &mut out).await;
                 stats.closed(bot.role() == Role::Player);
                 if opened.elapsed() >= LASTED {
                     backoff.reset();
@@ -174,6 +177,7 @@ pub async fn run_bot(
         };
         // Hands the batch over (and ends the session if there was one).
         bot.disconnected(Instant::now(), stats);
+        write_events(&mut bot, shared.events.as_deref());
         if go {
             at_url = (at_url + 1) % urls.len();
             let wait = backoff.next(why, &mut rng);
@@ -192,11 +196,21 @@ pub async fn run_bot(
     }
 }
 
+/// Hands what the bot noted to the event log, if there is one.
+fn write_events(bot: &mut Bot, log: Option<&EventLog>) {
+    if let Some(log) = log {
+        let mut events: Vec<Event> = Vec::new();
+        bot.take_events(&mut events);
+        log.write(bot.config().index, &mut events);
+    }
+}
+
 /// One open connection, until the stop signal or the server ends it.
 async fn session(
     bot: &mut Bot,
     mut ws: Ws,
     stats: &Stats,
+    log: Option<&EventLog>,
     stop: &mut watch::Receiver<bool>,
     out: &mut Vec<Msg>,
 ) -> Ended {
@@ -224,7 +238,10 @@ async fn session(
                 return Ended::Stopped;
             }
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(text))) => bot.on_frame(text.as_bytes(), Instant::now(), stats),
+                Some(Ok(Message::Text(text))) => {
+                    bot.on_frame(text.as_bytes(), Instant::now(), stats);
+                    write_events(bot, log);
+                }
                 Some(Ok(Message::Close(frame))) => {
                     return Ended::Closed(frame.map_or(1005, |f| u16::from(f.code)));
                 }

@@ -97,6 +97,11 @@ impl Ledger {
         self.open.is_some()
     }
 
+    /// The snake the open fault left alive, if any.
+    pub fn open_snake(&self) -> Option<SnakeState> {
+        self.open.and_then(|o| o.snake)
+    }
+
     /// Whether the open fault left a snake alive (the bot should look for it).
     pub fn snake_wanted(&self) -> bool {
         self.open.is_some_and(|o| o.snake.is_some())

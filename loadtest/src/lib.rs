@@ -8,13 +8,15 @@
 //! Measurements go through per-bot batches into shared counters and
 //! histograms ([`stats`]) and come out as a [`report`]. [`pace`] spreads
 //! connection attempts, [`backoff`] spreads reconnects, [`ledger`] checks
-//! that a bot that lost its connection gets its snake back, [`target`]
+//! that a bot that lost its connection gets its snake back, [`events`]
+//! stamps what each bot felt for scripts that cause faults, [`target`]
 //! keeps the load on this machine.
 
 pub mod backoff;
 pub mod bot;
 pub mod brain;
 pub mod dir;
+pub mod events;
 pub mod ledger;
 pub mod pace;
 pub mod report;

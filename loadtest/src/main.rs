@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::Parser;
 use snakepit_loadtest::bot::{BotConfig, Role};
+use snakepit_loadtest::events::EventLog;
 use snakepit_loadtest::pace::Pacer;
 use snakepit_loadtest::report::{BotFigures, End, Report, RunInfo, Steady};
 use snakepit_loadtest::stats::{Counter, Stats};
@@ -51,7 +52,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.fail_on_loss && !report.ledger.clean() {
         let l = &report.ledger;
-        bail!("{} snakes lost, {} bots not back (--fail-on-loss)", l.snakes_lost, l.bots_not_back);
+        bail!(
+            "{} snakes lost, {} bots not back, {} snakes rolled back by a resync (--fail-on-loss)",
+            l.snakes_lost,
+            l.bots_not_back,
+            l.resync_lost
+        );
     }
     Ok(())
 }
@@ -80,6 +86,12 @@ async fn run(args: Args, targets: Vec<Target>) -> anyhow::Result<Report> {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) ^ u64::from(std::process::id())
     });
     let stats = Arc::new(Stats::new());
+    let events = match &args.events {
+        Some(path) => {
+            Some(Arc::new(EventLog::create(path).with_context(|| format!("cannot create {}", path.display()))?))
+        }
+        None => None,
+    };
     let start = Instant::now();
     let ramp = args.ramp.min(args.duration);
     let shared = Arc::new(Shared {
@@ -89,6 +101,7 @@ async fn run(args: Args, targets: Vec<Target>) -> anyhow::Result<Report> {
         ramp,
         bots: args.players,
         ws_config: ws_config(),
+        events: events.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let urls: Arc<[Arc<str>]> = targets.iter().map(|t| Arc::from(t.url.as_str())).collect();
@@ -105,7 +118,7 @@ async fn run(args: Args, targets: Vec<Target>) -> anyhow::Result<Report> {
             Role::Player => players += 1,
             Role::Spectator => spectators += 1,
         }
-        let cfg = BotConfig { index: i, role, room, seed };
+        let cfg = BotConfig { index: i, role, room, seed, events_gap: events.is_some().then_some(args.events_gap) };
         bots.push(tokio::spawn(run_bot(shared.clone(), cfg, urls.clone(), stop_rx.clone())));
     }
     let progress = tokio::spawn(progress::run(stats.clone(), start, PROGRESS_EVERY, stop_rx.clone()));
@@ -169,6 +182,9 @@ async fn run(args: Args, targets: Vec<Target>) -> anyhow::Result<Report> {
         eprintln!("{stuck} bots did not close within {SHUTDOWN_WAIT:?}; aborted");
     }
     let _ = progress.await;
+    if let Some(log) = &events {
+        log.flush().context("cannot write the event log")?;
+    }
 
     let run = RunInfo {
         urls: targets.into_iter().map(|t| t.url).collect(),

@@ -73,12 +73,17 @@ pub struct LedgerFigures {
     pub bots_not_back: u64,
     /// From a fault until the next connection's `world`.
     pub back_ms: Percentiles,
+    /// Resyncs on a live connection (a room's new owner) that found the
+    /// bot's snake alive before, and of those, the ones after which it was
+    /// dead or had a lower score: the room came back from an older state.
+    pub resync_snakes: u64,
+    pub resync_lost: u64,
 }
 
 impl LedgerFigures {
     /// No snake lost and every bot back.
     pub fn clean(&self) -> bool {
-        self.snakes_lost == 0 && self.bots_not_back == 0
+        self.snakes_lost == 0 && self.bots_not_back == 0 && self.resync_lost == 0
     }
 }
 
@@ -212,6 +217,8 @@ impl Report {
                 snakes_placed: c.get(Counter::SnakesPlaced),
                 bots_not_back: bots.iter().map(|b| b.not_back).sum(),
                 back_ms: Percentiles::ms(&h.back),
+                resync_snakes: c.get(Counter::ResyncSnakes),
+                resync_lost: c.get(Counter::ResyncLost),
             },
             per_bot: PerBot {
                 frames: spread(|b| b.frames),
@@ -320,7 +327,7 @@ impl Report {
         let g = &self.ledger;
         let _ = writeln!(
             out,
-            "ledger        {} faults, {} with a snake alive: {} back the same ({} in the very cell), {} lost ({} gone, {} changed, {} moved); {} bots not back; back in {}",
+            "ledger        {} faults, {} with a snake alive: {} back the same ({} in the very cell), {} lost ({} gone, {} changed, {} moved); {} bots not back; back in {}; resyncs with a snake: {}, {} rolled back",
             g.faults,
             g.snakes_at_fault,
             g.snakes_back,
@@ -330,7 +337,9 @@ impl Report {
             g.snakes_changed,
             g.snakes_moved,
             g.bots_not_back,
-            p(&g.back_ms)
+            p(&g.back_ms),
+            g.resync_snakes,
+            g.resync_lost
         );
         let s = |x: &Spread| format!("{}/{}/{}", x.min, x.p50, x.max);
         let b = &self.per_bot;

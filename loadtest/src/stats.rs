@@ -66,10 +66,16 @@ pub enum Counter {
     /// Of the snakes back the same, those whose head was compared (their
     /// colour their own both times): back in the very same cell.
     SnakesPlaced,
+    /// Resyncs (a `world` on a connection that had one) with the bot's
+    /// snake alive before.
+    ResyncSnakes,
+    /// Of those, the snake dead after, or its score lower: the room came
+    /// back from an older state (or the snake died while frames were lost).
+    ResyncLost,
 }
 
 impl Counter {
-    pub const COUNT: usize = Counter::SnakesPlaced as usize + 1;
+    pub const COUNT: usize = Counter::ResyncLost as usize + 1;
 }
 
 /// Measured values: durations in µs, `Life` in ticks.
