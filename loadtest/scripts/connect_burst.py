@@ -34,18 +34,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def nstat():
-    """Absolute values of the listen-queue counters."""
-    out = subprocess.run(["nstat", "-az", "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPSynRetrans"],
-                         capture_output=True, text=True, check=True).stdout
-    values = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].startswith("TcpExt"):
-            values[parts[0]] = int(parts[1])
-    return values
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster_procs import nstat  # noqa: E402
 
 
 async def one(host, port, go, results):

@@ -26,112 +26,13 @@ Exit status 0 only if every check passed.
 import argparse
 import json
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.join(ROOT, "target", "release")
-PREFIX = "snakepit"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cores():
-    """Server cores and swarm cores (taskset lists), or None without taskset."""
-    try:
-        mine = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        return None
-    if len(mine) < 2 or not any(os.access(os.path.join(d, "taskset"), os.X_OK) for d in os.environ["PATH"].split(":")):
-        return None
-    half = len(mine) // 2
-    return ",".join(map(str, mine[:half])), ",".join(map(str, mine[half:]))
-
-
-def pinned(cmd, cpus):
-    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
-
-
-def help_flags(binary):
-    out = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
-    return set(re.findall(r"--[a-z][a-z0-9-]*", out))
-
-
-class Proc:
-    """A server process: its command, log, port and last /metrics figures."""
-
-    def __init__(self, name, cmd, log, cpus):
-        self.name = name
-        self.log = log
-        self.p = subprocess.Popen(pinned(cmd, cpus), stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
-        line = self.p.stdout.readline()
-        if not line.startswith("listening on"):
-            raise SystemExit(f"{name} did not start: {line!r} (see {log})")
-        self.port = int(line.strip().rsplit(":", 1)[1])
-        self.metrics = {}
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def ready(self, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.p.poll() is not None:
-                raise SystemExit(f"{self.name} exited before it was ready (see {self.log})")
-            try:
-                with urllib.request.urlopen(self.url("/readyz"), timeout=2) as r:
-                    if r.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        return False
-
-    def scrape(self, names):
-        try:
-            text = urllib.request.urlopen(self.url("/metrics"), timeout=5).read().decode()
-        except (urllib.error.URLError, OSError):
-            return
-        for name in names:
-            total = 0.0
-            for line in text.splitlines():
-                if line.startswith(name) and line[len(name)] in " {":
-                    total += float(line.rsplit(" ", 1)[1])
-            self.metrics[name] = total
-
-    def stop(self, timeout):
-        """SIGTERM, then the seconds until it exited (None: killed)."""
-        t0 = time.monotonic()
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            self.p.wait(timeout=timeout)
-            return round(time.monotonic() - t0, 2)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            return None
-
-
-def redis_cmd(port, *args):
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout
-
-
-def room_directory(port):
-    """Room id -> seats taken, from the directory sorted set."""
-    out = redis_cmd(port, "ZRANGE", f"{PREFIX}:rooms", "0", "-1", "WITHSCORES").split("\n")
-    items = [x for x in out if x != ""]
-    return {items[i]: int(float(items[i + 1])) for i in range(0, len(items) - 1, 2)}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster_procs import (report_checks, ROOT, Proc, Redis, binaries, cores, free_port, help_flags, pinned,  # noqa: E402
+                           room_directory, swarm_report, tear_down)
 
 
 WORKER_METRICS = ["snakepit_failovers_total", "snakepit_leases_lost_total", "snakepit_rooms"]
@@ -166,10 +67,7 @@ def main():
     pins = cores()
     server_cpus, swarm_cpus = pins if pins else (None, None)
     game = ["--tick-rate", args.tick_rate, "--max-players", args.max_players]
-    gateway_bin, worker_bin, swarm_bin = (os.path.join(BIN, b) for b in ("gateway", "room-worker", "swarm"))
-    for b in (gateway_bin, worker_bin, swarm_bin):
-        if not os.access(b, os.X_OK):
-            raise SystemExit(f"{b} missing: cargo build --release -p snakepit-gateway -p snakepit-room-worker -p snakepit-loadtest")
+    gateway_bin, worker_bin, swarm_bin = binaries()
     gw_flags = help_flags(gateway_bin)
     drain = []
     for flag, value in (("--drain-delay-secs", args.drain_delay_secs), ("--drain-close-secs", args.drain_close_secs)):
@@ -186,31 +84,19 @@ def main():
         return round(time.monotonic() - t_start, 1)
 
     try:
-        redis_port = free_port()
-        redis = subprocess.Popen(
-            pinned(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                   server_cpus),
-            stdout=open(f"{logs}/redis.log", "w"),
-        )
-        for _ in range(100):
-            if redis_cmd(redis_port, "PING").strip() == "PONG":
-                break
-            time.sleep(0.05)
-        else:
-            raise SystemExit("redis-server did not answer")
+        redis = Redis(f"{logs}/redis.log", server_cpus)
+        redis_port = redis.port
         redis_url = f"redis://127.0.0.1:{redis_port}/"
 
         def start_worker(name):
             p = Proc(name, [worker_bin, "--redis-url", redis_url, "--listen", "127.0.0.1:0", "--worker-id", name, *game],
-                     f"{logs}/{name}.log", server_cpus)
-            p.kind = "worker"
+                     f"{logs}/{name}.log", server_cpus, kind="worker")
             all_procs.append(p)
             return p
 
         def start_gateway(name, port):
             p = Proc(name, [gateway_bin, "--redis-url", redis_url, "--listen", f"127.0.0.1:{port}", *game, *drain],
-                     f"{logs}/{name}.log", server_cpus)
-            p.kind = "gateway"
+                     f"{logs}/{name}.log", server_cpus, kind="gateway")
             all_procs.append(p)
             return p
 
@@ -265,17 +151,9 @@ def main():
         for p in live:
             if p.kind == "worker":
                 p.scrape(WORKER_METRICS)
-        swarm.send_signal(signal.SIGINT)
-        out, _ = swarm.communicate(timeout=60)
-        report = json.loads(out)
+        report = swarm_report(swarm)
     finally:
-        if swarm and swarm.poll() is None:
-            swarm.kill()
-        for p in live:
-            p.stop(15)
-        if redis:
-            redis.terminate()
-            redis.wait(timeout=10)
+        tear_down(swarm, live, redis)
 
     lost_rooms = sorted(set(rooms_before) - set(rooms_after))
     changed = {r: [rooms_before[r], rooms_after[r]] for r in rooms_before
@@ -331,10 +209,7 @@ def main():
     print(f"end         {held}/{args.bots} connected ({report['players_held']} playing); close codes "
           f"{report['close_codes']}; connect errors {report['connect_errors']}")
     print(f"workers     failovers {result['failovers_total']:.0f}, leases lost {result['leases_lost_total']:.0f}")
-    for name, ok in checks.items():
-        print(f"check       {'ok  ' if ok else 'FAIL'} {name}")
-    print(f"written     {args.out}")
-    sys.exit(0 if result["passed"] else 1)
+    report_checks(checks, args.out, result["passed"])
 
 
 if __name__ == "__main__":
