@@ -109,6 +109,15 @@ RECIPES = {
         "python3 loadtest/scripts/rolling_restart.py --bots 100 --quick --max-players 6 --drain-delay-secs 5 "
         "--drain-close-secs 5",
         300),
+    "python3 loadtest/scripts/failover.py": run(
+        "python3 loadtest/scripts/failover.py --kills 3 --bots 60 --warmup 5 --between 4", 300),
+    "loadtest/scripts/failover.py": elsewhere("named in a sentence; run for README's command"),
+    # The short chaos run is CI's version of the 5-minute one.
+    # Snakes: a few may take a tick unseen at a gateway's death or forced
+    # drain end (issue 11's note); rooms, scores, bots and failovers: none.
+    "python3 loadtest/scripts/chaos.py": run("python3 loadtest/scripts/chaos.py --quick --snakes-lost-allowed 10", 420),
+    "python3 loadtest/scripts/storm.py": run(
+        "python3 loadtest/scripts/storm.py --bots 300 --warmup 3 --after 8", 300),
     "gateway --help": run(f"{REL}/gateway --help", 30),
     "room-worker --help": run(f"{REL}/room-worker --help", 30),
     "swarm --help": run(f"{REL}/swarm --help", 30),
