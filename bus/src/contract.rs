@@ -441,10 +441,21 @@ pub async fn survives_a_restart<B: Backend>(b: B, restart: impl FnOnce()) {
 /// One `#[tokio::test]` per check of the contract, each on a fresh backend
 /// from `$make`, which yields `(guard, backend)`: the guard (a test Redis,
 /// say) lives as long as the test.
+///
+/// `backend_contract_tests!(sequence $setup, $make)` instead makes one test
+/// that runs every check in turn against one `$setup` (a Redis Cluster is
+/// slow to start), each on the backend `$make(&setup, name)` yields (a
+/// future), `name` being the check's own, to use as the key prefix.
 #[macro_export]
 macro_rules! backend_contract_tests {
     ($make:expr) => {
-        $crate::backend_contract_tests!(@each $make;
+        $crate::backend_contract_tests!(@with each $make);
+    };
+    (sequence $setup:expr, $make:expr) => {
+        $crate::backend_contract_tests!(@with sequence ($setup, $make));
+    };
+    (@with $how:ident $args:tt) => {
+        $crate::backend_contract_tests!(@$how $args;
             pubsub => pubsub_delivers_in_order_per_room,
             unsubscribe => dropped_subscriptions_receive_nothing,
             notices => notices_reach_subscribers,
@@ -470,5 +481,16 @@ macro_rules! backend_contract_tests {
                 $crate::contract::$check(backend).await;
             }
         )*
+    };
+    (@sequence ($setup:expr, $make:expr); $($name:ident => $check:ident,)*) => {
+        #[tokio::test]
+        async fn the_whole_contract() {
+            let setup = $setup;
+            let make = $make;
+            $(
+                eprintln!("contract check: {}", stringify!($check));
+                $crate::contract::$check(make(&setup, stringify!($name)).await).await;
+            )*
+        }
     };
 }

@@ -6,6 +6,9 @@ use snakepit_protocol::ids::RoomId;
 #[derive(Clone, Debug)]
 pub struct Keys {
     prefix: String,
+    /// The prefix of the keys and channels not of one room: `prefix`, or
+    /// `{prefix}` on a Redis Cluster (one slot for all of them).
+    global: String,
 }
 
 impl Default for Keys {
@@ -16,7 +19,18 @@ impl Default for Keys {
 
 impl Keys {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        let prefix = prefix.into();
+        Self { global: prefix.clone(), prefix }
+    }
+
+    /// The names on a Redis Cluster: a room's keys and channels as
+    /// [`Keys::new`] names them (on its `{room}` slot), every other under
+    /// `{prefix}`, so that they share one slot: the seat scripts touch the
+    /// directory, the seats, the capacities and the id counter at once, and
+    /// one `PUBSUB SHARDNUMSUB` asks for every presence channel.
+    pub fn clustered(prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        Self { global: format!("{{{prefix}}}"), prefix }
     }
 
     /// Pub/sub: inputs for a room (gateways publish, the owner subscribes).
@@ -31,23 +45,23 @@ impl Keys {
 
     /// Pub/sub: cluster notices (a room was created, ...).
     pub fn notices(&self) -> String {
-        format!("{}:notices", self.prefix)
+        format!("{}:notices", self.global)
     }
 
     /// Sorted set: room id scored by seats taken (the directory).
     pub fn directory(&self) -> String {
-        format!("{}:rooms", self.prefix)
+        format!("{}:rooms", self.global)
     }
 
     /// Sorted set: `room/player` scored by when the seat's hold runs out
     /// (ms, Redis time). A room's count in the directory is its seats here.
     pub fn seats(&self) -> String {
-        format!("{}:rooms:seats", self.prefix)
+        format!("{}:rooms:seats", self.global)
     }
 
     /// Hash: room id -> capacity.
     pub fn capacities(&self) -> String {
-        format!("{}:rooms:capacity", self.prefix)
+        format!("{}:rooms:capacity", self.global)
     }
 
     /// String with TTL: a session by resume token.
@@ -57,24 +71,24 @@ impl Keys {
 
     /// Sorted set: best score per name.
     pub fn top_scores(&self) -> String {
-        format!("{}:top_scores", self.prefix)
+        format!("{}:top_scores", self.global)
     }
 
     /// Counter: the last person's id handed out.
     pub fn player_ids(&self) -> String {
-        format!("{}:player_ids", self.prefix)
+        format!("{}:player_ids", self.global)
     }
 
     /// Sorted set: live workers, scored by heartbeat expiry (ms, Redis time).
     pub fn workers(&self) -> String {
-        format!("{}:workers", self.prefix)
+        format!("{}:workers", self.global)
     }
 
     /// Channel a live process (a worker, or a gateway by its
     /// `gateway-<uuid>` id) stays subscribed to: nothing is published on
     /// it, its subscriber count says whether the process is alive.
     pub fn presence(&self, process: &str) -> String {
-        format!("{}:present:{}", self.prefix, process)
+        format!("{}:present:{}", self.global, process)
     }
 
     /// String with TTL: `worker:epoch` of the room's owner.
@@ -94,13 +108,13 @@ impl Keys {
 
     /// Hash: name -> colour of the best score.
     pub fn top_colours(&self) -> String {
-        format!("{}:top_scores:colour", self.prefix)
+        format!("{}:top_scores:colour", self.global)
     }
 
     /// String, no TTL: the store's generation, set by the first caller
     /// that finds it missing (see `Store::generation`).
     pub fn generation(&self) -> String {
-        format!("{}:generation", self.prefix)
+        format!("{}:generation", self.global)
     }
 }
 
@@ -116,5 +130,31 @@ mod tests {
         assert_eq!(k.room_out(&r), "t1:room:{abc}:out");
         assert!(k.directory().starts_with("t1:"));
         assert_ne!(Keys::new("a").session("x"), Keys::new("b").session("x"));
+    }
+
+    #[test]
+    fn on_a_cluster_global_names_share_a_slot_and_rooms_keep_theirs() {
+        use crate::redis_shards::slot_of;
+        let k = Keys::clustered("t1");
+        let r = RoomId::parse("abc").unwrap();
+        assert_eq!(k.room_in(&r), "t1:room:{abc}:in");
+        let global = [
+            k.directory(),
+            k.seats(),
+            k.capacities(),
+            k.player_ids(),
+            k.workers(),
+            k.presence("w-1"),
+            k.presence("gateway-2"),
+            k.notices(),
+            k.top_scores(),
+            k.top_colours(),
+            k.generation(),
+        ];
+        for name in &global {
+            assert_eq!(slot_of(name.as_bytes()), slot_of(b"t1"), "{name}");
+        }
+        assert_eq!(slot_of(k.lease(&r).as_bytes()), slot_of(k.snapshot(&r).as_bytes()));
+        assert_eq!(slot_of(k.lease(&r).as_bytes()), slot_of(k.room_out(&r).as_bytes()));
     }
 }

@@ -17,12 +17,18 @@ pub mod envelope;
 pub mod intercept;
 pub mod keys;
 pub mod memory;
+mod pubsub_router;
 pub mod redis_backend;
+mod redis_commands;
 pub mod redis_metrics;
+mod redis_shard_subscriptions;
+mod redis_shards;
 mod redis_subscriptions;
 mod scripts;
 #[cfg(feature = "test-support")]
 pub mod test_redis;
+#[cfg(feature = "test-support")]
+pub mod test_redis_cluster;
 
 pub use backend::{
     Backend, Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Store,
@@ -30,5 +36,5 @@ pub use backend::{
 };
 pub use envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 pub use memory::MemoryBackend;
-pub use redis_backend::RedisBackend;
+pub use redis_backend::{RedisBackend, Topology};
 pub use snakepit_protocol::{PlayerId, RoomId};

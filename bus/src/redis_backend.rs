@@ -8,14 +8,26 @@
 //! subscriptions go through a second one (`redis_subscriptions.rs`). Both
 //! connections' losses, returns and resubscriptions are counted (see
 //! [`redis_metrics`](crate::redis_metrics)).
+//!
+//! On a Redis Cluster ([`Topology::Cluster`]) the same keys and scripts
+//! run through the redis crate's cluster client, pub/sub is sharded
+//! (`SPUBLISH`, and `SSUBSCRIBE` in `redis_shard_subscriptions.rs`), and
+//! what spans rooms is split by slot: a pipeline or a script never mixes
+//! slots. Every room's keys and channels carry its `{room}` hash tag; the
+//! global ones (directory, seats, workers, presence, notices, top scores,
+//! the id counter, the generation) carry `{prefix}`, one chosen slot (see
+//! [`Keys::clustered`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, Script};
+use redis::cluster::ClusterClient;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncCommands, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, Script};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -26,7 +38,11 @@ use crate::backend::{
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::keys::Keys;
+pub use crate::redis_commands::Topology;
+use crate::redis_commands::{ClusterCommands, Commands};
 use crate::redis_metrics::{Link, RedisMetrics, watch_commands};
+use crate::redis_shard_subscriptions::{NodeClients, ShardSubscriptions};
+use crate::redis_shards::slot_of;
 use crate::redis_subscriptions::Subscriptions;
 use crate::scripts::{
     ACQUIRE_LEASE, BREAK_LEASES, CONFIRM_SEATS, DROP_ROOM, GENERATION, HEARTBEAT, LIST_ROOMS, LIVE_WORKERS,
@@ -40,25 +56,57 @@ const SCORES_KEPT: usize = 1000;
 /// How long a snapshot outlives its room's last write.
 const SNAPSHOT_TTL_MS: u64 = 24 * 3600 * 1000;
 
-/// A client for `url` speaking RESP3 (push messages for subscriptions),
-/// over TLS for `rediss://`, trusting `ca_pem` if given.
-fn client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, BusError> {
-    let info = url.into_connection_info()?;
+/// `url` as connection settings speaking RESP3 (push messages for
+/// subscriptions); for `rediss://`, with the process's TLS provider set.
+fn resp3_info(url: &str, ca_pem: Option<&[u8]>) -> Result<ConnectionInfo, BusError> {
+    let info = url.trim().into_connection_info()?;
     let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
     let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-    let info = info.set_redis_settings(resp3);
     if tls {
         // The process-wide TLS crypto provider; a second call keeps the first.
         let _ = rustls::crypto::ring::default_provider().install_default();
+    } else if ca_pem.is_some() {
+        return Err(BusError::Unavailable("a CA certificate needs a rediss:// (TLS) URL".into()));
     }
+    Ok(info.set_redis_settings(resp3))
+}
+
+/// A client for `url` (see [`resp3_info`]), trusting `ca_pem` if given.
+fn client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, BusError> {
+    let info = resp3_info(url, ca_pem)?;
     match ca_pem {
         None => Ok(redis::Client::open(info)?),
-        Some(_) if !tls => Err(BusError::Unavailable("a CA certificate needs a rediss:// (TLS) URL".into())),
         Some(pem) => {
             let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) };
             Ok(redis::Client::build_with_tls(info, certs)?)
         }
     }
+}
+
+/// The seed nodes of a Redis Cluster: `urls`, comma-separated.
+fn seeds(urls: &str, ca_pem: Option<&[u8]>) -> Result<Vec<ConnectionInfo>, BusError> {
+    let seeds: Vec<ConnectionInfo> =
+        urls.split(',').filter(|u| !u.trim().is_empty()).map(|u| resp3_info(u, ca_pem)).collect::<Result<_, _>>()?;
+    if seeds.is_empty() {
+        return Err(BusError::Unavailable("no Redis Cluster seed node given".into()));
+    }
+    Ok(seeds)
+}
+
+/// A cluster client for `seeds`: commands time out and give up quickly
+/// (a tick waits on them), as the single connection does.
+fn cluster_client(seeds: Vec<ConnectionInfo>, ca_pem: Option<&[u8]>) -> Result<ClusterClient, BusError> {
+    let mut builder = ClusterClient::builder(seeds)
+        .use_protocol(ProtocolVersion::RESP3)
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_secs(2))
+        .retries(3)
+        .min_retry_wait(50)
+        .max_retry_wait(500);
+    if let Some(pem) = ca_pem {
+        builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) });
+    }
+    Ok(builder.build()?)
 }
 
 impl From<redis::RedisError> for BusError {
@@ -67,11 +115,44 @@ impl From<redis::RedisError> for BusError {
     }
 }
 
+/// Where commands go: one Redis's connection, or the cluster's current one.
+#[derive(Clone)]
+enum CommandSource {
+    Single(ConnectionManager),
+    Cluster(ClusterCommands),
+}
+
+/// The subscription side: plain pub/sub on one Redis, sharded on a cluster.
+#[derive(Clone)]
+enum Subs {
+    Single(Subscriptions),
+    Sharded(ShardSubscriptions),
+}
+
+impl Subs {
+    async fn subscribe<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        channel: String,
+    ) -> Result<Subscription<T>, BusError> {
+        match self {
+            Self::Single(s) => s.subscribe(channel).await,
+            Self::Sharded(s) => s.subscribe(channel).await,
+        }
+    }
+
+    fn losses(&self) -> u64 {
+        match self {
+            Self::Single(s) => s.losses(),
+            Self::Sharded(s) => s.losses(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RedisBackend {
     keys: Keys,
-    cmd: ConnectionManager,
-    subs: Subscriptions,
+    cmd: CommandSource,
+    subs: Subs,
     /// Ends the backend's tasks when the last clone is dropped.
     _stop: Arc<[DropGuard; 2]>,
 }
@@ -91,17 +172,55 @@ impl RedisBackend {
         Self::open(url, prefix, ca_pem, None, &CancellationToken::new()).await
     }
 
+    /// Connects to a Redis Cluster through `urls` (seed nodes,
+    /// comma-separated), keys under `prefix`.
+    pub async fn connect_cluster(urls: &str, prefix: &str) -> Result<Self, BusError> {
+        Self::open_cluster(urls, prefix, None, None, &CancellationToken::new()).await
+    }
+
     /// As [`connect_with_ca`](Self::connect_with_ca), counting into
     /// `metrics`: reconnects and resubscribes, and `up` from a ping every
     /// 2 s that ends when `stop` is cancelled or the backend is dropped.
     pub async fn connect_with_metrics(
         url: &str,
+        topology: Topology,
         prefix: &str,
         ca_pem: Option<&[u8]>,
         metrics: &RedisMetrics,
         stop: &CancellationToken,
     ) -> Result<Self, BusError> {
-        Self::open(url, prefix, ca_pem, Some(metrics), stop).await
+        match topology {
+            Topology::Single => Self::open(url, prefix, ca_pem, Some(metrics), stop).await,
+            Topology::Cluster => Self::open_cluster(url, prefix, ca_pem, Some(metrics), stop).await,
+        }
+    }
+
+    async fn open_cluster(
+        urls: &str,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+        metrics: Option<&RedisMetrics>,
+        stop: &CancellationToken,
+    ) -> Result<Self, BusError> {
+        let seeds = seeds(urls, ca_pem)?;
+        let nodes = NodeClients { seed: seeds[0].clone(), ca_pem: ca_pem.map(<[u8]>::to_vec) };
+        let cmd = ClusterCommands::connect(cluster_client(seeds, ca_pem)?).await?;
+        let routing = CancellationToken::new();
+        let watching = stop.child_token();
+        let resubscribes = metrics.map(|m| m.resubscribes.clone());
+        let link = Link::new("subscriptions", metrics);
+        let subs = ShardSubscriptions::start(cmd.clone(), nodes, prefix, link, resubscribes, routing.clone());
+        if let Some(m) = metrics {
+            // The cluster client reports no losses by push: pings only.
+            let (_, no_pushes) = mpsc::unbounded_channel();
+            tokio::spawn(watch_commands(cmd.current(), no_pushes, m.clone(), watching.clone()));
+        }
+        Ok(Self {
+            keys: Keys::clustered(prefix),
+            cmd: CommandSource::Cluster(cmd),
+            subs: Subs::Sharded(subs),
+            _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]),
+        })
     }
 
     async fn open(
@@ -136,7 +255,12 @@ impl RedisBackend {
         if let Some(m) = metrics {
             tokio::spawn(watch_commands(cmd.clone(), cmd_push_rx, m.clone(), watching.clone()));
         }
-        Ok(Self { keys: Keys::new(prefix), cmd, subs, _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]) })
+        Ok(Self {
+            keys: Keys::new(prefix),
+            cmd: CommandSource::Single(cmd),
+            subs: Subs::Single(subs),
+            _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]),
+        })
     }
 
     /// Connects (see [`connect_with_metrics`](Self::connect_with_metrics)),
@@ -145,25 +269,29 @@ impl RedisBackend {
     /// Checks what no retry can fix: a URL that does not parse, a CA file
     /// with no certificate in it, a CA without TLS. A process gives up at
     /// start on these rather than retrying for ever.
-    pub fn check_settings(url: &str, ca_pem: Option<&[u8]>) -> Result<(), BusError> {
+    pub fn check_settings(url: &str, topology: Topology, ca_pem: Option<&[u8]>) -> Result<(), BusError> {
         if let Some(pem) = ca_pem {
             let text = String::from_utf8_lossy(pem);
             if !text.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(BusError::Unavailable("the CA file holds no PEM certificate".into()));
             }
         }
-        client(url, ca_pem).map(|_| ())
+        match topology {
+            Topology::Single => client(url, ca_pem).map(|_| ()),
+            Topology::Cluster => seeds(url, ca_pem).and_then(|s| cluster_client(s, ca_pem)).map(|_| ()),
+        }
     }
 
     pub async fn connect_retrying(
         url: &str,
+        topology: Topology,
         prefix: &str,
         ca_pem: Option<&[u8]>,
         metrics: &RedisMetrics,
         stop: &CancellationToken,
     ) -> Option<Self> {
         loop {
-            match Self::connect_with_metrics(url, prefix, ca_pem, metrics, stop).await {
+            match Self::connect_with_metrics(url, topology, prefix, ca_pem, metrics, stop).await {
                 Ok(b) => return Some(b),
                 Err(e) => warn!(error = %e, "cannot reach Redis; retrying"),
             }
@@ -174,8 +302,31 @@ impl RedisBackend {
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
-        self.cmd.clone()
+    fn conn(&self) -> Commands {
+        match &self.cmd {
+            CommandSource::Single(c) => Commands::Single(c.clone()),
+            CommandSource::Cluster(c) => Commands::Cluster(c.current()),
+        }
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.cmd, CommandSource::Cluster(_))
+    }
+
+    /// `keys` grouped by slot (all in one group on a single Redis), each
+    /// with its index.
+    fn by_slot(&self, keys: impl Iterator<Item = String>) -> Vec<(u16, Vec<(usize, String)>)> {
+        let mut groups: HashMap<u16, Vec<(usize, String)>> = HashMap::new();
+        for (i, key) in keys.enumerate() {
+            let slot = if self.is_cluster() { slot_of(key.as_bytes()) } else { 0 };
+            groups.entry(slot).or_default().push((i, key));
+        }
+        groups.into_iter().collect()
+    }
+
+    /// `PUBLISH`, or `SPUBLISH` (sharded) on a cluster.
+    fn publish_command(&self) -> &'static str {
+        if self.is_cluster() { "SPUBLISH" } else { "PUBLISH" }
     }
 
     /// A call of one of the seat scripts, with their keys.
@@ -187,7 +338,7 @@ impl RedisBackend {
 
     async fn publish<T: Serialize>(&self, channel: String, msg: &T) -> Result<usize, BusError> {
         let bytes = encode(msg)?;
-        Ok(self.conn().publish(channel, bytes).await?)
+        Ok(redis::cmd(self.publish_command()).arg(channel).arg(bytes).query_async(&mut self.conn()).await?)
     }
 }
 
@@ -212,11 +363,19 @@ impl Bus for RedisBackend {
         if frames.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        // One pipeline per slot (all in one on a single Redis), sent at once.
+        let mut pipes: HashMap<u16, redis::Pipeline> = HashMap::new();
         for (room, frame) in &frames {
-            pipe.cmd("PUBLISH").arg(self.keys.room_out(room)).arg(encode(frame)?).ignore();
+            let channel = self.keys.room_out(room);
+            let slot = if self.is_cluster() { slot_of(channel.as_bytes()) } else { 0 };
+            pipes.entry(slot).or_default().cmd(self.publish_command()).arg(channel).arg(encode(frame)?).ignore();
         }
-        pipe.query_async::<()>(&mut self.conn()).await?;
+        let sent = join_all(pipes.into_values().map(|pipe| {
+            let mut conn = self.conn();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        }))
+        .await;
+        sent.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(())
     }
 
@@ -461,20 +620,29 @@ impl Ownership for RedisBackend {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = RENEW_LEASES.prepare_invoke();
-        call.arg(ttl.as_millis() as u64);
-        for lease in leases {
-            call.key(self.keys.lease(&lease.room)).arg(lease_value(lease));
+        // One script call per slot (one in all on a single Redis), at once.
+        let groups = self.by_slot(leases.iter().map(|l| self.keys.lease(&l.room)));
+        let calls = join_all(groups.iter().map(|(_, members)| {
+            let mut call = RENEW_LEASES.prepare_invoke();
+            call.arg(ttl.as_millis() as u64);
+            for &(i, ref key) in members {
+                call.key(key).arg(lease_value(&leases[i]));
+            }
+            let mut conn = self.conn();
+            async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
+        }))
+        .await;
+        let mut states = vec![LeaseState::Missing; leases.len()];
+        for ((_, members), held) in groups.iter().zip(calls) {
+            for (&(i, _), h) in members.iter().zip(held?) {
+                states[i] = match h {
+                    1 => LeaseState::Held,
+                    0 => LeaseState::Lost,
+                    _ => LeaseState::Missing,
+                };
+            }
         }
-        let held: Vec<i64> = call.invoke_async(&mut self.conn()).await?;
-        Ok(held
-            .into_iter()
-            .map(|h| match h {
-                1 => LeaseState::Held,
-                0 => LeaseState::Lost,
-                _ => LeaseState::Missing,
-            })
-            .collect())
+        Ok(states)
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
@@ -529,15 +697,25 @@ impl Ownership for RedisBackend {
             return Ok(Vec::new());
         }
         // Each lease key has its room's hash tag, so a multi-key MGET would
-        // be refused on Redis Cluster: one GET per key, pipelined into one
-        // round trip.
-        let mut pipe = redis::pipe();
-        for room in rooms {
-            pipe.get(self.keys.lease(room));
+        // be refused on Redis Cluster: one GET per key, pipelined per slot.
+        let groups = self.by_slot(rooms.iter().map(|r| self.keys.lease(r)));
+        let replies = join_all(groups.iter().map(|(_, members)| {
+            let mut pipe = redis::pipe();
+            for (_, key) in members {
+                pipe.get(key);
+            }
+            let mut conn = self.conn();
+            async move { pipe.query_async::<Vec<Option<String>>>(&mut conn).await }
+        }))
+        .await;
+        let mut holders = vec![None; rooms.len()];
+        for ((_, members), values) in groups.iter().zip(replies) {
+            for (&(i, _), v) in members.iter().zip(values?) {
+                // A lease value is `worker:epoch`.
+                holders[i] = v.map(|v| worker_of(&v).to_owned());
+            }
         }
-        let values: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
-        // A lease value is `worker:epoch`.
-        Ok(values.into_iter().map(|v| v.map(|v| worker_of(&v).to_owned())).collect())
+        Ok(holders)
     }
 
     async fn be_present(&self, worker: &str) -> Result<Subscription<Notice>, BusError> {
@@ -553,8 +731,21 @@ impl Ownership for RedisBackend {
             return Ok(Vec::new());
         }
         let channels: Vec<String> = workers.iter().map(|w| self.keys.presence(w)).collect();
-        let counts: HashMap<String, i64> =
-            redis::cmd("PUBSUB").arg("NUMSUB").arg(&channels).query_async(&mut self.conn()).await?;
+        let counts: HashMap<String, i64> = match &self.cmd {
+            CommandSource::Single(_) => {
+                redis::cmd("PUBSUB").arg("NUMSUB").arg(&channels).query_async(&mut self.conn()).await?
+            }
+            CommandSource::Cluster(c) => {
+                // Presence channels share the global slot: its master
+                // alone counts their (sharded) subscribers.
+                let slot = slot_of(channels[0].as_bytes());
+                let asked = redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(&channels).clone();
+                let route =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+                redis::from_redis_value(c.current().route_command(asked, route).await?)
+                    .map_err(|e| BusError::Codec(e.to_string()))?
+            }
+        };
         Ok(channels.iter().map(|c| counts.get(c).copied().unwrap_or(0) > 0).collect())
     }
 
@@ -562,10 +753,17 @@ impl Ownership for RedisBackend {
         if rooms.is_empty() {
             return Ok(0);
         }
-        let mut call = BREAK_LEASES.prepare_invoke();
-        for room in rooms {
-            call.key(self.keys.lease(room));
-        }
-        Ok(call.arg(worker).invoke_async(&mut self.conn()).await?)
+        let groups = self.by_slot(rooms.iter().map(|r| self.keys.lease(r)));
+        let broken = join_all(groups.iter().map(|(_, members)| {
+            let mut call = BREAK_LEASES.prepare_invoke();
+            for (_, key) in members {
+                call.key(key);
+            }
+            call.arg(worker);
+            let mut conn = self.conn();
+            async move { call.invoke_async::<usize>(&mut conn).await }
+        }))
+        .await;
+        broken.into_iter().try_fold(0, |sum, n| Ok(sum + n?))
     }
 }

@@ -22,7 +22,6 @@
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge, Registry};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, PushInfo, PushKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -109,25 +108,29 @@ impl Link {
 /// Pings the command connection every [`UP_PING_EVERY`] for `up`, and
 /// counts its reconnects from the manager's pushes (`pushes`); ends when
 /// `stop` is cancelled (the backend dropped, or the process stopping).
-pub(crate) async fn watch_commands(
-    cmd: ConnectionManager,
+pub(crate) async fn watch_commands<C>(
+    cmd: C,
     mut pushes: mpsc::UnboundedReceiver<PushInfo>,
     metrics: RedisMetrics,
     stop: CancellationToken,
-) {
+) where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
     let mut link = Link::new("commands", Some(&metrics));
     let mut ping = tokio::time::interval(UP_PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pushing = true;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            push = pushes.recv() => match push {
+            // A connection with no pushes (a cluster's) is only pinged.
+            push = pushes.recv(), if pushing => match push {
                 Some(p) if p.kind == PushKind::Disconnection => {
                     link.lost();
                     metrics.up.set(0);
                 }
                 Some(_) => {}
-                None => break,
+                None => pushing = false,
             },
             _ = ping.tick() => {
                 match tokio::time::timeout(UP_PING_EVERY, cmd.clone().ping::<()>()).await {

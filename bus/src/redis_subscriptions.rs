@@ -9,9 +9,8 @@
 //! connection even when nothing is sent; losses and restorations are
 //! counted (see [`redis_metrics`](crate::redis_metrics)).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use prometheus::IntCounter;
@@ -20,65 +19,27 @@ use redis::{AsyncCommands, PushInfo, PushKind, Value};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::backend::{BusError, Subscription};
+use crate::pubsub_router::{Router, deliver_to};
 use crate::redis_metrics::Link;
 
-/// Messages a local subscriber may fall behind by before it loses some.
-const SUBSCRIBER_QUEUE: usize = 1024;
-
-type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
-
-struct Router {
-    routes: Mutex<HashMap<String, Vec<Route>>>,
+/// The local subscribers, and the order of SUBSCRIBE and UNSUBSCRIBE.
+struct Control {
+    router: Router,
     /// Held across each SUBSCRIBE and UNSUBSCRIBE with the routes check
     /// before it, so the server sees them in the order the routes changed:
     /// an UNSUBSCRIBE of a channel that just lost its last subscriber can
     /// never land after the SUBSCRIBE of its next one.
-    control: tokio::sync::Mutex<()>,
+    order: tokio::sync::Mutex<()>,
 }
 
-impl Router {
-    fn routes(&self) -> MutexGuard<'_, HashMap<String, Vec<Route>>> {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Hands a message to the channel's subscribers; drops closed ones.
-    /// Returns true if the channel has no subscriber left.
-    fn dispatch(&self, channel: &str, payload: &[u8]) -> bool {
-        let mut routes = self.routes();
-        let Some(subs) = routes.get_mut(channel) else { return false };
-        subs.retain(|deliver| deliver(payload));
-        if subs.is_empty() {
-            routes.remove(channel);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Channels whose subscribers have all gone.
-    fn sweep(&self) -> Vec<String> {
-        let mut routes = self.routes();
-        let gone: Vec<String> = routes
-            .iter_mut()
-            .filter_map(|(ch, subs)| {
-                // An empty payload is never delivered: it only probes.
-                subs.retain(|deliver| deliver(&[]));
-                subs.is_empty().then(|| ch.clone())
-            })
-            .collect();
-        for ch in &gone {
-            routes.remove(ch);
-        }
-        gone
-    }
-
+impl Control {
     /// Unsubscribes from `channel` unless it has subscribers again.
     async fn unsubscribe_unused(&self, sub: &ConnectionManager, channel: &str) {
-        let _order = self.control.lock().await;
-        if self.routes().contains_key(channel) {
+        let _order = self.order.lock().await;
+        if self.router.has(channel) {
             return;
         }
         if let Err(e) = sub.clone().unsubscribe(channel).await {
@@ -91,7 +52,7 @@ impl Router {
 #[derive(Clone)]
 pub(crate) struct Subscriptions {
     sub: ConnectionManager,
-    router: Arc<Router>,
+    control: Arc<Control>,
     /// Times the connection was lost (see `Ownership::link_losses`).
     losses: Arc<AtomicU64>,
 }
@@ -106,11 +67,11 @@ impl Subscriptions {
         resubscribes: Option<IntCounter>,
         stop: CancellationToken,
     ) -> Self {
-        let router = Arc::new(Router { routes: Mutex::new(HashMap::new()), control: Default::default() });
+        let control = Arc::new(Control { router: Router::default(), order: Default::default() });
         let losses = Arc::new(AtomicU64::new(0));
         let lost = Lost { link, losses: losses.clone() };
-        tokio::spawn(route_messages(push, router.clone(), sub.clone(), lost, resubscribes, stop));
-        Self { sub, router, losses }
+        tokio::spawn(route_messages(push, control.clone(), sub.clone(), lost, resubscribes, stop));
+        Self { sub, control, losses }
     }
 
     /// Times the subscription connection was lost so far.
@@ -122,36 +83,14 @@ impl Subscriptions {
         &self,
         channel: String,
     ) -> Result<Subscription<T>, BusError> {
-        let (tx, rx) = mpsc::channel::<T>(SUBSCRIBER_QUEUE);
-        let deliver: Route = Box::new(move |payload: &[u8]| {
-            if tx.is_closed() {
-                return false;
-            }
-            if payload.is_empty() {
-                return true;
-            }
-            match rmp_serde::from_slice::<T>(payload) {
-                // A full queue loses the message, as an overflowing Redis
-                // client would; the subscriber stays.
-                Ok(msg) => !matches!(tx.try_send(msg), Err(mpsc::error::TrySendError::Closed(_))),
-                Err(e) => {
-                    warn!(error = %e, "malformed message on the bus");
-                    true
-                }
-            }
-        });
-        let _order = self.router.control.lock().await;
-        let first = {
-            let mut routes = self.router.routes();
-            let subs = routes.entry(channel.clone()).or_default();
-            subs.push(deliver);
-            subs.len() == 1
-        };
+        let (deliver, subscription) = deliver_to::<T>();
+        let _order = self.control.order.lock().await;
+        let first = self.control.router.add(&channel, deliver);
         if first && let Err(e) = self.sub.clone().subscribe(&channel).await {
-            self.router.routes().remove(&channel);
+            self.control.router.remove(&channel);
             return Err(e.into());
         }
-        Ok(Subscription::new(rx))
+        Ok(subscription)
     }
 }
 
@@ -167,7 +106,7 @@ struct Lost {
 
 async fn route_messages(
     mut push: mpsc::UnboundedReceiver<PushInfo>,
-    router: Arc<Router>,
+    control: Arc<Control>,
     sub: ConnectionManager,
     mut lost: Lost,
     resubscribes: Option<IntCounter>,
@@ -188,15 +127,15 @@ async fn route_messages(
                             continue;
                         };
                         let ch = String::from_utf8_lossy(ch);
-                        if router.dispatch(&ch, payload) {
-                            let (router, sub, ch) = (router.clone(), sub.clone(), ch.into_owned());
-                            tokio::spawn(async move { router.unsubscribe_unused(&sub, &ch).await });
+                        if control.router.dispatch(&ch, payload) {
+                            let (control, sub, ch) = (control.clone(), sub.clone(), ch.into_owned());
+                            tokio::spawn(async move { control.unsubscribe_unused(&sub, &ch).await });
                         }
                     }
                     PushKind::Disconnection => {
                         lost.losses.fetch_add(1, Ordering::Relaxed);
                         lost.link.lost();
-                        restoring = !router.routes().is_empty();
+                        restoring = !control.router.is_empty();
                         let pinged = sub.clone().ping::<()>().await;
                         lost.link.pinged(&pinged);
                     }
@@ -215,8 +154,8 @@ async fn route_messages(
                 // reconnect (then resubscribe).
                 let pinged = sub.clone().ping::<()>().await;
                 lost.link.pinged(&pinged);
-                for ch in router.sweep() {
-                    router.unsubscribe_unused(&sub, &ch).await;
+                for ch in control.router.sweep() {
+                    control.unsubscribe_unused(&sub, &ch).await;
                 }
             }
         }

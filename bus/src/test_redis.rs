@@ -159,12 +159,12 @@ impl TestRedis {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The process id of the plain Redis answering on `port`, if one does.
-fn server_pid(port: u16) -> Option<u32> {
+pub(crate) fn server_pid(port: u16) -> Option<u32> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use prometheus::Registry;
 use snakepit_bus::redis_metrics::RedisMetrics;
 use snakepit_bus::test_redis::TestRedis;
-use snakepit_bus::{Bus, Notice, RedisBackend};
+use snakepit_bus::{Bus, Notice, RedisBackend, Topology};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ async fn a_redis_outage_is_seen_down_then_counted_once_per_connection() {
     let registry = Registry::new();
     let m = RedisMetrics::register(&registry).unwrap();
     let stop = CancellationToken::new();
-    let b = RedisBackend::connect_with_metrics(&redis.url(), "t", None, &m, &stop).await.unwrap();
+    let b = RedisBackend::connect_with_metrics(&redis.url(), Topology::Single, "t", None, &m, &stop).await.unwrap();
     let mut notices = b.subscribe_notices().await.unwrap();
     wait_for("up at first", Duration::from_secs(3), || m.up.get() == 1).await;
     assert_eq!((m.reconnects.get(), m.resubscribes.get()), (0, 0));
@@ -67,7 +67,7 @@ async fn no_subscriptions_no_resubscribe() {
     let mut redis = TestRedis::start();
     let m = RedisMetrics::register(&Registry::new()).unwrap();
     let stop = CancellationToken::new();
-    let _b = RedisBackend::connect_with_metrics(&redis.url(), "t", None, &m, &stop).await.unwrap();
+    let _b = RedisBackend::connect_with_metrics(&redis.url(), Topology::Single, "t", None, &m, &stop).await.unwrap();
     wait_for("up at first", Duration::from_secs(3), || m.up.get() == 1).await;
     redis.restart();
     wait_for("both connections back", Duration::from_secs(15), || m.reconnects.get() == 2 && m.up.get() == 1).await;

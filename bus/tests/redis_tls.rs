@@ -5,9 +5,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use snakepit_bus::RedisBackend;
 use snakepit_bus::contract::*;
 use snakepit_bus::test_redis::{TLS_PASSWORD, TLS_USER, TestRedis};
+use snakepit_bus::{RedisBackend, Topology};
 
 async fn backend(redis: &TestRedis) -> RedisBackend {
     RedisBackend::connect_with_ca(&redis.url(), "test", Some(&redis.ca_pem())).await.expect("connect over TLS")
@@ -68,11 +68,13 @@ async fn a_ca_file_needs_a_tls_url() {
 /// message: a URL that does not parse, a CA file with no certificate.
 #[test]
 fn settings_no_retry_can_fix_are_refused_at_once() {
-    let bad_url = RedisBackend::check_settings("redis://:pw-secret@127.0.0.1:notaport/", None).unwrap_err();
+    let bad_url =
+        RedisBackend::check_settings("redis://:pw-secret@127.0.0.1:notaport/", Topology::Single, None).unwrap_err();
     assert!(!bad_url.to_string().contains("pw-secret"), "{bad_url}");
-    let garbage = RedisBackend::check_settings("rediss://u:p@127.0.0.1:6380/", Some(b"garbage")).unwrap_err();
+    let garbage =
+        RedisBackend::check_settings("rediss://u:p@127.0.0.1:6380/", Topology::Single, Some(b"garbage")).unwrap_err();
     assert!(garbage.to_string().contains("no PEM certificate"), "{garbage}");
     let r = TestRedis::start_tls();
-    RedisBackend::check_settings(&r.url(), Some(&r.ca_pem())).expect("good settings");
-    RedisBackend::check_settings("redis://127.0.0.1:6379/", None).expect("plain settings");
+    RedisBackend::check_settings(&r.url(), Topology::Single, Some(&r.ca_pem())).expect("good settings");
+    RedisBackend::check_settings("redis://127.0.0.1:6379/", Topology::Single, None).expect("plain settings");
 }

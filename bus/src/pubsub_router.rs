@@ -1,0 +1,109 @@
+//! The local subscribers of a process's Redis channels, and how a message
+//! reaches them: shared by the single-Redis subscriptions and the sharded
+//! ones of a Redis Cluster, which differ only in how they talk to Redis.
+//!
+//! Each subscriber has a bounded queue; a full queue loses the message (as
+//! an overflowing Redis client would), and a closed one drops the
+//! subscriber. A channel whose subscribers have all gone is reported, so
+//! that its owner unsubscribes it.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::backend::Subscription;
+
+/// Messages a local subscriber may fall behind by before it loses some.
+const SUBSCRIBER_QUEUE: usize = 1024;
+
+/// Hands one payload to one subscriber; false once it has gone. An empty
+/// payload is never delivered: it only asks whether the subscriber is
+/// still there.
+pub(crate) type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
+
+/// A subscriber of `T` messages, and the route that feeds it.
+pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subscription<T>) {
+    let (tx, rx) = mpsc::channel::<T>(SUBSCRIBER_QUEUE);
+    let route: Route = Box::new(move |payload: &[u8]| {
+        if tx.is_closed() {
+            return false;
+        }
+        if payload.is_empty() {
+            return true;
+        }
+        match rmp_serde::from_slice::<T>(payload) {
+            Ok(msg) => !matches!(tx.try_send(msg), Err(mpsc::error::TrySendError::Closed(_))),
+            Err(e) => {
+                warn!(error = %e, "malformed message on the bus");
+                true
+            }
+        }
+    });
+    (route, Subscription::new(rx))
+}
+
+/// Channel name -> its local subscribers.
+#[derive(Default)]
+pub(crate) struct Router {
+    routes: Mutex<HashMap<String, Vec<Route>>>,
+}
+
+impl Router {
+    fn routes(&self) -> MutexGuard<'_, HashMap<String, Vec<Route>>> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a subscriber; true if it is the channel's first.
+    pub(crate) fn add(&self, channel: &str, route: Route) -> bool {
+        let mut routes = self.routes();
+        let subs = routes.entry(channel.to_owned()).or_default();
+        subs.push(route);
+        subs.len() == 1
+    }
+
+    /// Forgets the channel and its subscribers (its SUBSCRIBE failed).
+    pub(crate) fn remove(&self, channel: &str) {
+        self.routes().remove(channel);
+    }
+
+    pub(crate) fn has(&self, channel: &str) -> bool {
+        self.routes().contains_key(channel)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.routes().is_empty()
+    }
+
+    /// Hands a message to the channel's subscribers; drops closed ones.
+    /// Returns true if the channel has no subscriber left.
+    pub(crate) fn dispatch(&self, channel: &str, payload: &[u8]) -> bool {
+        let mut routes = self.routes();
+        let Some(subs) = routes.get_mut(channel) else { return false };
+        subs.retain(|deliver| deliver(payload));
+        if subs.is_empty() {
+            routes.remove(channel);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Channels whose subscribers have all gone (forgotten here).
+    pub(crate) fn sweep(&self) -> Vec<String> {
+        let mut routes = self.routes();
+        let gone: Vec<String> = routes
+            .iter_mut()
+            .filter_map(|(ch, subs)| {
+                subs.retain(|deliver| deliver(&[]));
+                subs.is_empty().then(|| ch.clone())
+            })
+            .collect();
+        for ch in &gone {
+            routes.remove(ch);
+        }
+        gone
+    }
+}
