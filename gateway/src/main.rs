@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 use prometheus::Registry;
-use snakepit_bus::RedisBackend;
 use snakepit_bus::redis_metrics::RedisMetrics;
+use snakepit_bus::{RedisBackend, Topology};
 use snakepit_cli::game::room_only_flag_given;
 use snakepit_cli::{GameArgs, RedisArgs, secs, secs_or_zero};
 use snakepit_gateway::routes::normalize_origin;
@@ -34,7 +34,8 @@ struct Args {
     /// them (capped by net.core.somaxconn): room for a reconnect storm.
     #[arg(long, env = "SNAKEPIT_LISTEN_BACKLOG", default_value_t = snakepit_service::listen::DEFAULT_BACKLOG)]
     listen_backlog: u32,
-    /// Redis URL of a cluster, e.g. redis://127.0.0.1:6379/ (none: standalone).
+    /// Redis URL of a cluster, e.g. redis://127.0.0.1:6379/ (none: standalone);
+    /// with --redis-cluster, seed nodes of a Redis Cluster, comma-separated.
     #[arg(long, env = "SNAKEPIT_REDIS_URL")]
     redis_url: Option<String>,
     #[command(flatten)]
@@ -107,8 +108,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("{flag} is ignored: with --redis-url the room workers run the rooms, and their settings decide");
     }
     let ca = args.redis.ca().context("cannot read --redis-ca-file")?;
+    let topology = if args.redis.redis_cluster { Topology::Cluster } else { Topology::Single };
     if let Some(url) = &args.redis_url {
-        RedisBackend::check_settings(url, ca.as_deref()).context("bad Redis settings")?;
+        RedisBackend::check_settings(url, topology, ca.as_deref()).context("bad Redis settings")?;
     }
     let data_dir_given = args.data_dir.as_ref().is_some_and(|d| !d.is_empty()) && !args.no_data_dir;
     anyhow::ensure!(
@@ -168,9 +170,15 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(%addr, "cluster gateway listening");
             process_metrics::register(&registry, &build(Mode::Cluster))?;
             let redis_metrics = RedisMetrics::register(&registry)?;
-            let Some(backend) =
-                RedisBackend::connect_retrying(url, &args.redis.redis_prefix, ca.as_deref(), &redis_metrics, &shutdown)
-                    .await
+            let Some(backend) = RedisBackend::connect_retrying(
+                url,
+                topology,
+                &args.redis.redis_prefix,
+                ca.as_deref(),
+                &redis_metrics,
+                &shutdown,
+            )
+            .await
             else {
                 return Ok(());
             };

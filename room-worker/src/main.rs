@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use prometheus::Registry;
-use snakepit_bus::RedisBackend;
 use snakepit_bus::redis_metrics::RedisMetrics;
+use snakepit_bus::{RedisBackend, Topology};
 use snakepit_cli::{GameArgs, RedisArgs, secs};
 use snakepit_room_worker::http::{HttpState, app};
 use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Redis URL, e.g. redis://127.0.0.1:6379/
+    /// Redis URL, e.g. redis://127.0.0.1:6379/; with --redis-cluster, seed
+    /// nodes of a Redis Cluster, comma-separated.
     #[arg(long, env = "SNAKEPIT_REDIS_URL")]
     redis_url: String,
     #[command(flatten)]
@@ -64,7 +65,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format, "info");
     let ca = args.redis.ca().context("cannot read --redis-ca-file")?;
-    RedisBackend::check_settings(&args.redis_url, ca.as_deref()).context("bad Redis settings")?;
+    let topology = if args.redis.redis_cluster { Topology::Cluster } else { Topology::Single };
+    RedisBackend::check_settings(&args.redis_url, topology, ca.as_deref()).context("bad Redis settings")?;
     let lease_ttl = match args.lease_ms {
         Some(ms) => secs("lease", ms as f64 / 1000.0)?,
         None => secs("lease", args.lease_secs)?,
@@ -100,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let redis_metrics = RedisMetrics::register(&registry)?;
     let Some(backend) = RedisBackend::connect_retrying(
         &args.redis_url,
+        topology,
         &args.redis.redis_prefix,
         ca.as_deref(),
         &redis_metrics,

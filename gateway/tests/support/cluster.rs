@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use snakepit_bus::test_redis::TestRedis;
+use snakepit_bus::test_redis_cluster::TestRedisCluster;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -182,15 +183,55 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
     String::from_utf8_lossy(&buf).to_string()
 }
 
-pub struct Cluster {
-    pub redis: TestRedis,
+/// The Redis a test cluster runs on: one server, or a Redis Cluster.
+pub trait RedisUnderTest {
+    /// How a process reaches it.
+    fn args(&self) -> Vec<String>;
+    /// A name for the log files of the processes on it.
+    fn tag(&self) -> String;
+}
+
+impl RedisUnderTest for TestRedis {
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--redis-url".to_string(), self.url()];
+        if let Some(ca) = self.ca_file() {
+            args.extend(["--redis-ca-file".to_string(), ca.display().to_string()]);
+        }
+        args
+    }
+
+    fn tag(&self) -> String {
+        self.port.to_string()
+    }
+}
+
+impl RedisUnderTest for TestRedisCluster {
+    fn args(&self) -> Vec<String> {
+        vec!["--redis-url".to_string(), self.urls(), "--redis-cluster".to_string()]
+    }
+
+    fn tag(&self) -> String {
+        format!("rc{}", self.ports()[0])
+    }
+}
+
+pub struct Cluster<R: RedisUnderTest = TestRedis> {
+    pub redis: R,
     pub workers: Vec<Proc>,
     pub gateways: Vec<Proc>,
     /// Game flags of every process: the fast defaults, some overridden.
     game: Vec<String>,
 }
 
-impl Cluster {
+impl Cluster<TestRedisCluster> {
+    /// A cluster on a Redis Cluster of three masters and three replicas.
+    pub async fn start_sharded(workers: usize, gateways: usize) -> Self {
+        let redis = tokio::task::spawn_blocking(TestRedisCluster::start).await.unwrap();
+        Self::start_on(redis, workers, gateways, &[]).await
+    }
+}
+
+impl Cluster<TestRedis> {
     pub async fn start(workers: usize, gateways: usize) -> Self {
         Self::start_with(workers, gateways, &[]).await
     }
@@ -206,69 +247,6 @@ impl Cluster {
     /// `--redis-ca-file`.
     pub async fn start_tls(workers: usize, gateways: usize) -> Self {
         Self::start_on(TestRedis::start_tls(), workers, gateways, &[]).await
-    }
-
-    async fn start_on(redis: TestRedis, workers: usize, gateways: usize, game: &[(&str, &str)]) -> Self {
-        let mut args: Vec<(String, String)> =
-            GAME_ARGS.chunks(2).map(|kv| (kv[0].to_string(), kv[1].to_string())).collect();
-        for (flag, value) in game {
-            args.retain(|(f, _)| f != flag);
-            args.push((flag.to_string(), value.to_string()));
-        }
-        let game = args.into_iter().flat_map(|(f, v)| [f, v]).collect();
-        let mut c = Self { redis, workers: Vec::new(), gateways: Vec::new(), game };
-        for i in 0..workers {
-            c.add_worker(&format!("w{}", i + 1)).await;
-        }
-        for _ in 0..gateways {
-            c.add_gateway().await;
-        }
-        // Workers announce themselves within their first round.
-        for w in &c.workers {
-            wait_until(Duration::from_secs(10), || async { http_get(w.addr, "/readyz").await.contains("200 OK") })
-                .await;
-        }
-        c
-    }
-
-    pub async fn add_worker(&mut self, id: &str) {
-        let mut args = self.redis_args();
-        args.extend(["--listen", "127.0.0.1:0", "--worker-id", id].map(String::from));
-        if !self.game.iter().any(|a| a == "--lease-secs") {
-            args.extend(["--lease-secs", "1.5"].map(String::from));
-        }
-        args.extend(["--shutdown-grace-secs", "5"].map(String::from));
-        args.extend(self.game.iter().cloned());
-        let p = Proc::spawn(id, &format!("{}-{id}", self.redis.port), worker_bin(), &args).await;
-        self.workers.push(p);
-    }
-
-    pub async fn add_gateway(&mut self) {
-        let mut args = self.redis_args();
-        args.extend(["--listen", "127.0.0.1:0", "--presence-secs", "0.5"].map(String::from));
-        // Of the game flags, a cluster gateway uses only these (it warns
-        // about the others).
-        for kv in self.game.chunks(2) {
-            if ["--max-players", "--seat-hold-secs", "--preset"].contains(&kv[0].as_str()) {
-                args.extend(kv.iter().cloned());
-            }
-        }
-        let name = format!("g{}", self.gateways.len() + 1);
-        let p = Proc::spawn(&name, &format!("{}-{name}", self.redis.port), gateway_bin(), &args).await;
-        self.gateways.push(p);
-    }
-
-    /// How a process reaches this cluster's Redis.
-    fn redis_args(&self) -> Vec<String> {
-        let mut args = vec!["--redis-url".to_string(), self.redis.url()];
-        if let Some(ca) = self.redis.ca_file() {
-            args.extend(["--redis-ca-file".to_string(), ca.display().to_string()]);
-        }
-        args
-    }
-
-    pub async fn client(&self, gateway: usize) -> Client {
-        Client::connect(self.gateways[gateway].addr).await
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
@@ -307,6 +285,67 @@ impl Cluster {
         let lease = self.lease(room).await.expect("room has an owner");
         let id = lease.rsplit_once(':').unwrap().0.to_string();
         self.workers.iter().position(|w| w.name == id).expect("owner is one of ours")
+    }
+}
+
+impl<R: RedisUnderTest> Cluster<R> {
+    async fn start_on(redis: R, workers: usize, gateways: usize, game: &[(&str, &str)]) -> Self {
+        let mut args: Vec<(String, String)> =
+            GAME_ARGS.chunks(2).map(|kv| (kv[0].to_string(), kv[1].to_string())).collect();
+        for (flag, value) in game {
+            args.retain(|(f, _)| f != flag);
+            args.push((flag.to_string(), value.to_string()));
+        }
+        let game = args.into_iter().flat_map(|(f, v)| [f, v]).collect();
+        let mut c = Self { redis, workers: Vec::new(), gateways: Vec::new(), game };
+        for i in 0..workers {
+            c.add_worker(&format!("w{}", i + 1)).await;
+        }
+        for _ in 0..gateways {
+            c.add_gateway().await;
+        }
+        // Workers announce themselves within their first round.
+        for w in &c.workers {
+            wait_until(Duration::from_secs(10), || async { http_get(w.addr, "/readyz").await.contains("200 OK") })
+                .await;
+        }
+        c
+    }
+
+    pub async fn add_worker(&mut self, id: &str) {
+        let mut args = self.redis_args();
+        args.extend(["--listen", "127.0.0.1:0", "--worker-id", id].map(String::from));
+        if !self.game.iter().any(|a| a == "--lease-secs") {
+            args.extend(["--lease-secs", "1.5"].map(String::from));
+        }
+        args.extend(["--shutdown-grace-secs", "5"].map(String::from));
+        args.extend(self.game.iter().cloned());
+        let p = Proc::spawn(id, &format!("{}-{id}", self.redis.tag()), worker_bin(), &args).await;
+        self.workers.push(p);
+    }
+
+    pub async fn add_gateway(&mut self) {
+        let mut args = self.redis_args();
+        args.extend(["--listen", "127.0.0.1:0", "--presence-secs", "0.5"].map(String::from));
+        // Of the game flags, a cluster gateway uses only these (it warns
+        // about the others).
+        for kv in self.game.chunks(2) {
+            if ["--max-players", "--seat-hold-secs", "--preset"].contains(&kv[0].as_str()) {
+                args.extend(kv.iter().cloned());
+            }
+        }
+        let name = format!("g{}", self.gateways.len() + 1);
+        let p = Proc::spawn(&name, &format!("{}-{name}", self.redis.tag()), gateway_bin(), &args).await;
+        self.gateways.push(p);
+    }
+
+    /// How a process reaches this cluster's Redis.
+    fn redis_args(&self) -> Vec<String> {
+        self.redis.args()
+    }
+
+    pub async fn client(&self, gateway: usize) -> Client {
+        Client::connect(self.gateways[gateway].addr).await
     }
 }
 
