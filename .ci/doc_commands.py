@@ -79,6 +79,19 @@ RECIPES = {
         ["http://127.0.0.1:8081/readyz", "http://127.0.0.1:8082/readyz",
          "http://127.0.0.1:9091/readyz", "http://127.0.0.1:9092/readyz"],
     ),
+    "deploy/local/cluster.sh --redis-cluster": serve(
+        "deploy/local/cluster.sh --redis-cluster",
+        ["http://127.0.0.1:8081/readyz", "http://127.0.0.1:8082/readyz",
+         "http://127.0.0.1:9091/readyz", "http://127.0.0.1:9092/readyz"],
+    ),
+    # docs/redis-cluster.md: the flags on real hosts, and the reshard the
+    # tests perform one slot at a time.
+    "room-worker --redis-cluster --redis-url redis://10.0.0.1:6379,redis://10.0.0.2:6379,redis://10.0.0.3:6379":
+        elsewhere("hosts of a real Redis Cluster (none here); the same flags run in deploy/local/cluster.sh --redis-cluster"),
+    "gateway --redis-cluster --redis-url redis://10.0.0.1:6379,redis://10.0.0.2:6379,redis://10.0.0.3:6379":
+        elsewhere("hosts of a real Redis Cluster (none here); the same flags run in deploy/local/cluster.sh --redis-cluster"),
+    "redis-cli --cluster reshard": elsewhere(
+        "named in a sentence; the tests migrate a live room's slot the same way (bus/src/test_redis_cluster.rs)"),
     "redis-server --port 6390 --save '' &": serve("redis-server --port 6390 --save ''", ["redis://127.0.0.1:6390"]),
     "cargo run --release -p snakepit-room-worker -- --redis-url redis://127.0.0.1:6390/ --listen 127.0.0.1:9091": serve(
         "cargo run --release -p snakepit-room-worker -- --redis-url redis://127.0.0.1:6390/ --listen 127.0.0.1:9091",

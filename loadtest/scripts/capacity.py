@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """One capacity run: starts a Snakepit deployment on loopback (standalone, or
-a cluster of G gateways, W workers and one redis-server), runs the bot swarm
-against it, and reports the swarm's figures together with the server side:
-process CPU time from /proc (gateway + worker + Redis) per delivered frame,
-RSS, and Redis commands per room per tick.
+a cluster of G gateways, W workers and one redis-server, or a Redis Cluster
+of N masters), runs the bot swarm against it, and reports the swarm's
+figures together with the server side: process CPU time from /proc
+(gateway + worker + Redis) per delivered frame, RSS, and Redis commands per
+room per tick (per shard on a Redis Cluster, with the bytes in and out).
 
     capacity.py --mode standalone --players 1000 --duration 30
     capacity.py --mode cluster --gateways 1 --workers 1 --players 1000 --duration 30
+    capacity.py --mode cluster --redis-shards 3 --players 1000 --duration 30
+    capacity.py ... --server-cpus 0 --swarm-cpus 1     # pinned (taskset)
 
 Binaries come from target/release (build them first: cargo build --release
 --workspace). Everything listens on 127.0.0.1 and stops at the end.
@@ -61,6 +64,53 @@ def redis_cmd(port, *args):
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True).stdout
 
 
+def net_bytes(port):
+    """Bytes Redis read from and wrote to its clients so far."""
+    stats = dict(
+        line.split(":", 1) for line in redis_cmd(port, "INFO", "stats").splitlines() if ":" in line
+    )
+    return int(stats.get("total_net_input_bytes", 0)), int(stats.get("total_net_output_bytes", 0))
+
+
+def start_redis_cluster(shards, logs, pin):
+    """N masters (no replicas: a capacity run measures the masters' work),
+    made one cluster; their processes and ports."""
+    del logs
+    procs, ports = [], []
+    folder = tempfile.mkdtemp(prefix="snakepit-capacity-cluster-")
+    for _ in range(shards):
+        port, bus = free_port(), free_port()
+        p = subprocess.Popen(
+            [*pin, "redis-server", "--port", str(port), "--cluster-port", str(bus), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+             "--cluster-config-file", f"{folder}/nodes-{port}.conf"],
+            stdout=subprocess.DEVNULL, cwd=folder,
+        )
+        procs.append(p)
+        ports.append(port)
+    for port in ports:
+        for _ in range(100):
+            if redis_cmd(port, "PING").strip() == "PONG":
+                break
+            time.sleep(0.05)
+    # Made by hand (redis-cli --cluster create wants three masters at least):
+    # every node meets the first, and each serves an even share of slots.
+    for port in ports[1:]:
+        redis_cmd(port, "CLUSTER", "MEET", "127.0.0.1", str(ports[0]))
+    for i, port in enumerate(ports):
+        first, last = 16384 * i // shards, 16384 * (i + 1) // shards - 1
+        redis_cmd(port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
+    for _ in range(400):
+        if all("cluster_state:ok" in redis_cmd(p, "CLUSTER", "INFO") for p in ports) and all(
+            redis_cmd(p, "CLUSTER", "INFO").count("cluster_known_nodes:" + str(shards)) for p in ports
+        ):
+            break
+        time.sleep(0.05)
+    else:
+        sys.exit("the Redis Cluster did not settle")
+    return procs, ports
+
+
 def commandstats(port):
     calls = {}
     for line in redis_cmd(port, "INFO", "commandstats").splitlines():
@@ -81,6 +131,12 @@ def metric(port, name):
     return total
 
 
+def server_redis(procs, ports):
+    """The redis-server processes, in the order of their ports."""
+    redis = [p for p in procs if "redis-server" in " ".join(p.args)]
+    return redis[: len(ports)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=["standalone", "cluster"], default="standalone")
@@ -92,43 +148,59 @@ def main():
     ap.add_argument("--ramp", type=int, default=10)
     ap.add_argument("--tick-rate", default="10")
     ap.add_argument("--swarm-args", default="", help="extra arguments for swarm")
+    ap.add_argument("--redis-shards", type=int, default=0,
+                    help="cluster mode on a Redis Cluster of this many masters (0: one plain redis-server)")
+    ap.add_argument("--server-cpus", default="", help="taskset CPU list for the servers (Redis included)")
+    ap.add_argument("--swarm-cpus", default="", help="taskset CPU list for the swarm")
     args = ap.parse_args()
+    pin = ["taskset", "-c", args.server_cpus] if args.server_cpus else []
+    swarm_pin = ["taskset", "-c", args.swarm_cpus] if args.swarm_cpus else []
 
     logs = os.path.join(ROOT, "target", "capacity-logs")
     os.makedirs(logs, exist_ok=True)
     procs, server = [], {}
     game = ["--tick-rate", args.tick_rate]
     redis_port = None
+    shard_ports = []
     data = None
     try:
         if args.mode == "standalone":
             port = free_port()
             # Its top scores go to a temporary folder, not the user's.
             data = tempfile.mkdtemp(prefix="snakepit-capacity-")
-            g = start([f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
+            g = start([*pin, f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
                       f"{logs}/gateway.log")
             procs.append(g)
             server["gateway"] = [g.pid]
             urls = [f"ws://127.0.0.1:{port}/connect"]
             metric_ports = [port]
+        elif args.redis_shards > 0:
+            rs, shard_ports = start_redis_cluster(args.redis_shards, logs, pin)
+            procs.extend(rs)
+            server["redis"] = [r.pid for r in rs]
+            url = ",".join(f"redis://127.0.0.1:{p}/" for p in shard_ports)
         else:
             redis_port = free_port()
             r = subprocess.Popen(
-                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                [*pin, "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                 stdout=subprocess.DEVNULL,
             )
             procs.append(r)
             server["redis"] = [r.pid]
+            shard_ports = [redis_port]
             for _ in range(100):
                 if redis_cmd(redis_port, "PING").strip() == "PONG":
                     break
                 time.sleep(0.05)
             url = f"redis://127.0.0.1:{redis_port}/"
+        if args.mode == "cluster":
+            sharded = ["--redis-cluster"] if args.redis_shards > 0 else []
             server["worker"], server["gateway"], urls, metric_ports = [], [], [], []
             worker_ports = []
             for i in range(args.workers):
                 w = start(
-                    [f"{BIN}/room-worker", "--redis-url", url, "--listen", "127.0.0.1:0", "--worker-id", f"cap-w{i}", *game],
+                    [*pin, f"{BIN}/room-worker", "--redis-url", url, *sharded, "--listen", "127.0.0.1:0",
+                     "--worker-id", f"cap-w{i}", *game],
                     f"{logs}/worker-{i}.log",
                 )
                 procs.append(w)
@@ -136,7 +208,8 @@ def main():
                 worker_ports.append(w.port)
             for i in range(args.gateways):
                 port = free_port()
-                g = start([f"{BIN}/gateway", "--redis-url", url, "--listen", f"127.0.0.1:{port}", *game], f"{logs}/gateway-{i}.log")
+                g = start([*pin, f"{BIN}/gateway", "--redis-url", url, *sharded, "--listen", f"127.0.0.1:{port}", *game],
+                          f"{logs}/gateway-{i}.log")
                 procs.append(g)
                 server["gateway"].append(g.pid)
                 urls.append(f"ws://127.0.0.1:{port}/connect")
@@ -145,7 +218,7 @@ def main():
         rss0 = {k: sum(rss_kib(p) for p in v) for k, v in server.items()}
         total = args.ramp + args.duration
         swarm = subprocess.Popen(
-            [f"{BIN}/swarm", "--url", ",".join(urls), "--players", str(args.players), "--duration", f"{total}s",
+            [*swarm_pin, f"{BIN}/swarm", "--url", ",".join(urls), "--players", str(args.players), "--duration", f"{total}s",
              "--ramp", f"{args.ramp}s", "--spectators", str(args.spectators), "--json", *args.swarm_args.split()],
             stdout=subprocess.PIPE, stderr=open(f"{logs}/swarm.log", "w"), text=True,
         )
@@ -154,13 +227,13 @@ def main():
         cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in server.items()}
         swarm_cpu0 = cpu_seconds(swarm.pid)
         sent0 = sum(metric(p, "snakepit_frames_sent_total") for p in metric_ports)
-        cmds0 = commandstats(redis_port) if redis_port else {}
+        shard0 = {p: (commandstats(p), net_bytes(p), cpu_seconds(r.pid)) for p, r in zip(shard_ports, server_redis(procs, shard_ports))}
         ticks0 = time.monotonic()
         time.sleep(max(0, args.duration - 1))
         cpu1 = {k: sum(cpu_seconds(p) for p in v) for k, v in server.items()}
         swarm_cpu1 = cpu_seconds(swarm.pid)
         sent1 = sum(metric(p, "snakepit_frames_sent_total") for p in metric_ports)
-        cmds1 = commandstats(redis_port) if redis_port else {}
+        shard1 = {p: (commandstats(p), net_bytes(p), cpu_seconds(r.pid)) for p, r in zip(shard_ports, server_redis(procs, shard_ports))}
         window = time.monotonic() - ticks0
         rss1 = {k: sum(rss_kib(p) for p in v) for k, v in server.items()}
         if args.mode == "cluster":
@@ -185,12 +258,27 @@ def main():
             "rss_kib": {k: {"before": rss0[k], "after": rss1[k]} for k in rss1},
             "swarm": report,
         }
-        if redis_port:
-            delta = {k: cmds1.get(k, 0) - cmds0.get(k, 0) for k in cmds1}
-            delta = {k: v for k, v in delta.items() if v > 0}
-            room_ticks = rooms * float(args.tick_rate) * window
-            result["redis_commands"] = delta
-            result["redis_commands_per_room_tick"] = round(sum(delta.values()) / max(room_ticks, 1), 2)
+        if shard_ports:
+            room_ticks = max(rooms * float(args.tick_rate) * window, 1)
+            total = {}
+            per_shard = []
+            for p in shard_ports:
+                (c0, (in0, out0), t0), (c1, (in1, out1), t1) = shard0[p], shard1[p]
+                delta = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1}
+                delta = {k: v for k, v in delta.items() if v > 0}
+                for k, v in delta.items():
+                    total[k] = total.get(k, 0) + v
+                per_shard.append({
+                    "port": p,
+                    "commands_per_room_tick": round(sum(delta.values()) / room_ticks, 3),
+                    "bytes_in_per_room_tick": round((in1 - in0) / room_ticks),
+                    "bytes_out_per_room_tick": round((out1 - out0) / room_ticks),
+                    "cpu_percent_of_one_core": round(100 * (t1 - t0) / window, 1),
+                    "commands": delta,
+                })
+            result["redis_commands"] = total
+            result["redis_commands_per_room_tick"] = round(sum(total.values()) / room_ticks, 2)
+            result["redis_shards"] = per_shard
         result["rooms"] = rooms
         print(json.dumps(result, indent=1))
     finally:
