@@ -8,8 +8,6 @@
 //! know which master's connection a channel needs, and read it again when
 //! a link breaks or a slot moves.
 
-use std::collections::BTreeSet;
-
 use redis::Value;
 
 use crate::backend::BusError;
@@ -109,8 +107,9 @@ impl SlotMap {
         self.ranges.iter().find(|(_, _, n)| n == node).map(|(first, _, _)| *first)
     }
 
-    /// The masters.
-    pub(crate) fn masters(&self) -> BTreeSet<&Node> {
+    /// The masters (for the test cluster).
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) fn masters(&self) -> std::collections::BTreeSet<&Node> {
         self.ranges.iter().map(|(_, _, n)| n).collect()
     }
 }

@@ -76,7 +76,7 @@ def start_redis_cluster(shards, logs, pin):
     """N masters (no replicas: a capacity run measures the masters' work),
     made one cluster; their processes and ports."""
     del logs
-    procs, ports = [], []
+    procs, ports, buses = [], [], []
     folder = tempfile.mkdtemp(prefix="snakepit-capacity-cluster-")
     for _ in range(shards):
         port, bus = free_port(), free_port()
@@ -88,6 +88,7 @@ def start_redis_cluster(shards, logs, pin):
         )
         procs.append(p)
         ports.append(port)
+        buses.append(bus)
     for port in ports:
         for _ in range(100):
             if redis_cmd(port, "PING").strip() == "PONG":
@@ -96,7 +97,7 @@ def start_redis_cluster(shards, logs, pin):
     # Made by hand (redis-cli --cluster create wants three masters at least):
     # every node meets the first, and each serves an even share of slots.
     for port in ports[1:]:
-        redis_cmd(port, "CLUSTER", "MEET", "127.0.0.1", str(ports[0]))
+        redis_cmd(port, "CLUSTER", "MEET", "127.0.0.1", str(ports[0]), str(buses[0]))
     for i, port in enumerate(ports):
         first, last = 16384 * i // shards, 16384 * (i + 1) // shards - 1
         redis_cmd(port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
