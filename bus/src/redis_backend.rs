@@ -213,7 +213,8 @@ impl RedisBackend {
         if let Some(m) = metrics {
             // The cluster client reports no losses by push: pings only.
             let (_, no_pushes) = mpsc::unbounded_channel();
-            tokio::spawn(watch_commands(cmd.current(), no_pushes, m.clone(), watching.clone()));
+            let current = cmd.clone();
+            tokio::spawn(watch_commands(move || current.current(), no_pushes, m.clone(), watching.clone()));
         }
         Ok(Self {
             keys: Keys::clustered(prefix),
@@ -253,7 +254,8 @@ impl RedisBackend {
         let link = Link::new("subscriptions", metrics);
         let subs = Subscriptions::start(sub, push_rx, link, resubscribes, routing.clone());
         if let Some(m) = metrics {
-            tokio::spawn(watch_commands(cmd.clone(), cmd_push_rx, m.clone(), watching.clone()));
+            let manager = cmd.clone();
+            tokio::spawn(watch_commands(move || manager.clone(), cmd_push_rx, m.clone(), watching.clone()));
         }
         Ok(Self {
             keys: Keys::new(prefix),

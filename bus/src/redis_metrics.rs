@@ -105,16 +105,17 @@ impl Link {
     }
 }
 
-/// Pings the command connection every [`UP_PING_EVERY`] for `up`, and
+/// Pings the command connection (as `cmd` gives it now: a cluster's is
+/// renewed) every [`UP_PING_EVERY`] for `up`, and
 /// counts its reconnects from the manager's pushes (`pushes`); ends when
 /// `stop` is cancelled (the backend dropped, or the process stopping).
 pub(crate) async fn watch_commands<C>(
-    cmd: C,
+    cmd: impl Fn() -> C + Send + 'static,
     mut pushes: mpsc::UnboundedReceiver<PushInfo>,
     metrics: RedisMetrics,
     stop: CancellationToken,
 ) where
-    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+    C: redis::aio::ConnectionLike + Send + Sync + 'static,
 {
     let mut link = Link::new("commands", Some(&metrics));
     let mut ping = tokio::time::interval(UP_PING_EVERY);
@@ -133,7 +134,7 @@ pub(crate) async fn watch_commands<C>(
                 None => pushing = false,
             },
             _ = ping.tick() => {
-                match tokio::time::timeout(UP_PING_EVERY, cmd.clone().ping::<()>()).await {
+                match tokio::time::timeout(UP_PING_EVERY, cmd().ping::<()>()).await {
                     Ok(result) => {
                         metrics.up.set(i64::from(result.is_ok()));
                         link.pinged(&result);

@@ -63,6 +63,14 @@ async fn delivered(b: &RedisBackend, room: &RoomId, sub: &mut Subscription<RoomI
     }
 }
 
+async fn subscribed(b: &RedisBackend, rooms: &[RoomId]) -> Vec<Subscription<RoomInput>> {
+    let mut subs = Vec::new();
+    for r in rooms {
+        subs.push(b.subscribe_input(r).await.unwrap());
+    }
+    subs
+}
+
 async fn connect(c: &TestRedisCluster, metrics: &RedisMetrics) -> RedisBackend {
     RedisBackend::connect_with_metrics(&c.urls(), Topology::Cluster, "t", None, metrics, &CancellationToken::new())
         .await
@@ -77,10 +85,7 @@ async fn rooms_on_every_shard_deliver() {
     let m = RedisMetrics::unregistered().unwrap();
     let b = connect(&c, &m).await;
     let rooms = rooms_on_every_master(&c, 3);
-    let mut subs = Vec::new();
-    for r in &rooms {
-        subs.push(b.subscribe_input(r).await.unwrap());
-    }
+    let mut subs = subscribed(&b, &rooms).await;
     for (r, sub) in rooms.iter().zip(&mut subs) {
         delivered(&b, r, sub).await;
     }
@@ -108,10 +113,7 @@ async fn subscriptions_come_back_after_a_master_fails_over() {
     let m = RedisMetrics::register(&reg).unwrap();
     let b = connect(&c, &m).await;
     let rooms = rooms_on_every_master(&c, 2);
-    let mut subs = Vec::new();
-    for r in &rooms {
-        subs.push(b.subscribe_input(r).await.unwrap());
-    }
+    let mut subs = subscribed(&b, &rooms).await;
     let victim = rooms[0].clone();
     let killed_at = tokio::time::Instant::now();
     let slot = snakepit_bus_slot(&format!("t:room:{{{victim}}}:in"));
@@ -133,10 +135,7 @@ async fn a_subscription_follows_its_migrated_slot() {
     let m = RedisMetrics::unregistered().unwrap();
     let b = connect(&c, &m).await;
     let rooms = rooms_on_every_master(&c, 1);
-    let mut subs = Vec::new();
-    for r in &rooms {
-        subs.push(b.subscribe_input(r).await.unwrap());
-    }
+    let mut subs = subscribed(&b, &rooms).await;
     let moved = &rooms[0];
     let channel = format!("t:room:{{{moved}}}:in");
     let from = c.master_of_key(&channel);
@@ -160,10 +159,7 @@ async fn a_silently_dead_subscription_is_replaced() {
     let m = RedisMetrics::unregistered().unwrap();
     let b = connect(&c, &m).await;
     let rooms = rooms_on_every_master(&c, 1);
-    let mut subs = Vec::new();
-    for r in &rooms {
-        subs.push(b.subscribe_input(r).await.unwrap());
-    }
+    let mut subs = subscribed(&b, &rooms).await;
     let slot = snakepit_bus_slot(&format!("t:room:{{{}}}:in", rooms[0]));
     let stopped = tokio::task::block_in_place(|| c.pause_master_of(slot));
     for (r, sub) in rooms.iter().zip(&mut subs) {
