@@ -72,11 +72,11 @@ def net_bytes(port):
     return int(stats.get("total_net_input_bytes", 0)), int(stats.get("total_net_output_bytes", 0))
 
 
-def start_redis_cluster(shards, logs, pin):
+def start_redis_cluster(shards, procs, pin):
     """N masters (no replicas: a capacity run measures the masters' work),
-    made one cluster; their processes and ports."""
-    del logs
-    procs, ports, buses = [], [], []
+    made one cluster; their processes (also added to `procs` at once, to be
+    stopped whatever happens) and ports."""
+    mine, ports, buses = [], [], []
     folder = tempfile.mkdtemp(prefix="snakepit-capacity-cluster-")
     for _ in range(shards):
         port, bus = free_port(), free_port()
@@ -87,6 +87,7 @@ def start_redis_cluster(shards, logs, pin):
             stdout=subprocess.DEVNULL, cwd=folder,
         )
         procs.append(p)
+        mine.append(p)
         ports.append(port)
         buses.append(bus)
     for port in ports:
@@ -108,8 +109,8 @@ def start_redis_cluster(shards, logs, pin):
             break
         time.sleep(0.05)
     else:
-        sys.exit("the Redis Cluster did not settle")
-    return procs, ports
+        raise SystemExit("the Redis Cluster did not settle")
+    return mine, ports
 
 
 def commandstats(port):
@@ -176,8 +177,7 @@ def main():
             urls = [f"ws://127.0.0.1:{port}/connect"]
             metric_ports = [port]
         elif args.redis_shards > 0:
-            rs, shard_ports = start_redis_cluster(args.redis_shards, logs, pin)
-            procs.extend(rs)
+            rs, shard_ports = start_redis_cluster(args.redis_shards, procs, pin)
             server["redis"] = [r.pid for r in rs]
             url = ",".join(f"redis://127.0.0.1:{p}/" for p in shard_ports)
         else:
