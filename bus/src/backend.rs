@@ -193,6 +193,9 @@ pub enum LeaseState {
     Lost,
     /// Nobody holds it (it expired, or Redis lost its data).
     Missing,
+    /// The store could not say (the lease's shard of a Redis Cluster did
+    /// not answer): ask again next round.
+    Unknown,
 }
 
 /// Which worker runs which room: heartbeats, leases with epochs, and

@@ -83,6 +83,18 @@ fn client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, BusError> {
     }
 }
 
+/// On a Redis Cluster the prefix becomes a hash tag (`{prefix}`), and a
+/// room's names carry theirs after it: a prefix that is empty or holds a
+/// brace would put the global names on several slots, or every room on one.
+pub fn check_cluster_prefix(prefix: &str) -> Result<(), BusError> {
+    if prefix.is_empty() || prefix.contains(['{', '}']) {
+        return Err(BusError::Unavailable(format!(
+            "on a Redis Cluster the key prefix must be non-empty and hold no brace (got {prefix:?})"
+        )));
+    }
+    Ok(())
+}
+
 /// The seed nodes of a Redis Cluster: `urls`, comma-separated.
 fn seeds(urls: &str, ca_pem: Option<&[u8]>) -> Result<Vec<ConnectionInfo>, BusError> {
     let seeds: Vec<ConnectionInfo> =
@@ -203,6 +215,7 @@ impl RedisBackend {
         stop: &CancellationToken,
     ) -> Result<Self, BusError> {
         let seeds = seeds(urls, ca_pem)?;
+        check_cluster_prefix(prefix)?;
         let nodes = NodeClients { seed: seeds[0].clone(), ca_pem: ca_pem.map(<[u8]>::to_vec) };
         let cmd = ClusterCommands::connect(cluster_client(seeds, ca_pem)?).await?;
         let routing = CancellationToken::new();
@@ -282,6 +295,21 @@ impl RedisBackend {
             Topology::Single => client(url, ca_pem).map(|_| ()),
             Topology::Cluster => seeds(url, ca_pem).and_then(|s| cluster_client(s, ca_pem)).map(|_| ()),
         }
+    }
+
+    /// As [`check_settings`](Self::check_settings), with the key prefix,
+    /// which a Redis Cluster constrains (see [`check_cluster_prefix`]).
+    pub fn check_settings_with_prefix(
+        url: &str,
+        topology: Topology,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<(), BusError> {
+        Self::check_settings(url, topology, ca_pem)?;
+        if topology == Topology::Cluster {
+            check_cluster_prefix(prefix)?;
+        }
+        Ok(())
     }
 
     pub async fn connect_retrying(
@@ -634,9 +662,17 @@ impl Ownership for RedisBackend {
             async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
         }))
         .await;
-        let mut states = vec![LeaseState::Missing; leases.len()];
+        // A slot that did not answer (its shard is away) leaves its leases
+        // unknown; the others are renewed all the same.
+        if let Some(Err(e)) = calls.iter().find(|c| c.is_err())
+            && calls.iter().all(Result::is_err)
+        {
+            return Err(BusError::Unavailable(e.to_string()));
+        }
+        let mut states = vec![LeaseState::Unknown; leases.len()];
         for ((_, members), held) in groups.iter().zip(calls) {
-            for (&(i, _), h) in members.iter().zip(held?) {
+            let Ok(held) = held else { continue };
+            for (&(i, _), h) in members.iter().zip(held) {
                 states[i] = match h {
                     1 => LeaseState::Held,
                     0 => LeaseState::Lost,

@@ -48,6 +48,7 @@ const MEND_EVERY: Duration = Duration::from_millis(100);
 /// How often each link is probed, and how long a probe may take.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 const PROBE_WITHIN: Duration = Duration::from_secs(2);
+const RENEW_AT_MOST_EVERY: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -106,6 +107,8 @@ struct State {
     orphans: BTreeSet<String>,
     /// Orphans have been waiting since a loss: their return is counted.
     restoring: bool,
+    /// When the command connection was last renewed.
+    renewed: Option<Instant>,
 }
 
 /// What the push router tells the mender.
@@ -214,7 +217,11 @@ impl Shared {
     /// Takes a freshly read slot map; if a slot changed master, the
     /// command connection is renewed too (see [`ClusterCommands`]).
     fn take_map(&self, state: &mut State, map: SlotMap) {
-        if !state.map.is_empty() && state.map != map {
+        // Nodes may disagree for a while (a failover under way): renew at
+        // most every few seconds, not at every differing answer.
+        let due = state.renewed.is_none_or(|t| t.elapsed() >= RENEW_AT_MOST_EVERY);
+        if !state.map.is_empty() && state.map != map && due {
+            state.renewed = Some(Instant::now());
             info!("the cluster's slot map changed; renewing the command connection");
             let cmd = self.cmd.clone();
             tokio::spawn(async move {

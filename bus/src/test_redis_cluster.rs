@@ -93,10 +93,15 @@ impl TestRedisCluster {
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--port", &port.to_string(), "--cluster-port", &bus.to_string()])
                 .args(["--cluster-enabled", "yes", "--cluster-config-file", &conf.display().to_string()])
+                // Each node its own file: a replica writes one on its sync,
+                // and a node started later must not load another's data.
+                .args(["--dbfilename", &format!("dump-{port}.rdb")])
                 .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
                 // A replica takes over however long ago it last heard its
                 // master (a test kills masters seconds after the start).
                 .args(["--cluster-replica-validity-factor", "0"])
+                // The other shards serve on while one has no master.
+                .args(["--cluster-require-full-coverage", "no"])
                 .current_dir(&self.dir)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

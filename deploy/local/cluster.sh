@@ -48,6 +48,7 @@ if [ -n "$SHARDED" ] && [ -z "${REDIS_URL:-}" ]; then
     port=$((REDIS_PORT + n))
     (cd "$CLUSTER_DIR" && exec redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
       --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 2000 \
+      --dbfilename "dump-$port.rdb" --cluster-require-full-coverage no \
       >"redis-$port.log" 2>&1) &
     pids+=($!)
     nodes+=("127.0.0.1:$port")

@@ -110,7 +110,8 @@ async fn main() -> anyhow::Result<()> {
     let ca = args.redis.ca().context("cannot read --redis-ca-file")?;
     let topology = if args.redis.redis_cluster { Topology::Cluster } else { Topology::Single };
     if let Some(url) = &args.redis_url {
-        RedisBackend::check_settings(url, topology, ca.as_deref()).context("bad Redis settings")?;
+        RedisBackend::check_settings_with_prefix(url, topology, &args.redis.redis_prefix, ca.as_deref())
+            .context("bad Redis settings")?;
     }
     let data_dir_given = args.data_dir.as_ref().is_some_and(|d| !d.is_empty()) && !args.no_data_dir;
     anyhow::ensure!(

@@ -160,3 +160,34 @@ async fn a_live_rooms_slot_migrates_and_play_goes_on() {
     .unwrap();
     assert!(lease.is_some(), "the lease lives on the new master");
 }
+
+/// The master of the `{snakepit}` slot (directory, workers, presence) is
+/// SIGKILLed: heartbeats fail until its replica takes over, yet every room
+/// on the other shards keeps its owner (its lease, on its own shard, is
+/// renewed all along) and its epoch: nobody takes a room over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_directory_shard_moves_no_room_on_the_others() {
+    let mut c = Cluster::start_sharded(2, 2).await;
+    let global = slot_of("{snakepit}:rooms");
+    let directory = c.redis.master_of(global);
+    let others: Vec<u16> = c.redis.masters().into_iter().filter(|m| *m != directory).collect();
+    let mut pairs = Vec::new();
+    for i in 0..6 {
+        let room = room_on(&c, others[i % 2], &format!("kept{i}-"));
+        pairs.push(pair(&c, &room).await);
+    }
+    let lease = |c: &Sharded, room: &str| -> Option<String> {
+        let key = format!("snakepit:room:{{{room}}}:lease");
+        let port = c.redis.master_of(slot_of(&key));
+        redis::from_redis_value(c.redis.on(port, redis::cmd("GET").arg(&key)).unwrap()).unwrap()
+    };
+    let before: Vec<Option<String>> = pairs.iter().map(|p| lease(&c, &p.room)).collect();
+    assert!(before.iter().all(Option::is_some));
+    tokio::task::block_in_place(|| c.redis.fail_master_of(global));
+    // A few rounds past the failover.
+    for p in &mut pairs {
+        assert!(p.go_on(10, Duration::from_secs(15)).await, "room {} went on", p.room);
+    }
+    let after: Vec<Option<String>> = pairs.iter().map(|p| lease(&c, &p.room)).collect();
+    assert_eq!(before, after, "a room on a healthy shard changed owner or epoch");
+}

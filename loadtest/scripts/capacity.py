@@ -83,7 +83,7 @@ def start_redis_cluster(shards, procs, pin):
         p = subprocess.Popen(
             [*pin, "redis-server", "--port", str(port), "--cluster-port", str(bus), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
-             "--cluster-config-file", f"{folder}/nodes-{port}.conf"],
+             "--cluster-config-file", f"{folder}/nodes-{port}.conf", "--dbfilename", f"dump-{port}.rdb"],
             stdout=subprocess.DEVNULL, cwd=folder,
         )
         procs.append(p)

@@ -196,12 +196,17 @@ impl<B: Backend> Host<B> {
 
     async fn round(&mut self) {
         let id = self.config.worker_id.clone();
-        if let Err(e) = self.backend.heartbeat(&id, self.config.lease_ttl).await {
+        let beat = self.backend.heartbeat(&id, self.config.lease_ttl).await;
+        // Leases live on their rooms' shards of a Redis Cluster: renewed
+        // even when the workers' list is out of reach, so that one shard
+        // away does not let every room's lease lapse. Claiming waits for a
+        // heartbeat that went through.
+        let all_held = self.renew().await;
+        if let Err(e) = beat {
             warn!(error = %e, "heartbeat failed");
             return;
         }
         self.announced.cancel();
-        let all_held = self.renew().await;
         self.scan(all_held).await;
     }
 
@@ -458,6 +463,9 @@ impl<B: Backend> Host<B> {
                     }
                 }
                 LeaseState::Missing => all_held &= self.reacquire(lease).await,
+                // Its shard did not answer: the room goes on, and the lease
+                // is checked again next round.
+                LeaseState::Unknown => all_held = false,
             }
         }
         all_held

@@ -66,7 +66,8 @@ async fn main() -> anyhow::Result<()> {
     init_logging(args.log_format, "info");
     let ca = args.redis.ca().context("cannot read --redis-ca-file")?;
     let topology = if args.redis.redis_cluster { Topology::Cluster } else { Topology::Single };
-    RedisBackend::check_settings(&args.redis_url, topology, ca.as_deref()).context("bad Redis settings")?;
+    RedisBackend::check_settings_with_prefix(&args.redis_url, topology, &args.redis.redis_prefix, ca.as_deref())
+        .context("bad Redis settings")?;
     let lease_ttl = match args.lease_ms {
         Some(ms) => secs("lease", ms as f64 / 1000.0)?,
         None => secs("lease", args.lease_secs)?,

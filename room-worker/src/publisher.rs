@@ -1,9 +1,12 @@
 //! One publisher per worker: rooms hand it their frames without waiting,
 //! and it sends whatever has gathered as one batch (one pipeline, one round
-//! trip on Redis). A room's tick never waits on the bus; if the bus falls
+//! trip on Redis; one per slot on a Redis Cluster), several batches under
+//! way at once. A room's tick never waits on the bus; if the bus falls
 //! behind, frames are dropped and counted, and gateways resynchronise the
 //! members that saw a gap.
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use snakepit_bus::{Bus, OutFrame, RoomId};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -14,6 +17,10 @@ use crate::metrics::WorkerMetrics;
 const QUEUE: usize = 8192;
 /// Frames in one batch at most.
 const BATCH: usize = 1024;
+/// Batches under way at once: one shard of a Redis Cluster that answers
+/// nobody (frozen, until its replica takes over) holds up its own batches
+/// for seconds, not the frames of every other shard.
+const IN_FLIGHT: usize = 64;
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -39,19 +46,41 @@ impl Publisher {
 
 async fn run<B: Bus>(bus: B, mut rx: mpsc::Receiver<(RoomId, OutFrame)>, metrics: WorkerMetrics) {
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let n = batch.len() as u64;
-        let started = std::time::Instant::now();
-        match bus.publish_outputs(std::mem::take(&mut batch)).await {
-            Ok(()) => {
-                metrics.frames_published.inc_by(n);
-                metrics.publish_latency.observe(started.elapsed().as_secs_f64());
+    let mut inflight = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            // Polled first: a batch just queued is sent (its requests
+            // written, in order) before the next one is taken.
+            biased;
+            Some((n, started, sent)) = inflight.next(), if !inflight.is_empty() => {
+                account(&metrics, n, started, sent);
             }
-            Err(e) => {
-                metrics.publish_errors.inc_by(n);
-                warn!(error = %e, frames = n, "publishing failed");
+            got = rx.recv_many(&mut batch, BATCH), if inflight.len() < IN_FLIGHT => {
+                if got == 0 {
+                    break;
+                }
+                let (bus, frames) = (bus.clone(), std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                inflight.push(async move {
+                    let (n, started) = (frames.len() as u64, std::time::Instant::now());
+                    (n, started, bus.publish_outputs(frames).await)
+                });
             }
         }
-        batch = Vec::with_capacity(BATCH);
+    }
+    while let Some((n, started, sent)) = inflight.next().await {
+        account(&metrics, n, started, sent);
+    }
+}
+
+fn account(metrics: &WorkerMetrics, n: u64, started: std::time::Instant, sent: Result<(), snakepit_bus::BusError>) {
+    match sent {
+        Ok(()) => {
+            metrics.frames_published.inc_by(n);
+            metrics.publish_latency.observe(started.elapsed().as_secs_f64());
+        }
+        Err(e) => {
+            metrics.publish_errors.inc_by(n);
+            warn!(error = %e, frames = n, "publishing failed");
+        }
     }
 }

@@ -230,6 +230,12 @@ impl<B: Backend> Room<B> {
                 _ = housekeeping.tick() => {
                     self.expire_disconnected(Instant::now());
                     self.publish_ended();
+                    // A game that stands still sends no ticks: its epoch
+                    // goes out again every second, for a gateway that missed
+                    // the announcement while its subscription was restored.
+                    if !self.game.is_running() {
+                        self.announce_epoch();
+                    }
                     if self.retire_if_idle().await {
                         break RoomExit::Retired;
                     }
