@@ -9,9 +9,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::queue;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 pub use snakepit_protocol::listing::{RoomInfo, ScoreEntry};
 use snakepit_protocol::{PlayerId, RoomId};
@@ -50,11 +50,11 @@ pub struct Session {
 /// Messages of one subscription. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Subscription<T> {
-    rx: mpsc::Receiver<T>,
+    rx: queue::Receiver<T>,
 }
 
 impl<T> Subscription<T> {
-    pub fn new(rx: mpsc::Receiver<T>) -> Self {
+    pub fn new(rx: queue::Receiver<T>) -> Self {
         Self { rx }
     }
 
@@ -65,7 +65,7 @@ impl<T> Subscription<T> {
 
     /// A message if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<T> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv()
     }
 }
 

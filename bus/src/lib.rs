@@ -18,6 +18,7 @@ pub mod intercept;
 pub mod keys;
 pub mod memory;
 mod pubsub_router;
+pub mod queue;
 pub mod redis_backend;
 mod redis_commands;
 pub mod redis_metrics;

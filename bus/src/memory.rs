@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use crate::backend::{
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::keys::Keys;
+use crate::queue;
 use crate::{Bus, Store};
 use snakepit_protocol::ids::{MAX_PLAYER_ID, PlayerId, RoomId};
 
@@ -91,7 +92,7 @@ impl State {
 }
 
 struct Topics<T> {
-    channels: Mutex<HashMap<String, Vec<mpsc::Sender<T>>>>,
+    channels: Mutex<HashMap<String, Vec<queue::Sender<T>>>>,
 }
 
 impl<T> Default for Topics<T> {
@@ -134,7 +135,7 @@ impl<T: Clone> Topics<T> {
     }
 
     fn subscribe(&self, channel: String) -> Subscription<T> {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let (tx, rx) = queue::channel(SUBSCRIBER_QUEUE);
         lock(&self.channels).entry(channel).or_default().push(tx);
         Subscription::new(rx)
     }

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::backend::Subscription;
+use crate::queue;
 
 /// Messages a local subscriber may fall behind by before it loses some.
 const SUBSCRIBER_QUEUE: usize = 1024;
@@ -26,7 +26,7 @@ pub(crate) type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
 
 /// A subscriber of `T` messages, and the route that feeds it.
 pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subscription<T>) {
-    let (tx, rx) = mpsc::channel::<T>(SUBSCRIBER_QUEUE);
+    let (tx, rx) = queue::channel::<T>(SUBSCRIBER_QUEUE);
     let route: Route = Box::new(move |payload: &[u8]| {
         if tx.is_closed() {
             return false;
@@ -35,7 +35,7 @@ pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subs
             return true;
         }
         match rmp_serde::from_slice::<T>(payload) {
-            Ok(msg) => !matches!(tx.try_send(msg), Err(mpsc::error::TrySendError::Closed(_))),
+            Ok(msg) => !matches!(tx.try_send(msg), Err(queue::SendError::Closed)),
             Err(e) => {
                 warn!(error = %e, "malformed message on the bus");
                 true

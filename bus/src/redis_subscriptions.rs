@@ -9,6 +9,8 @@
 //! connection even when nothing is sent; losses and restorations are
 //! counted (see [`redis_metrics`](crate::redis_metrics)).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -116,9 +118,21 @@ async fn route_messages(
     // Lost with channels to restore: the manager resends them first thing
     // on its new connection, and the server confirms each.
     let mut restoring = false;
+    // The ping in flight, polled beside the messages: a slow Redis delays
+    // the ping, never the delivery of what arrives meanwhile.
+    let mut pinging: Option<Pin<Box<dyn Future<Output = redis::RedisResult<()>> + Send>>> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            pinged = async {
+                match &mut pinging {
+                    Some(p) => p.await,
+                    None => std::future::pending().await,
+                }
+            }, if pinging.is_some() => {
+                pinging = None;
+                lost.link.pinged(&pinged);
+            }
             msg = push.recv() => {
                 let Some(msg) = msg else { break };
                 match msg.kind {
@@ -136,8 +150,10 @@ async fn route_messages(
                         lost.losses.fetch_add(1, Ordering::Relaxed);
                         lost.link.lost();
                         restoring = !control.router.is_empty();
-                        let pinged = sub.clone().ping::<()>().await;
-                        lost.link.pinged(&pinged);
+                        if pinging.is_none() {
+                            let mut sub = sub.clone();
+                            pinging = Some(Box::pin(async move { sub.ping::<()>().await }));
+                        }
                     }
                     PushKind::Subscribe if restoring => {
                         restoring = false;
@@ -152,10 +168,13 @@ async fn route_messages(
             _ = ping.tick() => {
                 // A command is what makes the manager notice a dead link and
                 // reconnect (then resubscribe).
-                let pinged = sub.clone().ping::<()>().await;
-                lost.link.pinged(&pinged);
+                if pinging.is_none() {
+                    let mut sub = sub.clone();
+                    pinging = Some(Box::pin(async move { sub.ping::<()>().await }));
+                }
                 for ch in control.router.sweep() {
-                    control.unsubscribe_unused(&sub, &ch).await;
+                    let (control, sub) = (control.clone(), sub.clone());
+                    tokio::spawn(async move { control.unsubscribe_unused(&sub, &ch).await });
                 }
             }
         }
