@@ -434,8 +434,11 @@ impl<B: Backend> Host<B> {
         let control = RoomControl::default();
         self.rooms.insert(room.clone(), Running { lease, control: control.clone() });
         let ended = self.ended_tx.clone();
+        // Started here, outside the tracked task: that one only waits for
+        // its end, and stays small.
+        let running = supervise(r.run(control));
         self.tracker.spawn(async move {
-            let end = supervise(r.run(control)).await;
+            let end = running.await;
             let _ = ended.send((room, end));
         });
     }

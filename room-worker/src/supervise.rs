@@ -10,22 +10,29 @@ pub struct Panicked {
     pub message: String,
 }
 
-/// Runs `task` in its own task and returns its output, or the panic that
-/// ended it.
-pub async fn supervise<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) -> Result<T, Panicked> {
-    tokio::spawn(task).await.map_err(|e| {
-        let message = if e.is_panic() {
-            let payload = e.into_panic();
-            payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-string payload".to_owned())
-        } else {
-            "cancelled".to_owned()
-        };
-        Panicked { message }
-    })
+/// Runs `task` in its own task, started at once, and returns its output,
+/// or the panic that ended it. Not an `async fn`: that would keep `task`
+/// (a room's whole future, kilobytes) in the waiting future as well, for
+/// the task's whole life.
+pub fn supervise<T: Send + 'static>(
+    task: impl Future<Output = T> + Send + 'static,
+) -> impl Future<Output = Result<T, Panicked>> + Send {
+    let handle = tokio::spawn(task);
+    async move {
+        handle.await.map_err(|e| {
+            let message = if e.is_panic() {
+                let payload = e.into_panic();
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+            } else {
+                "cancelled".to_owned()
+            };
+            Panicked { message }
+        })
+    }
 }
 
 #[cfg(test)]

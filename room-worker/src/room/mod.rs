@@ -365,6 +365,9 @@ impl<B: Backend> Room<B> {
                     self.set_gateway(player, conn, None);
                 } else {
                     self.remove(player, true);
+                    // Nothing to park, and said so: a draining gateway
+                    // waits for this word before it closes the client.
+                    self.publish(FrameKind::Parked { player, conn }, Bytes::new());
                 }
             }
             // The gateway gives the seat back itself, and may already have
