@@ -87,6 +87,10 @@ export default function () {
   let lastTick = -1;
   let lastFrameAt = 0;
   let tickFrames = 0;
+  // The previous tick frame had a death in it: the game may have stopped
+  // there (its loop runs only while someone is alive, and steps again one
+  // tick after the next join), so the wait for the next tick is no jitter.
+  let mayHaveStopped = false;
 
   const res = ws.connect(URL, {}, function (socket) {
     socket.on('open', function () {
@@ -96,7 +100,9 @@ export default function () {
 
     socket.on('message', function (data) {
       frames.add(1);
-      for (const c of commands(data)) {
+      const cmds = commands(data);
+      const deaths = cmds.some((c) => c[0] === 'p_gameover');
+      for (const c of cmds) {
         switch (c[0]) {
           case 'handshake':
             gotHandshake = true;
@@ -120,10 +126,12 @@ export default function () {
             break;
           case 'tick': {
             const now = Date.now();
-            if (lastTick >= 0 && c[1] === lastTick + 1) frameInterval.add(now - lastFrameAt);
-            else if (lastTick >= 0 && c[1] > lastTick + 1) tickGaps.add(c[1] - lastTick - 1);
+            if (lastTick >= 0 && c[1] === lastTick + 1) {
+              if (!mayHaveStopped) frameInterval.add(now - lastFrameAt);
+            } else if (lastTick >= 0 && c[1] > lastTick + 1) tickGaps.add(c[1] - lastTick - 1);
             lastTick = c[1];
             lastFrameAt = now;
+            mayHaveStopped = deaths;
             tickFrames += 1;
             break;
           }

@@ -10,6 +10,12 @@ room per tick (per shard on a Redis Cluster, with the bytes in and out).
     capacity.py --mode cluster --gateways 1 --workers 1 --players 1000 --duration 30
     capacity.py --mode cluster --redis-shards 3 --players 1000 --duration 30
     capacity.py ... --server-cpus 0 --swarm-cpus 1     # pinned (taskset)
+    capacity.py --mode standalone --floor --server-cpus 0 --swarm-cpus 1
+
+With --floor, the same swarm then runs against `floor` (a bare
+tokio-tungstenite fan-out of the same game's frames, loadtest/src/floor.rs)
+on the same cores, and the report states the gateway's CPU per delivered
+frame and memory per connection as a ratio to the floor's, from one run.
 
 Binaries come from target/release (build them first: cargo build --release
 --workspace). Everything listens on 127.0.0.1 and stops at the end.
@@ -24,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -58,6 +65,51 @@ def start(cmd, log):
         sys.exit(f"{cmd[0]} did not start: {line!r} (see {log})")
     p.port = int(line.strip().rsplit(":", 1)[1])
     return p
+
+
+def run_floor(args, pin, swarm_pin, logs):
+    """The same swarm against the floor: its CPU per delivered frame and
+    memory per connection, measured as the gateway's are."""
+    f = start([*pin, f"{BIN}/floor", "--tick-rate", args.tick_rate], f"{logs}/floor.log")
+    seen = {"frames": 0}
+
+    def follow():
+        for line in f.stdout:
+            if line.startswith("frames "):
+                seen["frames"] = int(line.split()[1])
+
+    threading.Thread(target=follow, daemon=True).start()
+    try:
+        time.sleep(1)
+        rss0 = rss_kib(f.pid)
+        total = args.ramp + args.duration
+        swarm = subprocess.Popen(
+            [*swarm_pin, f"{BIN}/swarm", "--url", f"ws://127.0.0.1:{f.port}/connect", "--players", str(args.players),
+             "--duration", f"{total}s", "--ramp", f"{args.ramp}s", "--json", *args.swarm_args.split()],
+            stdout=subprocess.PIPE, stderr=open(f"{logs}/swarm-floor.log", "w"), text=True,
+        )
+        time.sleep(args.ramp)
+        cpu0, frames0, t0 = cpu_seconds(f.pid), seen["frames"], time.monotonic()
+        time.sleep(max(0, args.duration - 1))
+        cpu1, frames1, window = cpu_seconds(f.pid), seen["frames"], time.monotonic() - t0
+        rss1 = rss_kib(f.pid)
+        out, _ = swarm.communicate(timeout=args.duration + 120)
+        report = json.loads(out)
+    finally:
+        f.send_signal(signal.SIGTERM)
+        try:
+            f.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            f.kill()
+    frames = frames1 - frames0
+    return {
+        "frames_delivered_per_s": round(frames / window),
+        "cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / window, 1),
+        "cpu_us_per_frame": round(1e6 * (cpu1 - cpu0) / max(frames, 1), 2),
+        "rss_kib": {"before": rss0, "after": rss1},
+        "kib_per_connection": round((rss1 - rss0) / args.players, 2),
+        "swarm": {k: report.get(k) for k in ("tick_interval_ms", "connections", "errors", "frames") if k in report},
+    }
 
 
 def redis_cmd(port, *args):
@@ -154,6 +206,8 @@ def main():
                     help="cluster mode on a Redis Cluster of this many masters (0: one plain redis-server)")
     ap.add_argument("--server-cpus", default="", help="taskset CPU list for the servers (Redis included)")
     ap.add_argument("--swarm-cpus", default="", help="taskset CPU list for the swarm")
+    ap.add_argument("--floor", action="store_true",
+                    help="then run the same swarm against the bare floor server and report the ratios")
     args = ap.parse_args()
     pin = ["taskset", "-c", args.server_cpus] if args.server_cpus else []
     swarm_pin = ["taskset", "-c", args.swarm_cpus] if args.swarm_cpus else []
@@ -281,6 +335,22 @@ def main():
             result["redis_commands_per_room_tick"] = round(sum(total.values()) / room_ticks, 2)
             result["redis_shards"] = per_shard
         result["rooms"] = rooms
+        gateway_rss = result["rss_kib"]["gateway"]
+        result["gateway_kib_per_connection"] = round((gateway_rss["after"] - gateway_rss["before"]) / args.players, 2)
+        if args.floor:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=15)
+            floor = run_floor(args, pin, swarm_pin, logs)
+            gateway_us = 1e6 * cpu["gateway"] / max(frames, 1)
+            result["floor"] = floor
+            result["gateway_cpu_us_per_frame"] = round(gateway_us, 2)
+            result["ratio_gateway_to_floor"] = {
+                "cpu_per_frame": round(gateway_us / max(floor["cpu_us_per_frame"], 1e-9), 3),
+                "memory_per_connection": round(
+                    result["gateway_kib_per_connection"] / max(floor["kib_per_connection"], 1e-9), 3),
+            }
         print(json.dumps(result, indent=1))
     finally:
         for p in procs:

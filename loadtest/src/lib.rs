@@ -11,12 +11,16 @@
 //! that a bot that lost its connection gets its snake back, [`events`]
 //! stamps what each bot felt for scripts that cause faults, [`target`]
 //! keeps the load on this machine.
+//!
+//! [`floor`] is the other side: the bare server (`floor` binary) a
+//! gateway's cost per frame is measured against.
 
 pub mod backoff;
 pub mod bot;
 pub mod brain;
 pub mod dir;
 pub mod events;
+pub mod floor;
 pub mod ledger;
 pub mod pace;
 pub mod report;
