@@ -1,35 +1,61 @@
-//! One client connection: a struct whose `run` selects over the socket, the
-//! connection's outgoing queue, the room's answer timer, pings and the idle
-//! timer (dead peers), a kick (too slow, or superseded by a newer
-//! connection of the player), the gateway's restart (its drain) and a loss
-//! of the store's data (the session is saved again).
+//! One client connection: one task that owns the whole socket (read and
+//! write, no split lock), the connection's bounded outgoing queue, its
+//! timers (pings, the idle and first-message deadlines, the room's answer)
+//! and the signals others raise (too slow, superseded, restart).
 //!
-//! The connection owns the player's identity (player id, name, resume
-//! token) and tags every input with it: a client can only steer its own
-//! snake. It never runs game rules.
+//! Anything that waits on the backend is the session's (`session.rs`): a
+//! job at a time, polled in this same task beside the socket, so the
+//! outgoing queue keeps draining while a job waits on Redis. The loop
+//! itself never awaits anything but the client's socket.
+//!
+//! The connection never runs game rules; the session owns the player's
+//! identity and tags every input with it: a client can only steer its own
+//! snake.
 
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use snakepit_bus::{Backend, ConnId, InputKind, Notice, PlayerId, RoomId, RoomInput, Seat, Session};
-use snakepit_protocol::client::{ClientMessage, ProtocolError};
+use futures_util::{Sink, SinkExt, StreamExt};
+use snakepit_bus::{Backend, ConnId};
+use snakepit_protocol::client::ClientMessage;
 use snakepit_protocol::frame_writer::{FrameWriter, error_frame};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tracing::{debug, warn};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tracing::debug;
 
-use crate::fanout::{Member, Outgoing};
+use crate::direct_write::{self, Unsent};
+use crate::fanout::{Outgoing, queue_own};
 use crate::rate_limit::TokenBucket;
+use crate::session::{Job, Session};
+use crate::signals::{Signals, Stop};
 use crate::state::AppState;
+use crate::upgrade::Socket;
+use snakepit_bus::queue as outbox;
 
 /// How long a restart waits for the room's word that it parked the player's
 /// snake (and for a write in flight) before it closes the client: a few
 /// ticks, with room for a loaded worker or Redis.
 const PARK_WAIT: Duration = Duration::from_millis(1000);
+
+/// Client commands waiting for the session; one more gets "Server busy".
+/// Above the rate limit's default burst (60): a client within the limit
+/// hears it only when the backend has fallen that far behind.
+const JOBS_QUEUED: usize = 64;
+
+/// Key presses waiting for the session: a newer one replaces the oldest
+/// (the room's own turn queue holds two), and keys never count against
+/// [`JOBS_QUEUED`]'s bound beyond these.
+const KEYS_QUEUED: usize = 2;
+
+/// Frames written per wake-up, at most.
+const BATCH: usize = 32;
 
 // Close codes (see docs/protocol.md).
 
@@ -49,42 +75,11 @@ const CLOSE_NORMAL: u16 = 1000;
 /// Gone without a close frame (never sent; only counted).
 const CLOSE_ABNORMAL: u16 = 1006;
 
-/// Rooms listed in one `rooms` reply.
-const ROOMS_LISTED: usize = 100;
-
-struct Identity {
-    id: PlayerId,
-    name: String,
-    token: String,
-    /// Tells this identity from another given the same id (see
-    /// `InputKind::Enter`).
-    key: u64,
-    /// The room of the session last saved, to save it again if the store
-    /// loses it.
-    session_room: Option<RoomId>,
-}
-
-/// The room this connection is a member of.
-struct Place {
-    room: RoomId,
-    member: PlayerId,
-    as_player: bool,
-}
-
-/// An `enter` the room has not answered yet.
-struct PendingEnter {
-    input: RoomInput,
-    room: RoomId,
-    next: Instant,
-    deadline: Instant,
-    warned: bool,
-}
-
 /// How a write to the client ended.
 enum Wrote {
     Done,
-    /// The stop token fired (kick or shutdown) while the write waited.
-    Stopped,
+    /// A signal (kick, supersede, restart) came while the write waited.
+    Stopped(Stop),
     /// The client is gone, or did not take the data in time.
     Failed,
 }
@@ -115,306 +110,357 @@ impl Ending {
     }
 }
 
-/// A refusal the client hears about: its own fault, or ours.
-#[derive(Debug, thiserror::Error)]
-enum Refusal {
-    #[error(transparent)]
-    Protocol(#[from] ProtocolError),
-    #[error("{0}")]
-    State(String),
-    #[error("Server busy, try again")]
-    Backend(#[from] snakepit_bus::BusError),
+impl From<Stop> for Ending {
+    /// A superseded client must not resume: it would shut out the newer
+    /// connection in turn.
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Superseded => Self::Close(CLOSE_SUPERSEDED, "resumed elsewhere"),
+            Stop::Restart => Self::Close(CLOSE_RESTART, "gateway restarting; reconnect and resume"),
+            Stop::TooSlow => Self::Close(CLOSE_TOO_SLOW, "too slow; reconnect and resume"),
+        }
+    }
 }
 
-pub struct Connection<B> {
-    state: AppState<B>,
-    conn: ConnId,
-    /// Member id while spectating without an identity: from the same
-    /// counter as players' ids, taken at the first `spectate`.
-    spectator_id: Option<PlayerId>,
-    /// The spectator identity's key (see `InputKind::Enter`).
-    spectator_key: u64,
-    identity: Option<Identity>,
-    place: Option<Place>,
-    pending: Option<PendingEnter>,
-    out_tx: mpsc::Sender<Outgoing>,
-    out_rx: mpsc::Receiver<Outgoing>,
-    /// Cancelled by the gateway's drain (or its end): close with 1012.
-    restart: CancellationToken,
-    /// Cancelled by a restart, or by the fan-out (too slow, superseded).
-    kick: CancellationToken,
-    /// Set by the fan-out when a newer connection of this player took over:
-    /// this one then ends without a word to the room, the session or the
-    /// room's members, which belong to the newer connection.
-    superseded: Arc<AtomicBool>,
-    limiter: TokenBucket,
-    throttled: bool,
-    dropped: u32,
+/// The handshake's end, boxed: it would otherwise take room in the task for
+/// the connection's whole life.
+pub type Upgrade = Pin<Box<dyn Future<Output = Option<Socket>> + Send>>;
+
+/// The session, waiting for a job or doing one.
+enum Slot<B> {
+    Idle(Box<Session<B>>),
+    Busy(Pin<Box<dyn Future<Output = Box<Session<B>>> + Send>>),
+}
+
+/// What the queue tells the connection beside the frames it writes.
+#[derive(Default)]
+struct Marks {
+    /// A welcome went out: the session stops repeating its `enter`.
+    welcomed: bool,
     /// The fan-out asked for a fresh world.
     resync: bool,
     /// The room said it parked this connection's snake (a drain waits for it).
-    room_parked: bool,
-    /// A `join` that came before the room's welcome.
-    join_after_welcome: bool,
+    parked: bool,
     /// When the oldest key press not yet followed by a tick frame came in.
     key_at: Option<Instant>,
+    /// The rest of a frame cut short (see [`direct_write`]): it goes out
+    /// before anything else.
+    unsent: Option<Unsent>,
+    /// tungstenite may hold bytes of its own not yet written (a pong to the
+    /// client's ping): they go out before the next frame.
+    owed: bool,
+}
+
+pub struct Connection<B> {
+    state: Arc<AppState<B>>,
+    conn: ConnId,
+    signals: Arc<Signals>,
+    out_tx: outbox::Sender<Outgoing>,
+    out_rx: outbox::Receiver<Outgoing>,
+    marks: Marks,
+    /// Client commands for the session, oldest first.
+    jobs: VecDeque<ClientMessage>,
+    /// Jobs of the connection's own, run before the client's.
+    retry_due: bool,
+    save_due: bool,
+    store_resets: watch::Receiver<u64>,
+    limiter: TokenBucket,
+    throttled: bool,
+    dropped: u32,
     /// The client has sent a command of the protocol since it opened.
     spoken: bool,
 }
 
 impl<B: Backend> Connection<B> {
-    pub fn new(state: AppState<B>) -> Self {
-        let (out_tx, out_rx) = mpsc::channel(state.config.send_queue);
+    pub fn new(state: Arc<AppState<B>>) -> Self {
+        let (out_tx, out_rx) = outbox::channel(state.config.send_queue);
         let limiter = TokenBucket::new(state.config.rate_per_sec, state.config.rate_burst);
-        // Children: one future watches all three.
-        let restart = state.shutdown.child_token();
-        let kick = restart.child_token();
         Self {
             conn: ConnId::random(),
-            spectator_id: None,
-            spectator_key: new_key(),
-            identity: None,
-            place: None,
-            pending: None,
+            signals: Arc::default(),
             out_tx,
             out_rx,
-            restart,
-            kick,
-            superseded: Arc::default(),
+            marks: Marks::default(),
+            jobs: VecDeque::new(),
+            retry_due: false,
+            save_due: false,
+            store_resets: state.store_resets.subscribe(),
             limiter,
             throttled: false,
             dropped: 0,
-            resync: false,
-            room_parked: false,
-            join_after_welcome: false,
-            key_at: None,
             spoken: false,
             state,
         }
     }
 
-    pub async fn run(mut self, socket: WebSocket) {
-        let opened = Instant::now();
-        self.state.metrics.connections.inc();
-        self.state.clients.add(self.conn, self.restart.clone());
-        let (mut sink, mut stream) = socket.split();
-        // Made once and polled by reference: creating a cancellation future
-        // per loop turn costs a lock per frame.
-        let stopped = self.kick.clone().cancelled_owned();
-        tokio::pin!(stopped);
-        // Cloned once, for `write`: why a stopped write stopped.
-        let (restart, superseded) = (self.restart.clone(), self.superseded.clone());
-        let idle = Instant::now() + Duration::from_secs(86400 * 365);
-        // Dead peers: pings go out every `ping_every`, and a client heard
-        // from (any message, pongs included) for `idle_timeout` is closed.
-        // The silence timer is moved on lazily, when it fires.
-        let (ping_every, idle_timeout) = (self.state.config.ping_every, self.state.config.idle_timeout);
-        let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut heard = Instant::now();
-        let silence = sleep_until(heard + idle_timeout);
-        tokio::pin!(silence);
-        let first_message = sleep_until(opened + self.state.config.first_message_timeout);
-        tokio::pin!(first_message);
-        let mut store_resets = self.state.store_resets.subscribe();
-        let mut refresh_session_at = Instant::now() + self.state.config.session_ttl / 2;
-        let ending = loop {
-            let retry_at = self.pending.as_ref().map(|p| p.next);
-            tokio::select! {
-                _ = &mut stopped => break self.stop_reason(),
-                _ = pings.tick() => match self.ping(&mut sink, stopped.as_mut()).await {
-                    Wrote::Done => {
-                        // A session lives `session_ttl` from its last save:
-                        // one held longer must not expire while its player
-                        // plays on (a gateway that then died could not be
-                        // resumed from). Checked at the pings' pace, which
-                        // costs no timer of its own.
-                        if Instant::now() >= refresh_session_at {
-                            refresh_session_at = Instant::now() + self.state.config.session_ttl / 2;
-                            self.save_session_again().await;
+    /// Serves the client once `upgrade` has its socket, until the
+    /// connection ends. A plain `fn` around an
+    /// `async move` block: an `async fn` would keep a second copy of its
+    /// arguments (the socket and the connection, 700 bytes) in the task for
+    /// the connection's whole life.
+    #[allow(clippy::manual_async_fn, reason = "an async fn copies its arguments")]
+    pub fn run(mut self, upgrade: Upgrade) -> impl Future<Output = ()> + Send {
+        async move {
+            let Some(mut ws) = upgrade.await else { return };
+            // Once for the task's life: then a signal is one atomic load
+            // per wake-up.
+            poll_fn(|cx| {
+                self.signals.register(cx);
+                Poll::Ready(())
+            })
+            .await;
+            let opened = Instant::now();
+            self.state.metrics.connections.inc();
+            self.state.clients.add(self.conn, self.signals.clone());
+            let session = Session::new(self.state.clone(), self.conn, self.out_tx.clone(), self.signals.clone());
+            let mut slot = Slot::Idle(Box::new(session));
+            // Dead peers: pings go out every `ping_every`, and a client heard
+            // from (any message, pongs included) for `idle_timeout` is closed.
+            // One timer for every deadline; the silence deadline is moved on
+            // lazily, when it is reached.
+            let config = self.state.config.clone();
+            let mut next_ping = opened + config.ping_every;
+            let mut heard = opened;
+            let mut silence_at = opened + config.idle_timeout;
+            let first_by = opened + config.first_message_timeout;
+            // A session lives `session_ttl` from its last save: one held longer
+            // must not expire while its player plays on (a gateway that then
+            // died could not be resumed from).
+            let mut refresh_at = opened + config.session_ttl / 2;
+            let timer = sleep_until(opened + config.ping_every);
+            tokio::pin!(timer);
+            let mut timer_at = opened + config.ping_every;
+            let ending = loop {
+                // The store lost its data: save the session again. Checked at
+                // every wake (an atomic load): a player's connection wakes for
+                // frames, an idle one at its pings.
+                if self.store_resets.has_changed().unwrap_or(false) {
+                    self.store_resets.borrow_and_update();
+                    self.save_due = true;
+                }
+                slot = match slot {
+                    Slot::Idle(mut session) => match self.next_job(&session) {
+                        Some(job) => Slot::Busy(Box::pin(async move {
+                            session.run(job).await;
+                            session
+                        })),
+                        None => Slot::Idle(session),
+                    },
+                    busy => busy,
+                };
+                let retry_at = match &slot {
+                    Slot::Idle(session) => session.retry_at(),
+                    Slot::Busy(_) => None,
+                };
+                let mut deadline = next_ping.min(silence_at);
+                if !self.spoken {
+                    deadline = deadline.min(first_by);
+                }
+                if let Some(at) = retry_at {
+                    deadline = deadline.min(at);
+                }
+                if deadline != timer_at {
+                    timer.as_mut().reset(deadline);
+                    timer_at = deadline;
+                }
+                let busy = matches!(slot, Slot::Busy(_));
+                tokio::select! {
+                    biased;
+                    stop = poll_fn(|_| self.signals.poll_raised()) => break stop.into(),
+                    Some(out) = self.out_rx.recv() => {
+                        // As much as the socket takes now; only a socket
+                        // that is full waits, in a future of its own (rare,
+                        // and large: it is not kept in every task).
+                        let metrics = &self.state.metrics;
+                        let mut out = Some(out);
+                        let now = poll_fn(|cx| match out.take() {
+                            Some(out) => Poll::Ready(write_now(cx, &mut ws, &mut self.out_rx, &mut self.marks, out, metrics)),
+                            None => Poll::Ready(Now::Done),
+                        });
+                        let wrote = match now.await {
+                            Now::Done => Wrote::Done,
+                            Now::Failed => Wrote::Failed,
+                            Now::Blocked => Box::pin(self.write_rest(&mut ws)).await,
+                        };
+                        match wrote {
+                            Wrote::Done => {}
+                            // Kicked or shut down while waiting on the socket:
+                            // the client still hears why.
+                            Wrote::Stopped(stop) => break stop.into(),
+                            Wrote::Failed => break Ending::Lost,
                         }
                     }
-                    Wrote::Stopped => break self.stop_reason(),
-                    Wrote::Failed => break Ending::Lost,
-                },
-                _ = &mut first_message, if !self.spoken => {
-                    debug!("no first message in time");
-                    break Ending::Close(CLOSE_IDLE, "no message in time");
-                }
-                _ = &mut silence => {
-                    let until = heard + idle_timeout;
-                    if until > Instant::now() {
-                        silence.as_mut().reset(until);
-                    } else {
-                        debug!("client silent for the idle timeout");
-                        break Ending::Close(CLOSE_IDLE, "no message or pong in time; reconnect and resume");
-                    }
-                }
-                msg = stream.next() => match msg {
-                    None => break Ending::Lost,
-                    Some(Err(e)) if too_big(&e) => break Ending::Close(CLOSE_TOO_BIG, "message too big"),
-                    Some(Err(_)) => break Ending::Lost,
-                    Some(Ok(msg)) => {
-                        heard = Instant::now();
-                        match self.on_message(msg).await {
-                            Flow::Continue => {}
-                            Flow::ClientClosed(code) => break Ending::ClientClosed(code),
-                            Flow::Close(code, reason) => break Ending::Close(code, reason),
+                    // Before the socket: a client that keeps sending must not
+                    // starve its own session.
+                    session = async {
+                        match &mut slot {
+                            Slot::Busy(job) => job.await,
+                            Slot::Idle(_) => std::future::pending().await,
+                        }
+                    }, if busy => slot = Slot::Idle(session),
+                    msg = ws.next() => match msg {
+                        None => break Ending::Lost,
+                        Some(Err(e)) if too_big(&e) => break Ending::Close(CLOSE_TOO_BIG, "message too big"),
+                        Some(Err(_)) => break Ending::Lost,
+                        Some(Ok(msg)) => {
+                            heard = Instant::now();
+                            match self.on_message(msg) {
+                                Flow::Continue => {}
+                                Flow::ClientClosed(code) => break Ending::ClientClosed(code),
+                                Flow::Close(code, reason) => break Ending::Close(code, reason),
+                            }
+                        }
+                    },
+                    () = &mut timer => {
+                        let now = Instant::now();
+                        if !self.spoken && now >= first_by {
+                            debug!("no first message in time");
+                            break Ending::Close(CLOSE_IDLE, "no message in time");
+                        }
+                        if now >= silence_at {
+                            silence_at = heard + config.idle_timeout;
+                            if silence_at <= now {
+                                debug!("client silent for the idle timeout");
+                                break Ending::Close(CLOSE_IDLE, "no message or pong in time; reconnect and resume");
+                            }
+                        }
+                        if retry_at.is_some_and(|at| now >= at) {
+                            self.retry_due = true;
+                        }
+                        if now >= next_ping {
+                            next_ping = now + config.ping_every;
+                            match Box::pin(self.ping(&mut ws)).await {
+                                Wrote::Done => {}
+                                Wrote::Stopped(stop) => break stop.into(),
+                                Wrote::Failed => break Ending::Lost,
+                            }
+                            // Checked at the pings' pace, which costs no timer
+                            // of its own.
+                            if now >= refresh_at {
+                                refresh_at = now + config.session_ttl / 2;
+                                self.save_due = true;
+                            }
                         }
                     }
-                },
-                Some(out) = self.out_rx.recv() => {
-                    match self.write(&mut sink, out, stopped.as_mut(), &restart, &superseded).await {
-                        Wrote::Done => {}
-                        // Kicked or shut down while waiting on the socket:
-                        // the client still hears why.
-                        Wrote::Stopped => break self.stop_reason(),
-                        Wrote::Failed => break Ending::Lost,
-                    }
-                    if std::mem::take(&mut self.resync) {
-                        self.reenter().await;
-                    }
-                    if self.pending.is_none() && std::mem::take(&mut self.join_after_welcome) {
-                        self.join_now().await;
-                    }
                 }
-                _ = sleep_until(retry_at.unwrap_or(idle)), if retry_at.is_some() => self.retry_enter().await,
-                Ok(()) = store_resets.changed() => self.save_session_again().await,
+            };
+            let session = match slot {
+                Slot::Idle(session) => session,
+                Slot::Busy(job) => job.await,
+            };
+            // Boxed: what waits on the backend is large, and held in the task
+            // for the connection's whole life if awaited here.
+            let linger = Box::pin(self.finish(&mut ws, session, &ending)).await;
+            self.state.clients.remove(self.conn);
+            self.state.metrics.connections.dec();
+            self.state.metrics.closed(ending.code(), opened.elapsed());
+            if linger {
+                // The client's answer to the close (RFC 6455, 7.1.1), read for
+                // as long as a write may take: a socket closed with messages
+                // unread is reset, and a reset throws away what the kernel
+                // has not sent yet (a slow client's last frames and the
+                // close). A client that answers at once is let go at once.
+                let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+                let _ = Box::pin(timeout(self.state.config.write_timeout, drain)).await;
             }
-        };
+        }
+    }
+
+    /// The end of a connection: the snake parked if the gateway restarts,
+    /// the session saved and the room told, then the close frame.
+    /// True if the close frame went out: the client's answer is awaited.
+    async fn finish(&mut self, ws: &mut Socket, mut session: Box<Session<B>>, ending: &Ending) -> bool {
         // A restart parks the player's snake before the close, so that the
         // last frames the client saw show it where it will stand.
-        let told = matches!(ending, Ending::Close(CLOSE_RESTART, _)) && self.park_before_close(&mut sink).await;
-        // The session lives on from now, for a resume: saved before the
-        // close frame, which the client may answer with a resume at once.
-        if let Some(place) = self.place.as_ref().filter(|p| p.as_player && !self.is_superseded()) {
-            let room = place.room.clone();
-            self.save_session(&room).await;
+        let told = matches!(ending, Ending::Close(CLOSE_RESTART, _)) && self.park_before_close(ws, &session).await;
+        session.end(told).await;
+        // A frame cut short goes out whole before tungstenite writes again.
+        let write_timeout = self.state.config.write_timeout;
+        if !matches!(timeout(write_timeout, direct_write::finish(ws, &mut self.marks.unsent)).await, Ok(Ok(()))) {
+            return false;
         }
-        self.leave_telling(InputKind::Disconnect, !told).await;
-        if let Ending::Close(code, reason) = ending {
+        if let Ending::ClientClosed(_) = ending {
+            // tungstenite queued the answer to the client's close frame.
+            let _ = timeout(write_timeout, ws.flush()).await;
+        }
+        if let Ending::Close(code, reason) = *ending {
             // Behind whatever the socket still holds: a slow client needs
             // as long as any write to take it in.
-            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-            let _ = timeout(self.state.config.write_timeout, sink.send(Message::Close(Some(frame)))).await;
+            let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
+            return matches!(timeout(write_timeout, ws.send(Message::Close(Some(frame)))).await, Ok(Ok(())));
         }
-        self.state.clients.remove(self.conn);
-        self.state.metrics.connections.dec();
-        self.state.metrics.closed(ending.code(), opened.elapsed());
+        false
     }
 
-    fn is_superseded(&self) -> bool {
-        self.superseded.load(Ordering::Acquire)
-    }
-
-    /// Why the connection's stop token fired: a newer connection, the
-    /// gateway's restart, or a kick. A superseded client must not resume:
-    /// it would shut out the newer connection in turn.
-    fn stop_reason(&self) -> Ending {
-        if self.is_superseded() {
-            Ending::Close(CLOSE_SUPERSEDED, "resumed elsewhere")
-        } else if self.restart.is_cancelled() {
-            Ending::Close(CLOSE_RESTART, "gateway restarting; reconnect and resume")
-        } else {
-            Ending::Close(CLOSE_TOO_SLOW, "too slow; reconnect and resume")
+    /// The session's next job: the connection's own first, then the
+    /// client's commands in order.
+    fn next_job(&mut self, session: &Session<B>) -> Option<Job> {
+        if std::mem::take(&mut self.marks.welcomed) {
+            return Some(Job::Welcomed);
         }
+        if std::mem::take(&mut self.marks.resync) {
+            return Some(Job::Resync);
+        }
+        if std::mem::take(&mut self.retry_due) && session.retry_at().is_some() {
+            return Some(Job::RetryEnter);
+        }
+        if std::mem::take(&mut self.save_due) {
+            return Some(Job::SaveAgain);
+        }
+        let job = self.jobs.pop_front().map(Job::Client);
+        if self.jobs.is_empty() && self.jobs.capacity() > 0 {
+            // Empty nearly always (a command at a time): kept, its slots
+            // would cost every connection 200 bytes for its whole life.
+            self.jobs = VecDeque::new();
+        }
+        job
     }
 
-    /// Writes `first` and whatever else is queued, then flushes.
-    async fn write(
-        &mut self,
-        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-        first: Outgoing,
-        stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
-        restart: &CancellationToken,
-        superseded: &AtomicBool,
-    ) -> Wrote {
-        let batch = self.write_batch(sink, first);
+    /// Writes what [`write_now`] left (a socket that was full) and a batch
+    /// of whatever else is queued; a kick or a newer connection stops the
+    /// wait on the socket at once.
+    async fn write_rest(&mut self, ws: &mut Socket) -> Wrote {
+        let write_timeout = self.state.config.write_timeout;
+        let metrics = &self.state.metrics;
+        let batch = write_batch(ws, &mut self.out_rx, &mut self.marks, None, write_timeout, metrics);
         tokio::pin!(batch);
-        tokio::select! {
+        let stop = tokio::select! {
+            biased;
             ok = &mut batch => return if ok { Wrote::Done } else { Wrote::Failed },
-            _ = stopped => {}
-        }
-        // A kicked connection stops waiting on its socket at once. A
-        // restart lets the frames in flight reach the client (briefly):
+            stop = poll_fn(|_| self.signals.poll_raised()) => stop,
+        };
+        // A restart lets the frames in flight reach the client (briefly):
         // dropped, they would hide a step of the snake the drain parks.
-        if restart.is_cancelled()
-            && !superseded.load(Ordering::Acquire)
-            && !matches!(timeout(PARK_WAIT, batch).await, Ok(true))
-        {
+        if stop == Stop::Restart && !matches!(timeout(PARK_WAIT, batch).await, Ok(true)) {
             return Wrote::Failed;
         }
-        Wrote::Stopped
+        Wrote::Stopped(stop)
     }
 
     /// Sends a ping (tungstenite answers the client's own pings).
-    async fn ping(
-        &mut self,
-        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-        stopped: std::pin::Pin<&mut WaitForCancellationFutureOwned>,
-    ) -> Wrote {
+    async fn ping(&mut self, ws: &mut Socket) -> Wrote {
         let write_timeout = self.state.config.write_timeout;
         tokio::select! {
-            sent = timeout(write_timeout, sink.send(Message::Ping(bytes::Bytes::new()))) => match sent {
+            sent = timeout(write_timeout, ws.send(Message::Ping(bytes::Bytes::new()))) => match sent {
                 Ok(Ok(())) => Wrote::Done,
                 _ => Wrote::Failed,
             },
-            _ = stopped => Wrote::Stopped,
+            stop = poll_fn(|_| self.signals.poll_raised()) => Wrote::Stopped(stop),
         }
     }
 
-    async fn write_batch(
-        &mut self,
-        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-        first: Outgoing,
-    ) -> bool {
-        let write_timeout = self.state.config.write_timeout;
-        let mut next = Some(first);
-        let mut batch = 0;
-        while let Some(out) = next.take() {
-            let text = match out {
-                Outgoing::Frame(t) => t,
-                Outgoing::Tick(t) => {
-                    if let Some(at) = self.key_at.take() {
-                        self.state.metrics.input_to_broadcast.observe(at.elapsed().as_secs_f64());
-                    }
-                    t
-                }
-                Outgoing::Welcome(t) => {
-                    self.pending = None;
-                    t
-                }
-                Outgoing::Resync => {
-                    self.resync = true;
-                    next = self.out_rx.try_recv().ok();
-                    continue;
-                }
-                Outgoing::Parked => {
-                    self.room_parked = true;
-                    next = self.out_rx.try_recv().ok();
-                    continue;
-                }
-            };
-            match timeout(write_timeout, sink.feed(Message::Text(text))).await {
-                Ok(Ok(())) => {}
-                _ => return false,
-            }
-            batch += 1;
-            if batch < 32 {
-                next = self.out_rx.try_recv().ok();
-            }
+    fn on_message(&mut self, msg: Message) -> Flow {
+        if let Message::Ping(_) = msg {
+            // tungstenite queued the pong, and writes it on its own.
+            self.marks.owed = true;
         }
-        matches!(timeout(write_timeout, sink.flush()).await, Ok(Ok(())))
-    }
-
-    async fn on_message(&mut self, msg: Message) -> Flow {
         let (text, control) = match msg {
             Message::Text(t) => (Some(t), false),
             Message::Binary(_) => (None, false),
             // Control frames share the message budget: a ping flood is a
             // flood (tungstenite answers each ping with a pong).
-            Message::Ping(_) | Message::Pong(_) => (None, true),
-            Message::Close(frame) => return Flow::ClientClosed(frame.map_or(CLOSE_NORMAL, |f| f.code)),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => (None, true),
+            Message::Close(frame) => return Flow::ClientClosed(frame.map_or(CLOSE_NORMAL, |f| u16::from(f.code))),
         };
         if !self.limiter.try_take() {
             self.dropped += 1;
@@ -424,7 +470,7 @@ impl<B: Backend> Connection<B> {
             }
             if !self.throttled && !control {
                 self.throttled = true;
-                self.send_error("Too many messages");
+                self.send(error_frame("Too many messages"));
             }
             return Flow::Continue;
         }
@@ -434,261 +480,47 @@ impl<B: Backend> Connection<B> {
         self.throttled = false;
         let Some(text) = text else {
             self.state.metrics.client_errors.with_label_values(&["binary"]).inc();
-            self.send_error("Binary frames are not supported");
+            self.send(error_frame("Binary frames are not supported"));
             return Flow::Continue;
         };
-        let result = match ClientMessage::parse(&text) {
+        match ClientMessage::parse(&text) {
             Ok(msg) => {
                 // Only a command of the protocol counts as speaking: a
                 // binary frame or garbage does not keep a socket.
                 self.spoken = true;
-                self.dispatch(msg).await
-            }
-            Err(e) => Err(e.into()),
-        };
-        if let Err(refusal) = result {
-            let reason = match &refusal {
-                Refusal::Protocol(_) => "protocol",
-                Refusal::State(_) => "state",
-                Refusal::Backend(e) => {
-                    warn!(error = %e, "backend error while serving a client");
-                    "backend"
+                match msg {
+                    // Answered here: a ping measures the gateway, not Redis.
+                    ClientMessage::Ping => {
+                        let mut w = FrameWriter::default();
+                        w.pong();
+                        self.send(w.finish());
+                    }
+                    ClientMessage::Key(dir) => {
+                        // A room takes one turn a tick from a queue of two:
+                        // while the backend is slow, the two latest turns
+                        // are the ones worth sending.
+                        let is_key = |m: &ClientMessage| matches!(m, ClientMessage::Key(_));
+                        if self.jobs.iter().filter(|m| is_key(m)).count() >= KEYS_QUEUED
+                            && let Some(oldest) = self.jobs.iter().position(is_key)
+                        {
+                            self.jobs.remove(oldest);
+                        }
+                        self.marks.key_at.get_or_insert_with(Instant::now);
+                        self.jobs.push_back(ClientMessage::Key(dir));
+                    }
+                    _ if self.jobs.len() >= JOBS_QUEUED => {
+                        self.state.metrics.client_errors.with_label_values(&["busy"]).inc();
+                        self.send(error_frame("Server busy, try again"));
+                    }
+                    msg => self.jobs.push_back(msg),
                 }
-            };
-            self.state.metrics.client_errors.with_label_values(&[reason]).inc();
-            self.send_error(&refusal.to_string());
+            }
+            Err(e) => {
+                self.state.metrics.client_errors.with_label_values(&["protocol"]).inc();
+                self.send(error_frame(&e.to_string()));
+            }
         }
         Flow::Continue
-    }
-
-    async fn dispatch(&mut self, msg: ClientMessage) -> Result<(), Refusal> {
-        match msg {
-            ClientMessage::NewPlayer { name, room } => self.new_player(name, room).await,
-            ClientMessage::Resume(token) => self.resume(token).await,
-            ClientMessage::Join => {
-                let place = self.playing_place()?;
-                let input = self.input(place.member, InputKind::Join);
-                let room = place.room.clone();
-                if self.pending.is_some() {
-                    // The room may not listen yet: join once it has answered.
-                    self.join_after_welcome = true;
-                    return Ok(());
-                }
-                self.publish(&room, input).await
-            }
-            ClientMessage::Key(dir) => {
-                let place = self.playing_place()?;
-                let input = self.input(place.member, InputKind::Turn(dir));
-                let room = place.room.clone();
-                self.key_at.get_or_insert_with(Instant::now);
-                self.publish(&room, input).await
-            }
-            ClientMessage::Rooms => {
-                let rooms = self.state.backend.rooms(ROOMS_LISTED).await?;
-                let mut w = FrameWriter::default();
-                w.rooms(&rooms);
-                self.send(w.finish());
-                Ok(())
-            }
-            ClientMessage::Spectate(room) => self.spectate(room).await,
-            ClientMessage::Enter(room) => self.enter_as_player(room).await,
-            ClientMessage::Ping => {
-                let mut w = FrameWriter::default();
-                w.pong();
-                self.send(w.finish());
-                Ok(())
-            }
-        }
-    }
-
-    /// The place where this connection plays, or why it cannot steer.
-    fn playing_place(&self) -> Result<&Place, Refusal> {
-        let Some(identity) = &self.identity else {
-            return Err(match &self.place {
-                Some(_) => state("Spectators cannot join; send new_player"),
-                None => state("Send new_player first"),
-            });
-        };
-        match &self.place {
-            Some(p) if p.as_player && p.member == identity.id => Ok(p),
-            _ => Err(state("Spectators cannot join; send enter")),
-        }
-    }
-
-    async fn new_player(&mut self, name: String, room: Option<RoomId>) -> Result<(), Refusal> {
-        if let Some(id) = &self.identity {
-            return Err(state(format!("Already playing as {}", id.name)));
-        }
-        let id = self.state.backend.new_player_id().await?;
-        let room = self.take_seat(room.as_ref(), id).await?;
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let identity = Identity { id, name, token, key: new_key(), session_room: None };
-        self.identity = Some(identity);
-        self.move_in(room, true).await
-    }
-
-    async fn resume(&mut self, token: String) -> Result<(), Refusal> {
-        if let Some(id) = &self.identity {
-            return Err(state(format!("Already playing as {}", id.name)));
-        }
-        let session = self.state.backend.session(&token).await?.ok_or(ProtocolError::BadToken)?;
-        let (capacity, hold) = (self.state.config.room_capacity, self.state.config.seat_hold);
-        // The player's seat is still its own if the room still has it.
-        let room = match self.state.backend.take_seat(Some(&session.room), session.player, capacity, hold).await? {
-            Seat::Taken { room, created } => {
-                self.announce(&room, created).await;
-                room
-            }
-            // The room filled up meanwhile: play elsewhere.
-            Seat::Full => self.take_seat(None, session.player).await?,
-        };
-        // A session from an older build has no key (0): the identity gets one
-        // now; rooms let an unknown key (0) in either way.
-        let key = if session.key == 0 { new_key() } else { session.key };
-        self.identity = Some(Identity { id: session.player, name: session.name, token, key, session_room: None });
-        self.move_in(room, true).await
-    }
-
-    async fn enter_as_player(&mut self, room: RoomId) -> Result<(), Refusal> {
-        let Some(player) = self.identity.as_ref().map(|i| i.id) else { return Err(state("Send new_player first")) };
-        if self.place.as_ref().is_some_and(|p| p.room == room && p.as_player) {
-            self.send_handshake(&room);
-            return Ok(());
-        }
-        let room = self.take_seat(Some(&room), player).await?;
-        self.move_in(room, true).await
-    }
-
-    async fn spectate(&mut self, room: RoomId) -> Result<(), Refusal> {
-        if self.state.backend.room(&room).await?.is_none() {
-            return Err(state("No such room"));
-        }
-        self.move_in(room, false).await
-    }
-
-    /// A seat for `player` in `room` (or by matchmaking): the room is
-    /// announced if new.
-    async fn take_seat(&self, room: Option<&RoomId>, player: PlayerId) -> Result<RoomId, Refusal> {
-        let (capacity, hold) = (self.state.config.room_capacity, self.state.config.seat_hold);
-        match self.state.backend.take_seat(room, player, capacity, hold).await? {
-            Seat::Taken { room, created } => {
-                self.announce(&room, created).await;
-                Ok(room)
-            }
-            Seat::Full => Err(state("Room is full")),
-        }
-    }
-
-    async fn announce(&self, room: &RoomId, created: bool) {
-        if created && let Err(e) = self.state.backend.publish_notice(Notice::RoomCreated(room.clone())).await {
-            self.state.metrics.publish_errors.inc();
-            warn!(%room, error = %e, "could not announce a new room");
-        }
-    }
-
-    /// The key of the identity this connection enters rooms as.
-    fn key(&self) -> u64 {
-        self.identity.as_ref().map_or(self.spectator_key, |i| i.key)
-    }
-
-    async fn spectator_id(&mut self) -> Result<PlayerId, Refusal> {
-        if let Some(id) = self.spectator_id {
-            return Ok(id);
-        }
-        let id = self.state.backend.new_player_id().await?;
-        self.spectator_id = Some(id);
-        Ok(id)
-    }
-
-    /// Leaves the current room (on purpose) and enters `room`; a player's
-    /// seat there is already taken.
-    async fn move_in(&mut self, room: RoomId, as_player: bool) -> Result<(), Refusal> {
-        let (member, name) = match (&self.identity, as_player) {
-            (Some(id), true) => (id.id, Some(id.name.clone())),
-            (Some(id), false) => (id.id, None),
-            (None, _) => (self.spectator_id().await?, None),
-        };
-        self.leave(InputKind::Leave).await;
-        if as_player {
-            self.send_handshake(&room);
-            self.save_session(&room).await;
-        } else {
-            let mut w = FrameWriter::default();
-            w.spectating(&room);
-            self.send(w.finish());
-        }
-        let attached = self
-            .state
-            .fanout
-            .attach(
-                &room,
-                member,
-                Member::new(self.conn, self.out_tx.clone(), self.kick.clone(), self.superseded.clone()),
-            )
-            .await;
-        if let Err(e) = attached {
-            if as_player {
-                let _ = self.state.backend.release_seat(&room, member).await;
-            }
-            return Err(e.into());
-        }
-        self.place = Some(Place { room: room.clone(), member, as_player });
-        let input =
-            self.input(member, InputKind::Enter { name, resync: false, key: self.key(), gateway: self.gateway() });
-        // The retry is armed first: an enter lost to a failed publish is
-        // repeated like one the room did not answer.
-        self.await_welcome(room.clone(), input.clone());
-        if let Err(e) = self.publish(&room, input).await {
-            debug!(%room, error = %e, "enter not sent; it will be repeated");
-        }
-        Ok(())
-    }
-
-    /// Repeats `input` (an enter) until the room's welcome arrives.
-    fn await_welcome(&mut self, room: RoomId, input: RoomInput) {
-        let now = Instant::now();
-        self.pending = Some(PendingEnter {
-            input,
-            room,
-            next: now + self.state.config.enter_retry,
-            deadline: now + self.state.config.enter_timeout,
-            warned: false,
-        });
-    }
-
-    async fn join_now(&mut self) {
-        let Ok(place) = self.playing_place() else { return };
-        let (room, input) = (place.room.clone(), self.input(place.member, InputKind::Join));
-        if let Err(e) = self.publish(&room, input).await {
-            self.send_error(&e.to_string());
-        }
-    }
-
-    /// Enters the current room again, for a fresh world (after a gap or a
-    /// change of the room's owner).
-    async fn reenter(&mut self) {
-        let Some(place) = &self.place else { return };
-        let name = if place.as_player { self.identity.as_ref().map(|i| i.name.clone()) } else { None };
-        let input =
-            self.input(place.member, InputKind::Enter { name, resync: true, key: self.key(), gateway: self.gateway() });
-        let room = place.room.clone();
-        let _ = self.publish(&room, input.clone()).await;
-        self.await_welcome(room, input);
-    }
-
-    /// The room did not answer yet: ask again (rooms treat `enter` as
-    /// idempotent). Past the deadline the client is told, once.
-    async fn retry_enter(&mut self) {
-        let Some(p) = &mut self.pending else { return };
-        let now = Instant::now();
-        let late = now >= p.deadline;
-        p.next = now + if late { Duration::from_secs(1) } else { self.state.config.enter_retry };
-        let (room, input) = (p.room.clone(), p.input.clone());
-        if late && !p.warned {
-            p.warned = true;
-            self.send_error("Room unavailable, try again");
-        }
-        let _ = self.publish(&room, input).await;
     }
 
     /// Tells the room a player is going (`Disconnect`: its snake parks),
@@ -697,137 +529,141 @@ impl<B: Backend> Connection<B> {
     /// snake the room moved between the client's last frame and the
     /// `Disconnect` would stand elsewhere when the player resumes. False if
     /// nothing was told.
-    async fn park_before_close(&mut self, sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) -> bool {
-        let Some(place) = self.place.as_ref().filter(|p| p.as_player && !self.is_superseded()) else {
-            return false;
-        };
-        let (room, input) = (place.room.clone(), self.input(place.member, InputKind::Disconnect));
-        if let Err(e) = self.state.backend.publish_input(&room, input).await {
-            self.state.metrics.publish_errors.inc();
-            debug!(%room, error = %e, "could not tell the room");
+    async fn park_before_close(&mut self, ws: &mut Socket, session: &Session<B>) -> bool {
+        if !session.tell_disconnect().await {
             return false;
         }
         let deadline = Instant::now() + PARK_WAIT;
-        while !self.room_parked {
+        let write_timeout = self.state.config.write_timeout;
+        while !self.marks.parked {
             let Ok(Some(out)) = tokio::time::timeout_at(deadline, self.out_rx.recv()).await else { break };
-            let wrote = tokio::time::timeout_at(deadline, self.write_batch(sink, out)).await;
-            if !matches!(wrote, Ok(true)) {
+            let batch =
+                write_batch(ws, &mut self.out_rx, &mut self.marks, Some(out), write_timeout, &self.state.metrics);
+            if !matches!(tokio::time::timeout_at(deadline, batch).await, Ok(true)) {
                 break;
             }
         }
         true
     }
 
-    /// Leaves the current room, if any: `Leave` on purpose (the seat comes
-    /// free now), `Disconnect` when the connection ended (the snake gets the
-    /// grace period, and the room holds the seat as long as it keeps the
-    /// player).
-    async fn leave(&mut self, kind: InputKind) {
-        self.leave_telling(kind, true).await;
-    }
-
-    /// As [`leave`](Self::leave); `tell` false when the room already knows.
-    async fn leave_telling(&mut self, kind: InputKind, tell: bool) {
-        self.pending = None;
-        self.join_after_welcome = false;
-        let Some(place) = self.place.take() else { return };
-        // A superseded connection's member, and its seat (seats are the
-        // player's), are the newer connection's now.
-        let superseded = self.is_superseded();
-        let release = place.as_player && kind == InputKind::Leave && !superseded;
-        if tell && !superseded {
-            let input = self.input(place.member, kind);
-            if let Err(e) = self.state.backend.publish_input(&place.room, input).await {
-                self.state.metrics.publish_errors.inc();
-                debug!(room = %place.room, error = %e, "could not tell the room");
-            }
-        }
-        self.state.fanout.detach(&place.room, place.member, self.conn).await;
-        if release {
-            // If this is lost, the seat expires once the room stops holding it.
-            if let Err(e) = self.state.backend.release_seat(&place.room, place.member).await {
-                warn!(room = %place.room, error = %e, "could not release a seat");
-            }
-        }
-    }
-
-    async fn save_session(&mut self, room: &RoomId) {
-        let Some(id) = &mut self.identity else { return };
-        id.session_room = Some(room.clone());
-        let session = Session { player: id.id, name: id.name.clone(), room: room.clone(), key: id.key };
-        if let Err(e) = self.state.backend.put_session(&id.token, &session, self.state.config.session_ttl).await {
-            warn!(error = %e, "could not save a session");
-        }
-    }
-
-    /// The store lost its data: the session this connection saved is
-    /// written again (none yet: nothing to save; superseded: the newer
-    /// connection saves its own).
-    async fn save_session_again(&mut self) {
-        let room = self.identity.as_ref().and_then(|id| id.session_room.clone());
-        if let Some(room) = room.filter(|_| !self.is_superseded()) {
-            self.save_session(&room).await;
-        }
-    }
-
-    /// The id rooms know this gateway's presence by.
-    fn gateway(&self) -> Option<String> {
-        Some(self.state.gateway_id.to_string())
-    }
-
-    fn input(&self, player: PlayerId, kind: InputKind) -> RoomInput {
-        RoomInput { player, conn: self.conn, kind }
-    }
-
-    async fn publish(&self, room: &RoomId, input: RoomInput) -> Result<(), Refusal> {
-        if let Err(e) = self.state.backend.publish_input(room, input).await {
-            self.state.metrics.publish_errors.inc();
-            return Err(e.into());
-        }
-        Ok(())
-    }
-
-    fn send_handshake(&self, room: &RoomId) {
-        if let Some(id) = &self.identity {
-            let mut w = FrameWriter::default();
-            w.handshake(&id.name, id.id, room, &id.token);
-            self.send(w.finish());
-        }
-    }
-
-    fn send_error(&self, text: &str) {
-        self.send(error_frame(text));
-    }
-
-    /// Queues one of the connection's own frames; a full queue means the
-    /// client is not reading, and the kick follows from the fan-out.
     fn send(&self, frame: bytes::Bytes) {
-        if let Ok(text) = Utf8Bytes::try_from(frame)
-            && self.out_tx.try_send(Outgoing::Frame(text)).is_err()
-        {
-            self.state.metrics.frames_dropped.inc();
+        queue_own(&self.out_tx, frame, &self.state.metrics);
+    }
+}
+
+/// What [`write_now`] got done.
+enum Now {
+    Done,
+    /// The socket is full: the rest is for [`write_batch`].
+    Blocked,
+    Failed,
+}
+
+/// What goes to the client for `out`, noting what it tells the
+/// connection; `None` for a marker.
+fn text_of(out: Outgoing, marks: &mut Marks, metrics: &crate::metrics::GatewayMetrics) -> Option<bytes::Bytes> {
+    match out {
+        Outgoing::Frame(t) => Some(bytes::Bytes::from(Utf8Bytes::clone(&t))),
+        Outgoing::Tick(t) => {
+            if let Some(at) = marks.key_at.take() {
+                metrics.input_to_broadcast.observe(at.elapsed().as_secs_f64());
+            }
+            Some(bytes::Bytes::from(Utf8Bytes::clone(&t)))
+        }
+        Outgoing::Welcome(t) => {
+            marks.welcomed = true;
+            Some(bytes::Bytes::from(Utf8Bytes::clone(&t)))
+        }
+        Outgoing::Resync => {
+            marks.resync = true;
+            None
+        }
+        Outgoing::Parked => {
+            marks.parked = true;
+            None
+        }
+        Outgoing::Moved => {
+            marks.welcomed = false;
+            None
         }
     }
 }
 
-fn state(text: impl Into<String>) -> Refusal {
-    Refusal::State(text.into())
+/// Writes `first` and up to a batch of whatever else is queued, each
+/// frame in one write past tungstenite (see [`direct_write`]), as far as
+/// the socket takes them without waiting: a frame it did not take whole
+/// stays in `marks.unsent`.
+fn write_now(
+    cx: &mut Context<'_>,
+    ws: &mut Socket,
+    rx: &mut outbox::Receiver<Outgoing>,
+    marks: &mut Marks,
+    first: Outgoing,
+    metrics: &crate::metrics::GatewayMetrics,
+) -> Now {
+    let mut next = Some(first);
+    let mut batch = 0;
+    while let Some(out) = next.take() {
+        if let Some(text) = text_of(out, marks, metrics) {
+            // What tungstenite holds (a pong) goes first: frames never
+            // interleave.
+            if marks.owed {
+                match <Socket as Sink<Message>>::poll_flush(Pin::new(&mut *ws), cx) {
+                    Poll::Ready(Ok(())) => marks.owed = false,
+                    Poll::Ready(Err(_)) => return Now::Failed,
+                    Poll::Pending => {
+                        marks.unsent = Some(Unsent::text(text));
+                        return Now::Blocked;
+                    }
+                }
+            }
+            match direct_write::poll_write_text(cx, ws, &mut marks.unsent, text) {
+                Poll::Ready(Ok(())) => batch += 1,
+                Poll::Ready(Err(_)) => return Now::Failed,
+                Poll::Pending => return Now::Blocked,
+            }
+        }
+        if batch < BATCH {
+            next = rx.try_recv();
+        }
+    }
+    Now::Done
+}
+
+/// Writes what the socket still owes (tungstenite's own bytes, then a
+/// frame cut short), then `first` and up to a batch of whatever else is
+/// queued, waiting on the socket as long as `write_timeout` per write;
+/// false if the client is gone or too slow to take it.
+async fn write_batch(
+    ws: &mut Socket,
+    rx: &mut outbox::Receiver<Outgoing>,
+    marks: &mut Marks,
+    first: Option<Outgoing>,
+    write_timeout: Duration,
+    metrics: &crate::metrics::GatewayMetrics,
+) -> bool {
+    if !matches!(timeout(write_timeout, ws.flush()).await, Ok(Ok(()))) {
+        return false;
+    }
+    marks.owed = false;
+    let mut next = first;
+    let mut batch = 0;
+    loop {
+        if !matches!(timeout(write_timeout, direct_write::finish(ws, &mut marks.unsent)).await, Ok(Ok(()))) {
+            return false;
+        }
+        if batch >= BATCH {
+            return true;
+        }
+        let Some(out) = next.take().or_else(|| rx.try_recv()) else { return true };
+        if let Some(text) = text_of(out, marks, metrics) {
+            marks.unsent = Some(Unsent::text(text));
+            batch += 1;
+        }
+    }
 }
 
 /// Whether a read error is a frame over the size limit.
-fn too_big(e: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(WsError::Capacity(_)) = err.downcast_ref::<WsError>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
-
-/// A random, non-zero identity key.
-fn new_key() -> u64 {
-    (uuid::Uuid::new_v4().as_u128() as u64) | 1
+fn too_big(e: &tokio_tungstenite::tungstenite::Error) -> bool {
+    matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_))
 }

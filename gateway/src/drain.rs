@@ -11,12 +11,14 @@
 //! last connections then get the grace period, and the gateway exits.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use snakepit_bus::ConnId;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
+
+use crate::signals::Signals;
 use tracing::info;
 
 /// Pacing finer than this gains nothing: batches are at least this far apart.
@@ -39,28 +41,43 @@ impl Default for DrainConfig {
     }
 }
 
-/// The client connections open on this gateway, each with the token that
-/// closes it for a restart.
+/// The client connections open on this gateway, each with the signals
+/// that close it for a restart.
 #[derive(Default)]
 pub struct Clients {
-    open: Mutex<HashMap<ConnId, CancellationToken>>,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    by_conn: HashMap<ConnId, Arc<Signals>>,
+    /// The drain has taken its list: a connection added later restarts at
+    /// once.
+    closing: bool,
 }
 
 impl Clients {
-    fn open(&self) -> MutexGuard<'_, HashMap<ConnId, CancellationToken>> {
+    fn open(&self) -> MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn add(&self, conn: ConnId, restart: CancellationToken) {
-        self.open().insert(conn, restart);
+    pub fn add(&self, conn: ConnId, signals: Arc<Signals>) {
+        let mut open = self.open();
+        if open.closing {
+            signals.restart();
+        }
+        open.by_conn.insert(conn, signals);
     }
 
     pub fn remove(&self, conn: ConnId) {
-        self.open().remove(&conn);
+        self.open().by_conn.remove(&conn);
     }
 
-    fn all(&self) -> Vec<CancellationToken> {
-        self.open().values().cloned().collect()
+    /// Every connection open now; from now on, new ones restart at once.
+    fn close_all(&self) -> Vec<Arc<Signals>> {
+        let mut open = self.open();
+        open.closing = true;
+        open.by_conn.values().cloned().collect()
     }
 }
 
@@ -80,15 +97,15 @@ pub async fn drain(
     info!(delay = ?config.delay, "draining: not ready, still serving");
     tokio::time::sleep(config.delay).await;
     stop_accepting.cancel();
-    let open = clients.all();
+    let open = clients.close_all();
     info!(clients = open.len(), window = ?config.close_window, "closing clients for a restart");
     close_paced(open, config.close_window).await;
     closed.cancel();
 }
 
-/// Cancels `tokens` in batches spread evenly over `window`: the first batch
+/// Restarts the connections of `tokens` in batches spread evenly over `window`: the first batch
 /// at once, the last one a batch's step before the window ends.
-pub async fn close_paced(tokens: Vec<CancellationToken>, window: Duration) {
+pub async fn close_paced(tokens: Vec<Arc<Signals>>, window: Duration) {
     let n = tokens.len();
     if n == 0 {
         return;
@@ -100,7 +117,7 @@ pub async fn close_paced(tokens: Vec<CancellationToken>, window: Duration) {
         let at = start + window.mul_f64(b as f64 / batches as f64);
         sleep_until(at).await;
         for token in &tokens[b * n / batches..(b + 1) * n / batches] {
-            token.cancel();
+            token.restart();
         }
     }
 }
@@ -115,12 +132,12 @@ mod tests {
     /// once, in order, none early.
     #[tokio::test(start_paused = true)]
     async fn batches_are_spread_evenly_over_the_window() {
-        let tokens: Vec<CancellationToken> = (0..10).map(|_| CancellationToken::new()).collect();
+        let tokens: Vec<Arc<Signals>> = (0..10).map(|_| Arc::default()).collect();
         let start = Instant::now();
         let task = tokio::spawn(close_paced(tokens.clone(), Duration::from_secs(1)));
         let mut closed_at = Vec::new();
         for t in &tokens {
-            t.cancelled().await;
+            std::future::poll_fn(|cx| t.poll_stop(cx)).await;
             closed_at.push(start.elapsed());
         }
         task.await.unwrap();
@@ -131,10 +148,10 @@ mod tests {
     /// More clients than steps: batches of several, still over the window.
     #[tokio::test(start_paused = true)]
     async fn many_clients_share_batches() {
-        let tokens: Vec<CancellationToken> = (0..1000).map(|_| CancellationToken::new()).collect();
+        let tokens: Vec<Arc<Signals>> = (0..1000).map(|_| Arc::default()).collect();
         let start = Instant::now();
         close_paced(tokens.clone(), Duration::from_millis(100)).await;
-        assert!(tokens.iter().all(CancellationToken::is_cancelled));
+        assert!(tokens.iter().all(|t| t.is_restarting()));
         assert_eq!(start.elapsed(), Duration::from_millis(90));
     }
 }

@@ -20,60 +20,85 @@
 //! gateway. The replaced connection is told, and closes with 4009.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
 use snakepit_bus::{Bus, BusError, ConnId, FrameKind, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::metrics::GatewayMetrics;
+use crate::signals::Signals;
+use snakepit_bus::queue as outbox;
+
+/// A frame's text, shared by every member it goes to. Behind an `Arc`, so
+/// that a queued item is 16 bytes rather than 40: a connection's queue
+/// keeps two blocks of 32 items for its whole life.
+pub type Text = Arc<Utf8Bytes>;
 
 /// What a connection's writer receives.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
-    Frame(Utf8Bytes),
+    Frame(Text),
     /// A room's tick frame.
-    Tick(Utf8Bytes),
+    Tick(Text),
     /// The room's welcome: from now on the member gets every tick.
-    Welcome(Utf8Bytes),
+    Welcome(Text),
     /// The member missed frames (a gap, or a new owner of the room): it
     /// must enter again to get a fresh world.
     Resync,
     /// The room parked the member's snake: what came before shows it
     /// where it stands (not sent to the client).
     Parked,
+    /// The connection left its room (not sent): a welcome queued before
+    /// this is the old room's, and answers no `enter` of the new one.
+    Moved,
+}
+
+/// Queues one of a connection's own frames (an answer, an error); a full
+/// queue means the client is not reading, and the kick follows from the
+/// fan-out.
+pub fn queue_own(tx: &outbox::Sender<Outgoing>, frame: bytes::Bytes, metrics: &GatewayMetrics) {
+    if let Ok(text) = Utf8Bytes::try_from(frame)
+        && tx.try_send(Outgoing::Frame(Arc::new(text))).is_err()
+    {
+        metrics.frames_dropped.inc();
+    }
 }
 
 /// A local member of a room, as the fan-out sees it.
 pub struct Member {
     pub conn: ConnId,
-    pub tx: mpsc::Sender<Outgoing>,
-    pub kick: CancellationToken,
-    /// Set, just before the kick, when a newer connection of the player
+    pub tx: outbox::Sender<Outgoing>,
+    /// Kicks it (too slow) or tells it a newer connection of its player
     /// took the member over.
-    pub superseded: Arc<AtomicBool>,
+    pub signals: Arc<Signals>,
     /// Tick of the last frame delivered; `None` until the welcome.
     after: Option<u64>,
 }
 
 impl Member {
-    pub fn new(conn: ConnId, tx: mpsc::Sender<Outgoing>, kick: CancellationToken, superseded: Arc<AtomicBool>) -> Self {
-        Self { conn, tx, kick, superseded, after: None }
+    pub fn new(conn: ConnId, tx: outbox::Sender<Outgoing>, signals: Arc<Signals>) -> Self {
+        Self { conn, tx, signals, after: None }
     }
+}
 
-    /// Ends the connection: a newer one of the same player holds the seat.
-    fn supersede(&self) {
-        self.superseded.store(true, Ordering::Release);
-        self.kick.cancel();
-    }
+/// Where a feed's subscription stands: members wait for it before they
+/// ask the room for a world, or they could miss their welcome.
+#[derive(Clone, Debug)]
+enum Subscribed {
+    Pending,
+    Yes,
+    Failed(String),
 }
 
 struct Feed {
     members: Mutex<HashMap<PlayerId, Member>>,
+    subscribed: watch::Sender<Subscribed>,
     stop: CancellationToken,
 }
 
@@ -86,52 +111,86 @@ impl Feed {
 pub struct Fanout<B> {
     bus: B,
     presence_every: std::time::Duration,
-    feeds: tokio::sync::Mutex<HashMap<RoomId, Arc<Feed>>>,
+    /// Never held across an await: a slow subscription holds up only the
+    /// members of its own room.
+    feeds: Mutex<HashMap<RoomId, Arc<Feed>>>,
     metrics: GatewayMetrics,
     tracker: TaskTracker,
-    shutdown: CancellationToken,
 }
 
 impl<B: Bus> Fanout<B> {
-    pub fn new(
-        bus: B,
-        metrics: GatewayMetrics,
-        tracker: TaskTracker,
-        shutdown: CancellationToken,
-        presence_every: std::time::Duration,
-    ) -> Self {
-        Self { bus, presence_every, feeds: Default::default(), metrics, tracker, shutdown }
+    pub fn new(bus: B, metrics: GatewayMetrics, tracker: TaskTracker, presence_every: std::time::Duration) -> Self {
+        Self { bus, presence_every, feeds: Default::default(), metrics, tracker }
+    }
+
+    fn feeds(&self) -> MutexGuard<'_, HashMap<RoomId, Arc<Feed>>> {
+        self.feeds.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds a member to `room`, subscribing to the room first if needed;
-    /// once this returns, no frame of the room is missed.
+    /// once this returns, no frame of the room is missed. The subscription
+    /// is made by the room's feed task, outside any lock: members of other
+    /// rooms attach and leave meanwhile.
     pub async fn attach(&self, room: &RoomId, player: PlayerId, member: Member) -> Result<(), BusError> {
-        let mut feeds = self.feeds.lock().await;
-        if let Some(feed) = feeds.get(room) {
-            let conn = member.conn;
-            if let Some(old) = feed.members().insert(player, member).filter(|old| old.conn != conn) {
-                // The same player on this gateway through another connection.
-                old.supersede();
+        let feed = {
+            let mut feeds = self.feeds();
+            match feeds.get(room) {
+                Some(feed) => {
+                    let conn = member.conn;
+                    if let Some(old) = feed.members().insert(player, member).filter(|old| old.conn != conn) {
+                        // The same player on this gateway through another connection.
+                        old.signals.supersede();
+                    }
+                    feed.clone()
+                }
+                None => {
+                    let feed = Arc::new(Feed {
+                        members: Mutex::new(HashMap::from([(player, member)])),
+                        subscribed: watch::Sender::new(Subscribed::Pending),
+                        // Not the gateway's shutdown: a feed serves until
+                        // its last member has left, so that a drain's last
+                        // connections still get their rooms' frames (and
+                        // word that their snakes are parked).
+                        stop: CancellationToken::new(),
+                    });
+                    feeds.insert(room.clone(), feed.clone());
+                    self.metrics.room_feeds.inc();
+                    let presence = Presence { bus: self.bus.clone(), room: room.clone(), every: self.presence_every };
+                    self.tracker.spawn(feed_task(feed.clone(), self.metrics.clone(), presence));
+                    feed
+                }
             }
-            return Ok(());
+        };
+        let mut subscribed = feed.subscribed.subscribe();
+        let outcome = subscribed.wait_for(|s| !matches!(s, Subscribed::Pending)).await.map(|s| s.clone());
+        match outcome {
+            Ok(Subscribed::Yes) => Ok(()),
+            Ok(Subscribed::Failed(e)) => {
+                self.forget(room, &feed);
+                Err(BusError::Unavailable(e))
+            }
+            // The feed task ended before it subscribed (a shutdown).
+            _ => {
+                self.forget(room, &feed);
+                Err(BusError::Unavailable("room feed stopped".into()))
+            }
         }
-        let sub = self.bus.subscribe_output(room).await?;
-        let feed = Arc::new(Feed {
-            members: Mutex::new(HashMap::from([(player, member)])),
-            stop: self.shutdown.child_token(),
-        });
-        feeds.insert(room.clone(), feed.clone());
-        self.metrics.room_feeds.inc();
-        let metrics = self.metrics.clone();
-        let presence = Presence { bus: self.bus.clone(), room: room.clone(), every: self.presence_every };
-        self.tracker.spawn(pump(sub, feed, metrics, presence));
-        Ok(())
+    }
+
+    /// Removes a feed that could not subscribe (if still the room's).
+    fn forget(&self, room: &RoomId, feed: &Arc<Feed>) {
+        let mut feeds = self.feeds();
+        if feeds.get(room).is_some_and(|f| Arc::ptr_eq(f, feed)) {
+            feeds.remove(room);
+            feed.stop.cancel();
+            self.metrics.room_feeds.dec();
+        }
     }
 
     /// Removes a member if it is still the one of connection `conn`; the
     /// last member out ends the room's subscription.
-    pub async fn detach(&self, room: &RoomId, player: PlayerId, conn: ConnId) {
-        let mut feeds = self.feeds.lock().await;
+    pub fn detach(&self, room: &RoomId, player: PlayerId, conn: ConnId) {
+        let mut feeds = self.feeds();
         let Some(feed) = feeds.get(room) else { return };
         let empty = {
             let mut members = feed.members();
@@ -144,6 +203,29 @@ impl<B: Bus> Fanout<B> {
             feed.stop.cancel();
             feeds.remove(room);
             self.metrics.room_feeds.dec();
+        }
+    }
+}
+
+/// A room's feed: subscribes, tells the members waiting in `attach`, then
+/// pumps until its last member leaves.
+async fn feed_task<B: Bus>(feed: Arc<Feed>, metrics: GatewayMetrics, presence: Presence<B>) {
+    let subscribed = tokio::select! {
+        _ = feed.stop.cancelled() => {
+            // Its members left (or the gateway stops) before it subscribed.
+            feed.subscribed.send_replace(Subscribed::Failed("room feed stopped".into()));
+            return;
+        }
+        sub = presence.bus.subscribe_output(&presence.room) => sub,
+    };
+    match subscribed {
+        Ok(sub) => {
+            feed.subscribed.send_replace(Subscribed::Yes);
+            pump(sub, feed, metrics, presence).await;
+        }
+        Err(e) => {
+            debug!(room = %presence.room, error = %e, "room feed could not subscribe");
+            feed.subscribed.send_replace(Subscribed::Failed(e.to_string()));
         }
     }
 }
@@ -166,15 +248,30 @@ async fn pump<B: Bus>(
     vouch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = feed.stop.clone().cancelled_owned();
     tokio::pin!(stop);
+    // The vouch in flight, polled beside the frames: a slow Redis delays
+    // the vouch, never the room's frames.
+    let mut vouching: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
     loop {
         let frame = tokio::select! {
             _ = &mut stop => break,
-            _ = vouch.tick() => {
-                let members: Vec<(PlayerId, ConnId)> = feed.members().iter().map(|(p, m)| (*p, m.conn)).collect();
-                if let Err(e) = presence.bus.publish_input(&presence.room, RoomInput::presence(members)).await {
-                    metrics.publish_errors.inc();
-                    debug!(room = %presence.room, error = %e, "presence not sent");
+            () = async {
+                match &mut vouching {
+                    Some(sent) => sent.await,
+                    None => std::future::pending().await,
                 }
+            }, if vouching.is_some() => {
+                vouching = None;
+                continue;
+            }
+            _ = vouch.tick(), if vouching.is_none() => {
+                let members: Vec<(PlayerId, ConnId)> = feed.members().iter().map(|(p, m)| (*p, m.conn)).collect();
+                let (bus, room, metrics) = (presence.bus.clone(), presence.room.clone(), metrics.clone());
+                vouching = Some(Box::pin(async move {
+                    if let Err(e) = bus.publish_input(&room, RoomInput::presence(members)).await {
+                        metrics.publish_errors.inc();
+                        debug!(%room, error = %e, "presence not sent");
+                    }
+                }));
                 continue;
             }
             frame = sub.recv() => frame,
@@ -193,7 +290,7 @@ async fn pump<B: Bus>(
             }
             epoch = frame.epoch;
         }
-        let Ok(text) = Utf8Bytes::try_from(frame.payload) else {
+        let Ok(text) = Utf8Bytes::try_from(frame.payload).map(Arc::new) else {
             metrics.stale_frames.inc();
             continue;
         };
@@ -236,7 +333,7 @@ async fn pump<B: Bus>(
             }
             FrameKind::Superseded { player, conn } => {
                 if let Some(member) = members.get(&player).filter(|m| m.conn == conn) {
-                    member.supersede();
+                    member.signals.supersede();
                 }
             }
         }
@@ -254,14 +351,14 @@ fn resync(member: &mut Member, metrics: &GatewayMetrics) {
 fn deliver(member: &mut Member, out: Outgoing, metrics: &GatewayMetrics) {
     match member.tx.try_send(out) {
         Ok(()) => metrics.frames_sent.inc(),
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(outbox::SendError::Full) => {
             metrics.frames_dropped.inc();
-            if !member.kick.is_cancelled() {
+            if !member.signals.is_kicked() {
                 metrics.slow_clients.inc();
-                member.kick.cancel();
+                member.signals.kick();
             }
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(outbox::SendError::Closed) => {}
     }
 }
 
@@ -283,23 +380,17 @@ mod tests {
         room: RoomId,
         player: PlayerId,
         conn: ConnId,
-        rx: mpsc::Receiver<Outgoing>,
+        rx: outbox::Receiver<Outgoing>,
     }
 
     async fn fixture() -> Fixture {
         let bus = MemoryBackend::new();
         let metrics = GatewayMetrics::register(&prometheus::Registry::new()).unwrap();
-        let fanout = Fanout::new(
-            bus.clone(),
-            metrics.clone(),
-            TaskTracker::new(),
-            CancellationToken::new(),
-            Duration::from_secs(3600),
-        );
+        let fanout = Fanout::new(bus.clone(), metrics.clone(), TaskTracker::new(), Duration::from_secs(3600));
         let (room, player) = (RoomId::parse("fan").unwrap(), PlayerId::random());
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = outbox::channel(64);
         let conn = ConnId::random();
-        let member = Member::new(conn, tx, CancellationToken::new(), Default::default());
+        let member = Member::new(conn, tx, Default::default());
         fanout.attach(&room, player, member).await.unwrap();
         Fixture { bus, fanout, metrics, room, player, conn, rx }
     }
@@ -314,13 +405,14 @@ mod tests {
 
         fn received(&mut self) -> Vec<String> {
             let mut out = Vec::new();
-            while let Ok(o) = self.rx.try_recv() {
+            while let Some(o) = self.rx.try_recv() {
                 out.push(match o {
-                    Outgoing::Tick(t) => format!("tick {t}"),
-                    Outgoing::Welcome(t) => format!("welcome {t}"),
-                    Outgoing::Frame(t) => format!("frame {t}"),
+                    Outgoing::Tick(t) => format!("tick {}", t.as_str()),
+                    Outgoing::Welcome(t) => format!("welcome {}", t.as_str()),
+                    Outgoing::Frame(t) => format!("frame {}", t.as_str()),
                     Outgoing::Resync => "resync".into(),
                     Outgoing::Parked => "parked".into(),
+                    Outgoing::Moved => "moved".into(),
                 });
             }
             out

@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod config;
 pub mod connection;
+pub mod direct_write;
 pub mod drain;
 pub mod fanout;
 pub mod metrics;
@@ -15,9 +16,12 @@ pub mod rate_limit;
 pub mod routes;
 pub mod score_file;
 pub mod score_keeper;
+pub mod session;
+pub mod signals;
 pub mod standalone;
 pub mod state;
 pub mod store_resets;
+pub mod upgrade;
 pub mod web;
 
 use snakepit_bus::Backend;

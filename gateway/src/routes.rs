@@ -2,39 +2,43 @@
 //! metrics routes every process serves (`snakepit_service::health`).
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use snakepit_bus::Backend;
 use snakepit_game::frame::MAX_WELCOME_LEN;
 use snakepit_protocol::client::MAX_CLIENT_FRAME;
 use snakepit_service::health::{self, Readiness};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::Connection;
 use crate::state::AppState;
 use crate::web;
 
-/// Read chunk per connection: client messages are at most 1 KiB, and
-/// tungstenite zeroes this much before every read attempt (also the ones that
-/// find nothing), so the 128 KiB default would cost memory and CPU.
-const READ_BUFFER: usize = 1024;
-/// Bytes gathered before a write goes to the socket.
-const WRITE_BUFFER: usize = 16 * 1024;
-/// Bytes a connection may hold unsent before writes fail: what is gathered
-/// plus the largest frame of any valid game settings (a `world` of the
-/// largest field, every cell filled), so that every room's world can be
-/// sent. From the largest settings rather than this gateway's own flags: in
-/// a cluster, the workers' flags decide the field.
-const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + MAX_WELCOME_LEN + 1024;
+/// Read chunk per connection: client messages are a few bytes (a key
+/// press is an 8-byte frame; at most 1 KiB, and the buffer grows for a
+/// long one), and tungstenite zeroes this much before every read attempt
+/// (also the ones that find nothing), so the 128 KiB default would cost
+/// memory and CPU. Every connection keeps it for its whole life.
+const READ_BUFFER: usize = 64;
+/// Bytes gathered before a write goes to the socket: none. Frames go out
+/// past tungstenite (`direct_write.rs`); it writes only pings, pongs and
+/// the close frame, at once.
+const WRITE_BUFFER: usize = 0;
+/// Bytes a connection may hold unsent before writes fail: the largest
+/// frame of any valid game settings (a `world` of the largest field, every
+/// cell filled) and a little more, so that every room's world can be sent.
+/// From the largest settings rather than this gateway's own flags: in a
+/// cluster, the workers' flags decide the field.
+const MAX_WRITE_BUFFER: usize = MAX_WELCOME_LEN + 16 * 1024;
 
 pub fn app<B: Backend>(state: AppState<B>) -> Router {
     Router::new()
         .route("/", get(web::index))
         .route("/client.js", get(web::client_js))
         .route("/style.css", get(web::style))
-        .route("/connect", get(connect::<B>))
+        .route("/connect", get(connect::<B>).with_state(std::sync::Arc::new(state.clone())))
         .merge(health::routes(state.clone(), state.registry.clone()))
         .layer(axum::middleware::map_response(one_request_per_connection))
         .with_state(state)
@@ -51,21 +55,27 @@ async fn one_request_per_connection(mut response: Response) -> Response {
     response
 }
 
-async fn connect<B: Backend>(State(state): State<AppState<B>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+async fn connect<B: Backend>(State(state): State<std::sync::Arc<AppState<B>>>, req: Request) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    if !origin_allowed(&state.config.allowed_origins, headers.get(header::ORIGIN)) {
+    if !origin_allowed(&state.config.allowed_origins, req.headers().get(header::ORIGIN)) {
         state.metrics.refused.with_label_values(&["origin"]).inc();
         return (StatusCode::FORBIDDEN, "this page may not open a game connection here").into_response();
     }
-    let tracker = state.tracker.clone();
-    ws.read_buffer_size(READ_BUFFER)
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| tracker.track_future(Connection::new(state).run(socket)))
+        .max_message_size(Some(MAX_CLIENT_FRAME))
+        .max_frame_size(Some(MAX_CLIENT_FRAME));
+    let (response, socket) = match crate::upgrade::accept(req, config) {
+        Ok(accepted) => accepted,
+        Err(e) => return e.into_response(),
+    };
+    let tracker = state.tracker.clone();
+    tracker.spawn(Connection::new(state).run(Box::pin(socket)));
+    response
 }
 
 /// Ready while not draining and the backend answers.

@@ -22,8 +22,9 @@ pub struct AppState<B> {
     /// Cancelled as soon as the gateway is told to stop: `/readyz` then
     /// answers 503, while everything else is still served.
     pub draining: CancellationToken,
-    /// Cancelled when the drain is over: connections still open close
-    /// (1012), room feeds end, new WebSockets are refused.
+    /// Cancelled when the drain is over: new WebSockets are refused.
+    /// (Connections are closed through their signals, see
+    /// [`crate::drain`]; room feeds end with their last member.)
     pub shutdown: CancellationToken,
     /// Open client connections, for the paced closing of a drain.
     pub clients: Arc<Clients>,
@@ -47,13 +48,7 @@ impl<B: snakepit_bus::Backend> AppState<B> {
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
         Self {
-            fanout: Arc::new(Fanout::new(
-                backend.clone(),
-                metrics.clone(),
-                tracker.clone(),
-                shutdown.clone(),
-                config.presence_every,
-            )),
+            fanout: Arc::new(Fanout::new(backend.clone(), metrics.clone(), tracker.clone(), config.presence_every)),
             backend,
             config: Arc::new(config),
             metrics,

@@ -331,3 +331,33 @@ async fn sigterm_on_a_gateway_tells_its_clients_to_reconnect_and_exits() {
     assert_eq!(id_of(&a2.until("handshake").await[2]), a_id);
     a2.until("world").await;
 }
+
+/// A player who moves on at once (`enter` right behind `new_player`) gets
+/// the new room's world: the old room's welcome, still on its way while
+/// the move waits on Redis, must not pass for the new room's answer (its
+/// `enter` would then never be repeated, and no world would ever come).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_on_at_once_gets_the_new_rooms_world() {
+    let c = Cluster::start(1, 1).await;
+    let mut holder = c.client(0).await;
+    holder.new_player("holder", Some("first")).await;
+    for trial in 0..12 {
+        let mut p = c.client(0).await;
+        let next = format!("next{trial}");
+        p.send(json!(["new_player", "mover", "first"])).await;
+        p.send(json!(["enter", next])).await;
+        let mut moved = false;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "trial {trial}: no world of {next}");
+            let f = p.frame().await;
+            if let Some(hs) = f.find("handshake") {
+                moved = hs[3] == next.as_str();
+            }
+            if moved && f.has("world") {
+                break;
+            }
+        }
+        p.close().await;
+    }
+}

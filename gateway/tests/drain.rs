@@ -44,6 +44,23 @@ async fn gateway(
     (addr, shutdown, task, metrics)
 }
 
+/// A room host over `backend`, running until the token is cancelled.
+fn rooms(backend: &MemoryBackend) -> CancellationToken {
+    let host = Host::new(
+        backend.clone(),
+        HostConfig {
+            worker_id: "w".into(),
+            room: support::config(support::settings()).room,
+            round_every: Duration::from_millis(200),
+            lease_ttl: Duration::from_secs(5),
+        },
+        WorkerMetrics::register(&Registry::new(), "w").unwrap(),
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(host.run(stop.clone()));
+    stop
+}
+
 /// Reads until the close; its code and when it came.
 fn close_of(mut c: Client) -> JoinHandle<(Option<u16>, Instant)> {
     tokio::spawn(async move {
@@ -55,19 +72,7 @@ fn close_of(mut c: Client) -> JoinHandle<(Option<u16>, Instant)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_gateway_serves_on_then_closes_its_clients_paced_with_1012() {
     let backend = MemoryBackend::new();
-    let registry = Registry::new();
-    let host = Host::new(
-        backend.clone(),
-        HostConfig {
-            worker_id: "w".into(),
-            room: support::config(support::settings()).room,
-            round_every: Duration::from_millis(200),
-            lease_ttl: Duration::from_secs(5),
-        },
-        WorkerMetrics::register(&registry, "w").unwrap(),
-    );
-    let rooms_stop = CancellationToken::new();
-    tokio::spawn(host.run(rooms_stop.clone()));
+    let rooms_stop = rooms(&backend);
     let drain = DrainConfig { delay: DELAY, close_window: WINDOW, grace: GRACE };
     let (a, a_stop, a_task, a_metrics) = gateway(&backend, drain).await;
     let (b, _b_stop, _b_task, _) = gateway(&backend, drain).await;
@@ -140,5 +145,34 @@ async fn a_drained_gateway_serves_on_then_closes_its_clients_paced_with_1012() {
     // All eight are in the room again.
     let room = backend.room(&RoomId::parse("drain").unwrap()).await.unwrap().expect("the room is listed");
     assert_eq!(room.players, 8);
+    rooms_stop.cancel();
+}
+
+/// The drain's last batch of clients is closed as soon as their rooms have
+/// parked their snakes, not a wait for word that never comes: the rooms'
+/// feeds serve on until their last member has left, past the end of the
+/// close window (they used to stop with it, and every last client waited
+/// the full second for the room's word, its last frames lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_clients_of_a_drain_are_closed_once_parked_without_waiting_out_the_park_wait() {
+    let backend = MemoryBackend::new();
+    let rooms_stop = rooms(&backend);
+    let drain = DrainConfig { delay: Duration::ZERO, close_window: Duration::from_millis(10), grace: GRACE };
+    let (a, a_stop, a_task, _) = gateway(&backend, drain).await;
+    let mut closes = Vec::new();
+    for i in 0..4 {
+        let mut c = Client::connect(a).await;
+        let (id, _, _) = c.new_player(&format!("q{i}"), Some("last")).await;
+        c.join(&id).await;
+        closes.push(close_of(c));
+    }
+    let stopped = Instant::now();
+    a_stop.cancel();
+    for close in closes {
+        let (code, at) = close.await.unwrap();
+        assert_eq!(code, Some(1012));
+        assert!(at - stopped < Duration::from_millis(700), "a last client waited {:?} for its close", at - stopped);
+    }
+    tokio::time::timeout(GRACE, a_task).await.expect("run returns in time").unwrap();
     rooms_stop.cancel();
 }

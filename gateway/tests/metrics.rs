@@ -242,8 +242,11 @@ async fn cluster_processes_export_ticks_build_process_and_redis_health() {
     }
     // The game goes on through the restored subscriptions.
     assert!(player.next_world(Duration::from_secs(20)).await, "no fresh world after the restart");
+    // Unsteered through the outage, the snake may have died and its game
+    // stopped: a join starts it again (or is refused, also a frame).
+    player.send(serde_json::json!(["join"])).await;
     for _ in 0..3 {
-        player.frame().await;
+        player.steer_tick(&id).await;
     }
     // And nothing is counted twice.
     tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -325,7 +325,17 @@ impl<R: RedisUnderTest> Cluster<R> {
     }
 
     pub async fn add_gateway(&mut self) {
-        let mut args = self.redis_args();
+        let args = self.redis_args();
+        self.add_gateway_on(args).await;
+    }
+
+    /// A gateway that reaches Redis at `url` (a proxy in front of this
+    /// cluster's, say).
+    pub async fn add_gateway_via(&mut self, url: &str) {
+        self.add_gateway_on(vec!["--redis-url".to_string(), url.to_string()]).await;
+    }
+
+    async fn add_gateway_on(&mut self, mut args: Vec<String>) {
         args.extend(["--listen", "127.0.0.1:0", "--presence-secs", "0.5"].map(String::from));
         // Of the game flags, a cluster gateway uses only these (it warns
         // about the others).
