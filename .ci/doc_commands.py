@@ -113,6 +113,11 @@ RECIPES = {
     "python3 loadtest/scripts/capacity.py --mode standalone|cluster --players N": run(
         "python3 loadtest/scripts/capacity.py --mode standalone --players 50 --duration 3 --ramp 1 && "
         "python3 loadtest/scripts/capacity.py --mode cluster --players 50 --duration 3 --ramp 1", 300),
+    "python3 loadtest/scripts/capacity.py --mode standalone --floor --players 3000": run(
+        "python3 loadtest/scripts/capacity.py --mode standalone --floor --players 50 --duration 3 --ramp 1", 300),
+    "python3 loadtest/scripts/capacity.py --mode standalone --players 3000 --duration 30 --ramp 15 --floor --server-cpus 0 --swarm-cpus 1": run(
+        "python3 loadtest/scripts/capacity.py --mode standalone --players 50 --duration 3 --ramp 1 --floor "
+        "--server-cpus 0 --swarm-cpus 1", 300),
     "python3 loadtest/scripts/rolling_restart.py [--bots 1000]": elsewhere(
         "the same script runs for docs/deploy.md's command below"),
     "loadtest/scripts/rolling_restart.py": elsewhere("named in a sentence; run for docs/deploy.md's command"),
