@@ -128,12 +128,14 @@ pub enum Event {
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub view: View,
+    /// `steer_tick` asked for a new snake and waits for its birth.
+    rejoining: bool,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
         let (ws, _) = connect_async(format!("ws://{addr}/connect")).await.unwrap();
-        Self { ws, view: View::default() }
+        Self { ws, view: View::default(), rejoining: false }
     }
 
     /// A client whose socket holds little unread data (SO_RCVBUF), so that
@@ -144,7 +146,7 @@ impl Client {
         let stream = socket.connect(addr).await.unwrap();
         let url = format!("ws://{addr}/connect");
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
-        Self { ws, view: View::default() }
+        Self { ws, view: View::default(), rejoining: false }
     }
 
     pub async fn send(&mut self, v: Value) {
@@ -183,7 +185,10 @@ impl Client {
     /// The next frame or the close, within `WAIT`; frames update the view.
     pub async fn next(&mut self) -> Event {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no frame in time");
+            // A game whose snakes are all dead stops: say so if that is why.
+            let Ok(msg) = tokio::time::timeout(WAIT, self.ws.next()).await else {
+                panic!("no frame in time (at tick {}; snakes alive: {:?})", self.view.tick, self.view.alive);
+            };
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t).expect("server sent invalid JSON");
@@ -262,13 +267,30 @@ impl Client {
         panic!("snake not born");
     }
 
-    /// Reads one tick frame and steers `id` away from walls and bodies.
+    /// Reads one tick frame and steers `id` away from walls and bodies. A
+    /// snake born facing a wall three cells off, on a loaded machine, may
+    /// still die before the turn is in: it joins again, or a lone player's
+    /// game would stop and the test wait for frames that never come.
     pub async fn steer_tick(&mut self, id: &str) -> Frame {
         let f = self.frame().await;
-        if let Some(dir) = self.view.safe_turn(id) {
-            self.send(json!(dir)).await;
+        if self.view.head(id).is_some() {
+            self.rejoining = false;
+            if let Some(dir) = self.view.safe_turn(id) {
+                self.send(json!(dir)).await;
+            }
+        } else if !self.rejoining && self.view.alive.get(&pid(id)) == Some(&false) {
+            self.rejoining = true;
+            self.send(json!(["join"])).await;
         }
         f
+    }
+
+    /// Joins again if `id`'s snake died (see `steer_tick`).
+    pub async fn ensure_alive(&mut self, id: &str) {
+        if self.view.head(id).is_none() {
+            self.join(id).await;
+        }
+        self.rejoining = false;
     }
 
     /// Reads frames until a `world` arrives (a resync); false after `limit`.
@@ -428,13 +450,26 @@ pub async fn play_both(
 /// or the snake died) is tried again, up to three times.
 pub async fn turn_seen_by(mover: &mut Client, mover_id: &str, observer: &mut Client, observer_id: &str) -> bool {
     for _ in 0..3 {
+        // Either snake may have died meanwhile (born facing a wall, late
+        // steering on a loaded machine): both play, or the game stops.
+        mover.ensure_alive(mover_id).await;
+        while observer.view.tick < mover.view.tick {
+            observer.steer_tick(observer_id).await;
+        }
+        observer.ensure_alive(observer_id).await;
+        while mover.view.tick < observer.view.tick {
+            mover.frame().await;
+        }
         if mover.view.head(mover_id).is_none() {
-            return false;
+            continue;
         }
         let (key, want) = mover.view.perpendicular_turn(mover_id);
         mover.send(json!(key)).await;
         for _ in 0..10 {
             mover.frame().await;
+            if mover.view.head(mover_id).is_none() {
+                break;
+            }
             // The observer keeps its own snake alive meanwhile.
             while observer.view.tick < mover.view.tick {
                 observer.steer_tick(observer_id).await;
