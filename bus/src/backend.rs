@@ -67,6 +67,12 @@ impl<T> Subscription<T> {
     pub fn try_recv(&mut self) -> Option<T> {
         self.rx.try_recv()
     }
+
+    /// Not woken by new messages until the next `recv` (see
+    /// [`queue::Receiver::stop_waiting`]).
+    pub fn stop_waiting(&mut self) {
+        self.rx.stop_waiting();
+    }
 }
 
 /// Pub/sub between gateways and rooms.

@@ -139,6 +139,13 @@ impl<T> Receiver<T> {
         self.shared.state().pop()
     }
 
+    /// Forgets the waker of an earlier `recv`: a receiver that now takes
+    /// its items with `try_recv` on its own clock (a room while its game
+    /// runs) is not woken by each one.
+    pub fn stop_waiting(&mut self) {
+        self.shared.state().waker = None;
+    }
+
     /// The next item, once there is one; `None` once every sender is gone
     /// and nothing is left. Cancel-safe: dropped before it is ready, it
     /// takes nothing.
@@ -217,6 +224,32 @@ mod tests {
         tokio::task::yield_now().await;
         drop(tx2);
         assert_eq!(waiting.await.unwrap(), (Some(1), None));
+    }
+
+    /// A receiver that stopped waiting is not woken by the next item, and
+    /// a `recv` after it waits (and is woken) again.
+    #[tokio::test]
+    async fn a_receiver_that_stopped_waiting_is_not_woken() {
+        use std::future::Future;
+        use std::task::{Context, Wake};
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (tx, mut rx) = channel::<u32>(4);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(std::pin::pin!(rx.recv()).poll(&mut cx).is_pending());
+        rx.stop_waiting();
+        tx.try_send(1).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(rx.try_recv(), Some(1));
+        assert!(std::pin::pin!(rx.recv()).poll(&mut cx).is_pending());
+        tx.try_send(2).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 
     /// What waited when the receiver went is dropped with it.

@@ -213,6 +213,9 @@ impl<B: Backend> Room<B> {
                     if self.game.is_running() {
                         // The first step comes one period after the join.
                         ticks.reset();
+                        // Inputs are drained at each tick from now on: no
+                        // wake-up for each of them in between.
+                        self.inputs.stop_waiting();
                     }
                 }
                 Some(outcome) = self.effects.next(), if !self.effects.is_empty() => {
