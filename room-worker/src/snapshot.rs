@@ -27,9 +27,28 @@ pub struct RoomSnapshot {
 #[error("snapshot codec: {0}")]
 pub struct SnapshotError(String);
 
+/// A room's snapshot as it is written: the same encoding as
+/// [`RoomSnapshot`], from the live game without a copy of it.
+#[derive(Serialize)]
+pub struct RoomSnapshotRef<'a> {
+    pub game: &'a Game,
+    pub members: &'a [MemberSnapshot],
+}
+
+/// A snapshot's usual size: written at once, without growing the buffer.
+const USUAL_SIZE: usize = 4096;
+
+impl RoomSnapshotRef<'_> {
+    pub fn encode(&self) -> Result<Vec<u8>, SnapshotError> {
+        let mut bytes = Vec::with_capacity(USUAL_SIZE);
+        rmp_serde::encode::write(&mut bytes, self).map_err(|e| SnapshotError(e.to_string()))?;
+        Ok(bytes)
+    }
+}
+
 impl RoomSnapshot {
     pub fn encode(&self) -> Result<Vec<u8>, SnapshotError> {
-        rmp_serde::to_vec(self).map_err(|e| SnapshotError(e.to_string()))
+        RoomSnapshotRef { game: &self.game, members: &self.members }.encode()
     }
 
     /// Decodes a snapshot and checks its game (see `Game::check`): one

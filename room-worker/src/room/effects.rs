@@ -18,7 +18,7 @@ use tokio::time::timeout;
 use tracing::{debug, warn};
 
 use super::{MAX_MEMBERS, Room, RoomExit};
-use crate::snapshot::RoomSnapshot;
+use crate::snapshot::RoomSnapshotRef;
 
 /// Longest the final snapshot of a hand-over waits for background ones
 /// still under way: longer than the Redis client's response timeout (2 s),
@@ -83,6 +83,12 @@ impl Effects {
     /// way. A panicked effect is logged, and its room goes on.
     pub(super) async fn next(&mut self) -> Option<Outcome> {
         let done = self.tasks.join_next_with_id().await?;
+        Some(self.reaped(done))
+    }
+
+    /// The outcome of an effect that has finished, without waiting.
+    pub(super) fn try_next(&mut self) -> Option<Outcome> {
+        let done = self.tasks.try_join_next_with_id()?;
         Some(self.reaped(done))
     }
 
@@ -160,9 +166,8 @@ impl<B: Backend> Room<B> {
     }
 
     fn snapshot(&self) -> Option<Vec<u8>> {
-        let members = self.members.iter().map(|(id, m)| m.snapshot(*id)).collect();
-        let snapshot = RoomSnapshot { game: self.game.clone(), members };
-        match snapshot.encode() {
+        let members: Vec<_> = self.members.iter().map(|(id, m)| m.snapshot(*id)).collect();
+        match (RoomSnapshotRef { game: &self.game, members: &members }).encode() {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 warn!(room = %self.id, error = %e, "cannot encode a snapshot");

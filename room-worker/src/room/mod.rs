@@ -17,6 +17,7 @@
 //! when it stops. This module is the loop that ties them to the clock and
 //! the input.
 
+mod chores;
 mod config;
 mod effects;
 mod members;
@@ -29,9 +30,10 @@ use bytes::Bytes;
 use snakepit_bus::{Backend, ConnId, FrameKind, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
 use snakepit_protocol::frame_writer::{FrameWriter, error_frame};
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio::time::{Instant, timeout};
 use tracing::{debug, info, warn};
 
+use self::chores::Chores;
 pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
 use self::effects::Effects;
 use self::members::{HOLD_AFTER_TAKEOVER, Member};
@@ -44,6 +46,9 @@ use snakepit_game::game::{Event, Game};
 
 /// Most members (players and spectators) a room keeps.
 const MAX_MEMBERS: usize = 1000;
+/// A running room's chores wait for its next tick if that comes within
+/// this: at ordinary tick rates they never wake it on their own.
+const CHORE_SLACK: Duration = Duration::from_millis(100);
 /// How long a room's opening waits for the top scores.
 const TOP_SCORES_WAIT: Duration = Duration::from_millis(500);
 
@@ -96,6 +101,17 @@ impl<B> Drop for Room<B> {
     fn drop(&mut self) {
         self.gateways.moved(&self.on_gateways, &HashSet::new());
     }
+}
+
+/// The tick after `scheduled` that is not yet past at `now`: ticks missed by
+/// a late wake-up are skipped, not caught up.
+fn tick_after(scheduled: Instant, period: Duration, now: Instant) -> Instant {
+    let next = scheduled + period;
+    if next > now || period.is_zero() {
+        return next;
+    }
+    let missed = (now - next).as_nanos() / period.as_nanos() + 1;
+    next + period.mul_f64(missed as f64)
 }
 
 impl<B: Backend> Room<B> {
@@ -182,39 +198,64 @@ impl<B: Backend> Room<B> {
         self.sync_alive_metric();
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
         self.announce_epoch();
-        let mut ticks = tokio::time::interval(self.config.settings.tick_period());
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let snapshot_every = self.config.snapshot_every;
-        let mut snapshots = tokio::time::interval(snapshot_every.unwrap_or(Duration::from_secs(3600)));
-        snapshots.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut seats = tokio::time::interval(self.config.seat_hold / 3);
-        seats.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let period = self.config.settings.tick_period();
+        let mut next_tick = Instant::now() + period;
+        let mut chores = Chores::new(Instant::now(), self.config.snapshot_every, self.config.seat_hold / 3);
+        // The room's one timer: its next tick, or its next chore. It and the
+        // stop signals are made once, not at every turn of the loop.
+        let wake = tokio::time::sleep_until(chores.next_due());
+        let lost = control.lost.cancelled();
+        let shutdown = control.shutdown.cancelled();
+        tokio::pin!(wake, lost, shutdown);
         let exit = loop {
+            // Running, the room wakes for its tick: what an idle room waits
+            // for below is looked at once per tick, without waiting (a
+            // dozen futures made, polled and dropped per tick were most of
+            // a running room's upkeep). Chores wake it between ticks only
+            // when ticks are slow.
+            if self.game.is_running() {
+                let chore = chores.next_due();
+                wake.as_mut().reset(if chore + CHORE_SLACK < next_tick { chore } else { next_tick });
+                tokio::select! {
+                    biased;
+                    () = &mut lost => break RoomExit::LeaseLost,
+                    () = &mut shutdown => break self.hand_over().await,
+                    () = &mut wake => {}
+                    // Only while a write is under way: its outcome may
+                    // stop the room.
+                    Some(outcome) = self.effects.next(), if !self.effects.is_empty() => {
+                        if let Some(exit) = self.apply(outcome) {
+                            break exit;
+                        }
+                    }
+                }
+                // The tick first, then the rest, as an idle room's select
+                // takes them (a snapshot due at the tick's instant holds it).
+                let now = Instant::now();
+                if now >= next_tick && self.game.is_running() {
+                    let scheduled = next_tick;
+                    next_tick = tick_after(scheduled, period, now);
+                    self.on_tick(scheduled);
+                }
+                if let Some(exit) = self.between_ticks(&mut chores).await {
+                    break exit;
+                }
+                continue;
+            }
+            wake.as_mut().reset(chores.next_due());
             tokio::select! {
                 biased;
-                _ = control.lost.cancelled() => break RoomExit::LeaseLost,
-                _ = control.shutdown.cancelled() => {
-                    if snapshot_every.is_some() {
-                        break self.save_final_snapshot().await;
-                    }
-                    // Nobody takes the room over (standalone): the game
-                    // ends here, as the original's did when its players
-                    // left, and its scores must be kept.
-                    self.submit_final_scores().await;
-                    break RoomExit::HandedOver;
-                }
-                scheduled = ticks.tick(), if self.game.is_running() => self.on_tick(scheduled),
-                input = self.inputs.recv(), if !self.game.is_running() => {
+                () = &mut lost => break RoomExit::LeaseLost,
+                () = &mut shutdown => break self.hand_over().await,
+                input = self.inputs.recv() => {
                     let Some(input) = input else { break RoomExit::Closed };
                     self.handle(input);
                     self.sync_alive_metric();
                     if self.game.is_running() {
-                        // The first step comes one period after the join.
-                        ticks.reset();
-                        // Inputs are drained at each tick from now on: no
-                        // wake-up for each of them in between.
+                        // The first step comes one period after the join;
+                        // the inputs until then are taken at that tick, and
+                        // no input wakes the room in between.
+                        next_tick = Instant::now() + period;
                         self.inputs.stop_waiting();
                     }
                 }
@@ -223,24 +264,11 @@ impl<B: Backend> Room<B> {
                         break exit;
                     }
                 }
-                _ = snapshots.tick(), if snapshot_every.is_some() => self.spawn_snapshot(),
-                _ = seats.tick() => self.confirm_seats(),
                 Ok(()) = self.gone_gateways.changed() => self.park_gone_gateways(),
-                Ok(()) = self.lease.changed() => {
-                    self.announce_epoch();
-                    self.rewrite_lost_state();
-                }
-                _ = housekeeping.tick() => {
-                    self.expire_disconnected(Instant::now());
-                    self.publish_ended();
-                    // A game that stands still sends no ticks: its epoch
-                    // goes out again every second, for a gateway that missed
-                    // the announcement while its subscription was restored.
-                    if !self.game.is_running() {
-                        self.announce_epoch();
-                    }
-                    if self.retire_if_idle().await {
-                        break RoomExit::Retired;
+                Ok(()) = self.lease.changed() => self.on_new_lease(),
+                () = &mut wake => {
+                    if let Some(exit) = self.do_chores(&mut chores).await {
+                        break exit;
                     }
                 }
             }
@@ -252,6 +280,62 @@ impl<B: Backend> Room<B> {
         self.metrics.rooms.dec();
         info!(room = %self.id, ?exit, "room stopped");
         exit
+    }
+
+    /// Between two ticks of a running game, in the order an idle room's
+    /// select takes them: finished effects, verdicts on gateways, a new
+    /// lease, the chores due. `Some` if the room must stop.
+    async fn between_ticks(&mut self, chores: &mut Chores) -> Option<RoomExit> {
+        while let Some(outcome) = self.effects.try_next() {
+            if let Some(exit) = self.apply(outcome) {
+                return Some(exit);
+            }
+        }
+        if self.gone_gateways.has_changed().unwrap_or(false) {
+            self.park_gone_gateways();
+        }
+        if self.lease.has_changed().unwrap_or(false) {
+            self.on_new_lease();
+        }
+        self.do_chores(chores).await
+    }
+
+    /// The chores due now; `Some` if the room retired.
+    async fn do_chores(&mut self, chores: &mut Chores) -> Option<RoomExit> {
+        let now = Instant::now();
+        let due = chores.take_due(now);
+        if due.snapshot {
+            self.spawn_snapshot();
+        }
+        if due.seats {
+            self.confirm_seats();
+        }
+        if due.housekeeping {
+            self.expire_disconnected(now);
+            self.publish_ended();
+            // A game that stands still sends no ticks: its epoch goes out
+            // again every second, for a gateway that missed the
+            // announcement while its subscription was restored.
+            if !self.game.is_running() {
+                self.announce_epoch();
+            }
+            if self.retire_if_idle().await {
+                return Some(RoomExit::Retired);
+            }
+        }
+        None
+    }
+
+    /// Asked to stop by the worker: with a final snapshot for the next
+    /// owner, or (standalone, nobody takes the room over) the game ends
+    /// here, as the original's did when its players left, and its scores
+    /// are kept.
+    async fn hand_over(&mut self) -> RoomExit {
+        if self.config.snapshot_every.is_some() {
+            return self.save_final_snapshot().await;
+        }
+        self.submit_final_scores().await;
+        RoomExit::HandedOver
     }
 
     fn on_tick(&mut self, scheduled: Instant) {
@@ -307,10 +391,17 @@ impl<B: Backend> Room<B> {
         self.publish(FrameKind::Tick, payload);
     }
 
+    /// The host took the lease again (Redis lost its data): the new epoch
+    /// goes out, and what the store may have lost is written again.
+    fn on_new_lease(&mut self) {
+        self.lease.mark_unchanged();
+        self.announce_epoch();
+        self.rewrite_lost_state();
+    }
+
     /// Gateways learn a (new) epoch from any frame, and resynchronise their
     /// members: announce it even while the game is idle.
     fn announce_epoch(&mut self) {
-        self.lease.mark_unchanged();
         let announce = FrameWriter::with_capacity(32).finish_tick(self.game.tick());
         self.publish(FrameKind::Tick, announce);
     }

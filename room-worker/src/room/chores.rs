@@ -1,0 +1,98 @@
+//! A room's slow duties (housekeeping every second, a snapshot every few,
+//! its seats held in the directory every few) on one clock instead of a
+//! timer each: a running room looks at it once per tick without waiting,
+//! an idle one sleeps until the first is due.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Housekeeping: expiries, the end of a game, retiring an empty room.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
+pub(super) struct Chores {
+    housekeeping: Instant,
+    snapshot: Option<(Instant, Duration)>,
+    seats: (Instant, Duration),
+}
+
+/// The chores due at a moment.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Due {
+    pub housekeeping: bool,
+    pub snapshot: bool,
+    pub seats: bool,
+}
+
+impl Chores {
+    /// Every chore is due at once, as a fresh `Interval`'s first tick was.
+    pub(super) fn new(now: Instant, snapshot_every: Option<Duration>, seats_every: Duration) -> Self {
+        Self { housekeeping: now, snapshot: snapshot_every.map(|p| (now, p)), seats: (now, seats_every) }
+    }
+
+    /// When the next chore is due.
+    pub(super) fn next_due(&self) -> Instant {
+        let mut next = self.housekeeping.min(self.seats.0);
+        if let Some((at, _)) = self.snapshot {
+            next = next.min(at);
+        }
+        next
+    }
+
+    /// The chores due at `now`. Each keeps its own beat though a running
+    /// room takes it at its next tick (a little late); one late by more
+    /// than its period is not caught up, but due a period from now.
+    pub(super) fn take_due(&mut self, now: Instant) -> Due {
+        Due {
+            housekeeping: take(&mut self.housekeeping, HOUSEKEEPING_EVERY, now),
+            snapshot: self.snapshot.as_mut().is_some_and(|(at, every)| take(at, *every, now)),
+            seats: take(&mut self.seats.0, self.seats.1, now),
+        }
+    }
+}
+
+/// Whether a chore due at `at` is due at `now`; if so, `at` moves on.
+fn take(at: &mut Instant, every: Duration, now: Instant) -> bool {
+    if *at > now {
+        return false;
+    }
+    *at += every;
+    if *at <= now {
+        *at = now + every;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_chore_comes_round_at_its_own_period() {
+        let t0 = Instant::now();
+        let mut c = Chores::new(t0, Some(Duration::from_millis(500)), Duration::from_secs(5));
+        assert_eq!(c.take_due(t0), Due { housekeeping: true, snapshot: true, seats: true });
+        assert_eq!(c.next_due(), t0 + Duration::from_millis(500));
+        assert_eq!(c.take_due(t0 + Duration::from_millis(499)), Due::default());
+        // Taken a little late, at a tick: the beat is kept.
+        assert_eq!(c.take_due(t0 + Duration::from_millis(560)), Due { snapshot: true, ..Due::default() });
+        assert_eq!(c.next_due(), t0 + Duration::from_secs(1));
+        assert_eq!(
+            c.take_due(t0 + Duration::from_secs(1)),
+            Due { housekeeping: true, snapshot: true, ..Due::default() }
+        );
+        assert_eq!(c.take_due(t0 + Duration::from_secs(5)), Due { housekeeping: true, snapshot: true, seats: true });
+        // Late by far: due once, then a period after the late look.
+        let late = t0 + Duration::from_secs(60);
+        assert_eq!(c.take_due(late), Due { housekeeping: true, snapshot: true, seats: true });
+        assert_eq!(c.next_due(), late + Duration::from_millis(500));
+    }
+
+    #[test]
+    fn no_snapshots_where_nobody_takes_over() {
+        let t0 = Instant::now();
+        let mut c = Chores::new(t0, None, Duration::from_secs(5));
+        assert!(!c.take_due(t0).snapshot);
+        assert_eq!(c.next_due(), t0 + HOUSEKEEPING_EVERY);
+    }
+}
