@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant as WallInstant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use prometheus::Registry;
 use snakepit_bus::{Bus, ConnId, InputKind, MemoryBackend, PlayerId, RoomId, RoomInput, Store};
 use snakepit_protocol::client::Direction;
@@ -156,5 +156,40 @@ fn rooms(c: &mut Criterion) {
     }
 }
 
+/// The process's resident memory, in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+/// `ROOMS_RSS=<rooms>[x<players>]`: instead of the benchmark, the resident
+/// memory a running room adds (its members included), in a fresh process,
+/// without snapshots (in a cluster they are kept in Redis, not in the
+/// worker; the in-memory store would hold them here).
+fn rss_per_room(spec: &str) {
+    let (rooms, players) = match spec.split_once('x') {
+        Some((r, p)) => (r.parse().unwrap(), p.parse().unwrap()),
+        None => (spec.parse().unwrap(), 1),
+    };
+    let before = rss();
+    let worker = Worker::start(rooms, players, false);
+    worker.rt.block_on(async { tokio::time::sleep(Duration::from_secs(5)).await });
+    let grown = rss().saturating_sub(before);
+    println!(
+        "{rooms} rooms of {players}: {:.1} MiB more resident, {:.2} KiB per room; {} snakes alive",
+        grown as f64 / 1048576.0,
+        grown as f64 / 1024.0 / rooms as f64,
+        worker.metrics.snakes_alive.get(),
+    );
+}
+
 criterion_group!(benches, rooms);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("ROOMS_RSS") {
+        rss_per_room(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
