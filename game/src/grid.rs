@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use self::packed_cells::encoded_as;
+
 pub const EMPTY: u8 = b' ';
 pub const STONE: u8 = b'#';
 pub const HEAD: u8 = b'%';
@@ -45,8 +47,10 @@ pub struct Grid {
 
 /// The cells in a snapshot: one byte string, character and colour of each
 /// cell in turn. A room snapshots itself every second, and cell by cell
-/// (an array of two numbers each) its 1,250 cells were most of a worker's
-/// time. A snapshot written cell by cell (before this) still reads.
+/// (an array of two numbers each) its 1,250 cells were a quarter of a
+/// worker's time. Both forms are read; which is written is chosen per
+/// encoding ([`encoded_as`]), since workers of earlier releases read only
+/// cells one by one.
 mod packed_cells {
     use std::fmt;
 
@@ -55,7 +59,24 @@ mod packed_cells {
 
     use super::Cell;
 
+    thread_local! {
+        static PACKED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    }
+
+    /// Runs `encode` with the cells of every grid it writes packed, or
+    /// cell by cell (as releases before read them). Encoding is
+    /// synchronous: the choice holds for exactly that call.
+    pub fn encoded_as<T>(packed: bool, encode: impl FnOnce() -> T) -> T {
+        let before = PACKED.replace(packed);
+        let out = encode();
+        PACKED.set(before);
+        out
+    }
+
     pub fn serialize<S: Serializer>(cells: &[Cell], s: S) -> Result<S::Ok, S::Error> {
+        if !PACKED.get() {
+            return s.collect_seq(cells);
+        }
         let bytes: Vec<u8> = cells.iter().flat_map(|c| [c.ch, c.colour]).collect();
         s.serialize_bytes(&bytes)
     }
@@ -163,7 +184,7 @@ impl Grid {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use serde::Serialize;
+    use serde::{Deserialize, Serialize};
 
     use super::*;
 
@@ -195,6 +216,25 @@ mod tests {
         let g = sample();
         let before = rmp_serde::to_vec(&Before { width: g.width, height: g.height, cells: &g.cells }).unwrap();
         assert_eq!(rmp_serde::from_slice::<Grid>(&before).unwrap(), g);
+    }
+
+    /// Asked for, the cells go out one by one, as releases before the
+    /// packing wrote (and read) them.
+    #[test]
+    fn cells_go_out_one_by_one_when_asked() {
+        #[derive(Deserialize, PartialEq, Debug)]
+        struct Before {
+            width: u16,
+            height: u16,
+            cells: Vec<Cell>,
+        }
+        let g = sample();
+        let bytes = encoded_as(false, || rmp_serde::to_vec(&g).unwrap());
+        let before: Before = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(before.cells, g.cells);
+        assert_eq!(rmp_serde::from_slice::<Grid>(&bytes).unwrap(), g);
+        // The choice held for that call only.
+        assert!(rmp_serde::from_slice::<Before>(&rmp_serde::to_vec(&g).unwrap()).is_err());
     }
 
     /// A format without byte strings (JSON) has the bytes as numbers.

@@ -25,4 +25,8 @@ pub struct RoomConfig {
     /// time it confirms them (every third of this): a seat whose player is
     /// gone comes free at most this long after the room let it go.
     pub seat_hold: Duration,
+    /// Snapshots with the grid's cells packed into one byte string (much
+    /// cheaper to write); off, cell by cell, as every release before reads
+    /// them. Readers take both. See `docs/deploy.md` on rolling this out.
+    pub packed_snapshots: bool,
 }

@@ -56,6 +56,7 @@ impl Worker {
                 snapshot_every: snapshots.then_some(Duration::from_secs(1)),
                 presence_timeout: Duration::from_secs(3600),
                 seat_hold: Duration::from_secs(15),
+                packed_snapshots: true,
             },
             round_every: Duration::from_secs(1),
             lease_ttl: Duration::from_secs(3),

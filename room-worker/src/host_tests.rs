@@ -34,6 +34,7 @@ fn config(worker: &str) -> HostConfig {
             snapshot_every: None,
             presence_timeout: Duration::from_secs(3600),
             seat_hold: Duration::from_secs(15),
+            packed_snapshots: true,
         },
         round_every: LEASE_TTL / 3,
         lease_ttl: LEASE_TTL,

@@ -39,16 +39,20 @@ pub struct RoomSnapshotRef<'a> {
 const USUAL_SIZE: usize = 4096;
 
 impl RoomSnapshotRef<'_> {
-    pub fn encode(&self) -> Result<Vec<u8>, SnapshotError> {
+    /// Encodes it, the grid's cells packed or one by one (see
+    /// `RoomConfig::packed_snapshots`).
+    pub fn encode(&self, packed: bool) -> Result<Vec<u8>, SnapshotError> {
         let mut bytes = Vec::with_capacity(USUAL_SIZE);
-        rmp_serde::encode::write(&mut bytes, self).map_err(|e| SnapshotError(e.to_string()))?;
+        snakepit_game::grid::encoded_as(packed, || rmp_serde::encode::write(&mut bytes, self))
+            .map_err(|e| SnapshotError(e.to_string()))?;
         Ok(bytes)
     }
 }
 
 impl RoomSnapshot {
+    /// Encodes it with the grid packed.
     pub fn encode(&self) -> Result<Vec<u8>, SnapshotError> {
-        RoomSnapshotRef { game: &self.game, members: &self.members }.encode()
+        RoomSnapshotRef { game: &self.game, members: &self.members }.encode(true)
     }
 
     /// Decodes a snapshot and checks its game (see `Game::check`): one

@@ -41,6 +41,7 @@ pub fn config(settings: GameSettings) -> StandaloneConfig {
             snapshot_every: None,
             presence_timeout: Duration::from_secs(20),
             seat_hold: Duration::from_secs(15),
+            packed_snapshots: true,
         },
         drain: DrainConfig {
             delay: Duration::ZERO,

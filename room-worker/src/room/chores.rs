@@ -9,6 +9,8 @@ use tokio::time::Instant;
 
 /// Housekeeping: expiries, the end of a game, retiring an empty room.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// The shortest period a chore is given.
+const SHORTEST: Duration = Duration::from_millis(1);
 
 pub(super) struct Chores {
     housekeeping: Instant,
@@ -26,8 +28,14 @@ pub(super) struct Due {
 
 impl Chores {
     /// Every chore is due at once, as a fresh `Interval`'s first tick was.
+    /// A period of (nearly) nothing is taken as [`SHORTEST`], not as a
+    /// chore due for ever.
     pub(super) fn new(now: Instant, snapshot_every: Option<Duration>, seats_every: Duration) -> Self {
-        Self { housekeeping: now, snapshot: snapshot_every.map(|p| (now, p)), seats: (now, seats_every) }
+        Self {
+            housekeeping: now,
+            snapshot: snapshot_every.map(|p| (now, p.max(SHORTEST))),
+            seats: (now, seats_every.max(SHORTEST)),
+        }
     }
 
     /// When the next chore is due.
@@ -86,6 +94,14 @@ mod tests {
         let late = t0 + Duration::from_secs(60);
         assert_eq!(c.take_due(late), Due { housekeeping: true, snapshot: true, seats: true });
         assert_eq!(c.next_due(), late + Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_period_of_nothing_does_not_make_a_chore_due_for_ever() {
+        let t0 = Instant::now();
+        let mut c = Chores::new(t0, Some(Duration::ZERO), Duration::from_nanos(1));
+        c.take_due(t0);
+        assert_eq!(c.next_due(), t0 + SHORTEST);
     }
 
     #[test]

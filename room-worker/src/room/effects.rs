@@ -167,7 +167,7 @@ impl<B: Backend> Room<B> {
 
     fn snapshot(&self) -> Option<Vec<u8>> {
         let members: Vec<_> = self.members.iter().map(|(id, m)| m.snapshot(*id)).collect();
-        match (RoomSnapshotRef { game: &self.game, members: &members }).encode() {
+        match (RoomSnapshotRef { game: &self.game, members: &members }).encode(self.config.packed_snapshots) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 warn!(room = %self.id, error = %e, "cannot encode a snapshot");

@@ -229,8 +229,11 @@ impl<B: Backend> Room<B> {
                         }
                     }
                 }
-                // The tick first, then the rest, as an idle room's select
-                // takes them (a snapshot due at the tick's instant holds it).
+                // Verdicts on gateways and a new lease before the tick (no
+                // snake of a dead gateway takes a step unseen); effects and
+                // chores after it (a snapshot due at the tick's instant
+                // holds it), as an idle room's select would take them.
+                self.news_before_tick();
                 let now = Instant::now();
                 if now >= next_tick && self.game.is_running() {
                     let scheduled = next_tick;
@@ -282,20 +285,24 @@ impl<B: Backend> Room<B> {
         exit
     }
 
-    /// Between two ticks of a running game, in the order an idle room's
-    /// select takes them: finished effects, verdicts on gateways, a new
-    /// lease, the chores due. `Some` if the room must stop.
-    async fn between_ticks(&mut self, chores: &mut Chores) -> Option<RoomExit> {
-        while let Some(outcome) = self.effects.try_next() {
-            if let Some(exit) = self.apply(outcome) {
-                return Some(exit);
-            }
-        }
+    /// What a running room takes in before its tick: gateways found gone
+    /// (their members' snakes park) and a new lease.
+    fn news_before_tick(&mut self) {
         if self.gone_gateways.has_changed().unwrap_or(false) {
             self.park_gone_gateways();
         }
         if self.lease.has_changed().unwrap_or(false) {
             self.on_new_lease();
+        }
+    }
+
+    /// After a running room's tick: finished effects, then the chores due.
+    /// `Some` if the room must stop.
+    async fn between_ticks(&mut self, chores: &mut Chores) -> Option<RoomExit> {
+        while let Some(outcome) = self.effects.try_next() {
+            if let Some(exit) = self.apply(outcome) {
+                return Some(exit);
+            }
         }
         self.do_chores(chores).await
     }

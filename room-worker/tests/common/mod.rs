@@ -26,6 +26,7 @@ pub fn config(tick_rate: f64) -> RoomConfig {
         snapshot_every: None,
         presence_timeout: Duration::from_secs(600),
         seat_hold: Duration::from_secs(15),
+        packed_snapshots: true,
     }
 }
 
