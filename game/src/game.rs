@@ -182,7 +182,8 @@ impl Game {
             top_scores: Vec::new(),
             robots_made: 0,
             robots_wait_until: 0,
-            events: Vec::with_capacity(64),
+            // Grows to what a tick of this room makes, and stays there.
+            events: Vec::new(),
             ended: false,
             park_allowance: 0,
             scratch: robot::Scratch::default(),

@@ -82,8 +82,15 @@ impl Worker {
                     backend.publish_input(id, RoomInput { player, conn, kind: InputKind::Join }).await.unwrap();
                     members.push((id.clone(), player, conn));
                 }
+                // Players arrive as in a ramp, a hundred rooms a tick, and
+                // start steering at once: each gets a welcome of ~10 KB,
+                // and ten thousand at once would leave their peak in the
+                // resident memory.
+                if r % 100 == 99 || r + 1 == rooms {
+                    tokio::spawn(press_keys(backend.clone(), std::mem::take(&mut members), period));
+                    tokio::time::sleep(period).await;
+                }
             }
-            tokio::spawn(press_keys(backend, members, period));
             // Born, and a turn or two in.
             tokio::time::sleep(period * 10).await;
         });

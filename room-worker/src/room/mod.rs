@@ -165,7 +165,8 @@ impl<B: Backend> Room<B> {
             publisher,
             inputs,
             members,
-            writer: FrameWriter::with_capacity(2048),
+            // Grows to the largest tick frame of the room (a welcome has its own).
+            writer: FrameWriter::default(),
             metrics,
             empty_since: None,
             dirty: true,
