@@ -144,6 +144,10 @@ RECIPES = {
         ".ci/run: the browser test step"),
     "cargo bench -p snakepit-game --bench room_tick": run(
         "cargo bench -p snakepit-game --bench room_tick -- --warm-up-time 0.2 --measurement-time 0.5", 900),
+    # Its full run takes minutes; its memory mode, with a few rooms, builds
+    # and runs the same harness.
+    "cargo bench -p snakepit-room-worker --bench rooms": run(
+        "ROOMS_RSS=200 cargo bench -p snakepit-room-worker --bench rooms", 900),
     # docs/deploy.md: no Docker engine and no Kubernetes cluster here;
     # .ci/k8s-check proves offline what can be (lint, render, validate,
     # the pods as local processes). Applies are rendered instead.
