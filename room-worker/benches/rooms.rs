@@ -119,7 +119,7 @@ async fn press_keys(backend: MemoryBackend, members: Vec<(RoomId, PlayerId, Conn
         tick += 1;
         for (i, (room, player, conn)) in members.iter().enumerate() {
             let at = tick + i as u64;
-            if at % TURN_EVERY == 0 {
+            if at.is_multiple_of(TURN_EVERY) {
                 let dir = CLOCKWISE[(at / TURN_EVERY % 4) as usize];
                 let input = RoomInput { player: *player, conn: *conn, kind: InputKind::Turn(dir) };
                 if backend.publish_input(room, input).await.is_err() {
