@@ -11,10 +11,10 @@
 //! over. Frames go to the worker's publisher without waiting on the bus.
 //!
 //! The room is split by concern: `config` is its contract with the host,
-//! `members` decides who is there (presence, grace, the takeover hold), and
+//! `members` decides who is there (presence, grace, the takeover hold),
 //! `effects` holds what it writes to the store in the background
 //! (snapshots, seats, top scores), in a `JoinSet` the room owns and settles
-//! when it stops. This module is the loop that ties them to the clock and
+//! when it stops, and `chores` says when the slower duties are due. This module is the loop that ties them to the clock and
 //! the input.
 
 mod chores;
