@@ -40,7 +40,16 @@ impl Keys {
 
     /// Pub/sub: frames of a room (the owner publishes, gateways subscribe).
     pub fn room_out(&self, room: &RoomId) -> String {
-        format!("{}:room:{{{}}}:out", self.prefix, room)
+        let mut channel = String::new();
+        self.write_room_out(&mut channel, room);
+        channel
+    }
+
+    /// [`Keys::room_out`], appended to `out` (a buffer reused per frame).
+    pub fn write_room_out(&self, out: &mut String, room: &RoomId) {
+        for part in [self.prefix.as_str(), ":room:{", room.as_str(), "}:out"] {
+            out.push_str(part);
+        }
     }
 
     /// Pub/sub: cluster notices (a room was created, ...).

@@ -189,8 +189,11 @@ impl Bus for MemoryBackend {
     }
 
     async fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> Result<(), BusError> {
+        let mut channel = String::new();
         for (room, frame) in frames {
-            self.inner.outputs.publish(&self.inner.keys.room_out(&room), frame);
+            channel.clear();
+            self.inner.keys.write_room_out(&mut channel, &room);
+            self.inner.outputs.publish(&channel, frame);
         }
         Ok(())
     }

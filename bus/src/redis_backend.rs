@@ -394,11 +394,17 @@ impl Bus for RedisBackend {
             return Ok(());
         }
         // One pipeline per slot (all in one on a single Redis), sent at once.
+        // A command copies its arguments: the channel name and the encoded
+        // frame are written into two buffers reused for the whole batch.
         let mut pipes: HashMap<u16, redis::Pipeline> = HashMap::new();
+        let (mut channel, mut bytes) = (String::new(), Vec::new());
         for (room, frame) in &frames {
-            let channel = self.keys.room_out(room);
+            channel.clear();
+            self.keys.write_room_out(&mut channel, room);
+            bytes.clear();
+            rmp_serde::encode::write(&mut bytes, frame).map_err(|e| BusError::Codec(e.to_string()))?;
             let slot = if self.is_cluster() { slot_of(channel.as_bytes()) } else { 0 };
-            pipes.entry(slot).or_default().cmd(self.publish_command()).arg(channel).arg(encode(frame)?).ignore();
+            pipes.entry(slot).or_default().cmd(self.publish_command()).arg(&channel).arg(&bytes).ignore();
         }
         let sent = join_all(pipes.into_values().map(|pipe| {
             let mut conn = self.conn();

@@ -1,6 +1,7 @@
 //! Identifiers that cross process boundaries, validated where they enter.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -50,9 +51,12 @@ impl fmt::Display for PlayerId {
 
 /// A room's name: 1 to 24 characters of `A-Z a-z 0-9 _ -`, so it is safe in a
 /// Redis key, a URL and a log line without escaping.
+///
+/// Shared, not copied: a room's id goes with each of its frames to the
+/// publisher, and a clone is a count, not an allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RoomId(String);
+pub struct RoomId(Arc<str>);
 
 pub const ROOM_ID_MAX_LEN: usize = 24;
 
@@ -65,13 +69,13 @@ impl RoomId {
         let ok = !s.is_empty()
             && s.len() <= ROOM_ID_MAX_LEN
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidRoomId) }
+        if ok { Ok(Self(Arc::from(s))) } else { Err(InvalidRoomId) }
     }
 
     /// A fresh room name for matchmaking: `r-` and eight hex digits.
     pub fn random() -> Self {
         let n = Uuid::new_v4().as_u128() as u32;
-        Self(format!("r-{n:08x}"))
+        Self(Arc::from(format!("r-{n:08x}")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -88,7 +92,7 @@ impl TryFrom<String> for RoomId {
 
 impl From<RoomId> for String {
     fn from(r: RoomId) -> String {
-        r.0
+        r.0.to_string()
     }
 }
 
