@@ -14,13 +14,15 @@
 //! `members` decides who is there (presence, grace, the takeover hold),
 //! `effects` holds what it writes to the store in the background
 //! (snapshots, seats, top scores), in a `JoinSet` the room owns and settles
-//! when it stops, and `chores` says when the slower duties are due. This module is the loop that ties them to the clock and
+//! when it stops, `chores` says when the slower duties are due, and `stop`
+//! watches its stop signals. This module is the loop that ties them to the clock and
 //! the input.
 
 mod chores;
 mod config;
 mod effects;
 mod members;
+mod stop;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use self::chores::Chores;
 pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
 use self::effects::Effects;
 use self::members::{HOLD_AFTER_TAKEOVER, Member};
+use self::stop::{Stop, Why};
 use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
@@ -205,9 +208,8 @@ impl<B: Backend> Room<B> {
         // The room's one timer: its next tick, or its next chore. It and the
         // stop signals are made once, not at every turn of the loop.
         let wake = tokio::time::sleep_until(chores.next_due());
-        let lost = control.lost.cancelled();
-        let shutdown = control.shutdown.cancelled();
-        tokio::pin!(wake, lost, shutdown);
+        let mut stop = Stop::new(&control.lost, &control.shutdown);
+        tokio::pin!(wake);
         let exit = loop {
             // Running, the room wakes for its tick: what an idle room waits
             // for below is looked at once per tick, without waiting (a
@@ -219,8 +221,7 @@ impl<B: Backend> Room<B> {
                 wake.as_mut().reset(if chore + CHORE_SLACK < next_tick { chore } else { next_tick });
                 tokio::select! {
                     biased;
-                    () = &mut lost => break RoomExit::LeaseLost,
-                    () = &mut shutdown => break self.hand_over().await,
+                    why = &mut stop => break self.stopped(why).await,
                     () = &mut wake => {}
                     // Only while a write is under way: its outcome may
                     // stop the room.
@@ -249,8 +250,7 @@ impl<B: Backend> Room<B> {
             wake.as_mut().reset(chores.next_due());
             tokio::select! {
                 biased;
-                () = &mut lost => break RoomExit::LeaseLost,
-                () = &mut shutdown => break self.hand_over().await,
+                why = &mut stop => break self.stopped(why).await,
                 input = self.inputs.recv() => {
                     let Some(input) = input else { break RoomExit::Closed };
                     self.handle(input);
@@ -332,6 +332,15 @@ impl<B: Backend> Room<B> {
             }
         }
         None
+    }
+
+    /// The lease lost: stop without writing anything. Asked to stop by the
+    /// worker: hand the room over.
+    async fn stopped(&mut self, why: Why) -> RoomExit {
+        match why {
+            Why::LeaseLost => RoomExit::LeaseLost,
+            Why::Shutdown => self.hand_over().await,
+        }
     }
 
     /// Asked to stop by the worker: with a final snapshot for the next

@@ -1,0 +1,130 @@
+//! The room's stop signals (its lease lost, the worker shutting down), made
+//! cheap to look at.
+//!
+//! A running room's loop polls every branch of its `select!` each time it
+//! wakes, ten times a second. Polling a cancellation token takes its lock
+//! (twice: "cancelled?" and its waiter); with thousands of rooms that was a
+//! few percent of a worker. [`Stop`] polls the tokens only after one of
+//! them woke it, and otherwise answers from an atomic flag.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::task::AtomicWaker;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Why the room must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    LeaseLost,
+    Shutdown,
+}
+
+/// Resolves once either token is cancelled; the lease first if both are.
+pub(super) struct Stop {
+    lost: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    flag: Arc<Flag>,
+    /// The waker the tokens are given: it raises the flag.
+    waker: Waker,
+}
+
+/// Raised by a token's wake-up; the room's own task is woken with it.
+struct Flag {
+    woken: AtomicBool,
+    room: AtomicWaker,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.room.wake();
+    }
+}
+
+impl Stop {
+    pub(super) fn new(lost: &CancellationToken, shutdown: &CancellationToken) -> Self {
+        // Raised at first, so that the first poll registers with the tokens.
+        let flag = Arc::new(Flag { woken: AtomicBool::new(true), room: AtomicWaker::new() });
+        Self {
+            lost: Box::pin(lost.clone().cancelled_owned()),
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+}
+
+impl Future for Stop {
+    type Output = Why;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Why> {
+        let this = self.get_mut();
+        // Registered before the flag is read: a wake-up in between is seen
+        // now or wakes the room again.
+        this.flag.room.register(cx.waker());
+        if !this.flag.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut tokens = Context::from_waker(&this.waker);
+        if this.lost.as_mut().poll(&mut tokens).is_ready() {
+            return Poll::Ready(Why::LeaseLost);
+        }
+        if this.shutdown.as_mut().poll(&mut tokens).is_ready() {
+            return Poll::Ready(Why::Shutdown);
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancelled_token_wakes_and_stops() {
+        let (lost, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let mut stop = Stop::new(&lost, &shutdown);
+        // Polled many times with nothing to say, it stays pending.
+        for _ in 0..3 {
+            assert!(tokio::time::timeout(Duration::from_millis(5), &mut stop).await.is_err());
+        }
+        let later = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            later.cancel();
+        });
+        let waited = std::time::Instant::now();
+        let why = tokio::time::timeout(Duration::from_secs(5), &mut stop).await.expect("woken by the token");
+        assert_eq!(why, Why::Shutdown);
+        // Woken by the token, not found by a later poll (the timeout's).
+        assert!(waited.elapsed() < Duration::from_secs(2), "{:?}", waited.elapsed());
+    }
+
+    #[tokio::test]
+    async fn the_lease_comes_first() {
+        let (lost, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        shutdown.cancel();
+        lost.cancel();
+        assert_eq!(Stop::new(&lost, &shutdown).await, Why::LeaseLost);
+    }
+
+    #[tokio::test]
+    async fn a_token_cancelled_before_the_first_poll_is_seen() {
+        let (lost, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let stop = Stop::new(&lost, &shutdown);
+        lost.cancel();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), stop).await.unwrap(), Why::LeaseLost);
+    }
+}
