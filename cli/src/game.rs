@@ -80,11 +80,11 @@ pub struct GameArgs {
     /// gone (its gateway died) comes free within this.
     #[arg(long, env = "SNAKEPIT_SEAT_HOLD_SECS", default_value_t = 15.0)]
     pub seat_hold_secs: f64,
-    /// Write snapshots with the grid packed (a quarter of a worker's time
-    /// less). Workers of releases before it cannot read those: turn it on
-    /// once every worker runs a release that reads them (this one on), so
-    /// that a rolling update and its rollback lose no room.
-    #[arg(long, env = "SNAKEPIT_PACKED_SNAPSHOTS")]
+    /// Write snapshots with the grid packed (a tenth of a worker's time
+    /// less than cell by cell). On by default: the release before this one
+    /// reads them. Set it to false while rolling in from an older release,
+    /// or rolling back to one (docs/deploy.md).
+    #[arg(long, env = "SNAKEPIT_PACKED_SNAPSHOTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub packed_snapshots: bool,
 }
 
@@ -190,6 +190,16 @@ mod tests {
         for id in ROOM_ONLY {
             assert!(cmd.get_arguments().any(|a| a.get_id() == *id), "{id} is no flag");
         }
+    }
+
+    #[test]
+    fn snapshots_are_packed_unless_turned_off() {
+        let packed = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("test").chain(args.iter().copied())).unwrap().game.packed_snapshots
+        };
+        assert!(packed(&[]));
+        assert!(!packed(&["--packed-snapshots", "false"]));
+        assert!(packed(&["--packed-snapshots=true"]));
     }
 
     fn settings(args: &[&str]) -> Result<GameSettings, ArgsError> {
