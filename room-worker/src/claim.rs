@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
-use crate::room::{Room, RoomConfig, RoomDeps};
+use crate::room::{Room, RoomConfig, RoomDeps, TickGrid};
 use crate::snapshot::RoomSnapshot;
 
 /// What a claim needs from its host.
@@ -25,6 +25,7 @@ pub struct Claimer<B> {
     pub metrics: WorkerMetrics,
     pub publisher: Publisher,
     pub gateways: Gateways,
+    pub ticks: TickGrid,
 }
 
 /// A room claimed and opened, ready to run.
@@ -75,6 +76,7 @@ impl<B: Backend> Claimer<B> {
             metrics: self.metrics,
             publisher: self.publisher,
             gateways: self.gateways,
+            ticks: self.ticks,
         };
         let opened = Room::open(room.clone(), deps, snapshot, seed).await;
         match opened {

@@ -45,7 +45,7 @@ use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::rendezvous;
-use crate::room::{RoomConfig, RoomControl, RoomExit};
+use crate::room::{RoomConfig, RoomControl, RoomExit, TickGrid};
 use crate::supervise::{Panicked, supervise};
 
 /// Claims under way at once: enough to take over a dead worker's rooms in
@@ -82,6 +82,8 @@ pub struct Host<B> {
     config: HostConfig,
     metrics: WorkerMetrics,
     publisher: Publisher,
+    /// The grid on which the worker's rooms tick.
+    ticks: TickGrid,
     rooms: HashMap<RoomId, Running>,
     tracker: TaskTracker,
     ended_tx: mpsc::UnboundedSender<RoomEnd>,
@@ -125,6 +127,7 @@ impl<B: Backend> Host<B> {
             config,
             metrics,
             publisher,
+            ticks: TickGrid::new(),
             rooms: HashMap::new(),
             tracker: TaskTracker::new(),
             ended_tx,
@@ -413,6 +416,7 @@ impl<B: Backend> Host<B> {
                 metrics: self.metrics.clone(),
                 publisher: self.publisher.clone(),
                 gateways: self.gateways.clone(),
+                ticks: self.ticks,
             };
             let task = self.claims.spawn(claimer.claim(room.clone()));
             self.claiming.insert(task.id(), room);

@@ -7,6 +7,7 @@ use snakepit_bus::Lease;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::TickGrid;
 use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
@@ -24,6 +25,8 @@ pub struct RoomDeps<B> {
     pub publisher: Publisher,
     /// The gateways the worker's rooms use, and those found gone.
     pub gateways: Gateways,
+    /// The worker's grid of ticks, shared by its rooms.
+    pub ticks: TickGrid,
 }
 
 /// Why a room stopped.

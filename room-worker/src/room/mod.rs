@@ -14,8 +14,8 @@
 //! `members` decides who is there (presence, grace, the takeover hold),
 //! `effects` holds what it writes to the store in the background
 //! (snapshots, seats, top scores), in a `JoinSet` the room owns and settles
-//! when it stops, `chores` says when the slower duties are due, and `stop`
-//! watches its stop signals. This module is the loop that ties them to the clock and
+//! when it stops, `chores` says when the slower duties are due, `ticks` when
+//! its ticks fall, and `stop` watches its stop signals. This module is the loop that ties them to the clock and
 //! the input.
 
 mod chores;
@@ -23,6 +23,7 @@ mod config;
 mod effects;
 mod members;
 mod stop;
+mod ticks;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
 use self::effects::Effects;
 use self::members::{HOLD_AFTER_TAKEOVER, Member};
 use self::stop::{Stop, Why};
+pub use self::ticks::TickGrid;
+use self::ticks::tick_after;
 use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
@@ -96,6 +99,7 @@ pub struct Room<B> {
     gateways: Gateways,
     on_gateways: HashSet<String>,
     gone_gateways: watch::Receiver<Arc<HashSet<String>>>,
+    ticks: TickGrid,
 }
 
 /// The room's share of the worker's gateway counts goes with it however it
@@ -104,17 +108,6 @@ impl<B> Drop for Room<B> {
     fn drop(&mut self) {
         self.gateways.moved(&self.on_gateways, &HashSet::new());
     }
-}
-
-/// The tick after `scheduled` that is not yet past at `now`: ticks missed by
-/// a late wake-up are skipped, not caught up.
-fn tick_after(scheduled: Instant, period: Duration, now: Instant) -> Instant {
-    let next = scheduled + period;
-    if next > now || period.is_zero() {
-        return next;
-    }
-    let missed = (now - next).as_nanos() / period.as_nanos() + 1;
-    next + period.mul_f64(missed as f64)
 }
 
 impl<B: Backend> Room<B> {
@@ -126,7 +119,7 @@ impl<B: Backend> Room<B> {
         snapshot: Option<RoomSnapshot>,
         seed: u64,
     ) -> Result<Self, snakepit_bus::BusError> {
-        let RoomDeps { backend, config, lease, metrics, publisher, gateways } = deps;
+        let RoomDeps { backend, config, lease, metrics, publisher, gateways, ticks } = deps;
         let inputs = backend.subscribe_input(&id).await?;
         let (mut game, members) = match snapshot {
             Some(s) => {
@@ -182,6 +175,7 @@ impl<B: Backend> Room<B> {
             gone_gateways: gateways.watch_gone(),
             gateways,
             on_gateways: HashSet::new(),
+            ticks,
         };
         let loaded = room.game.top_scores().to_vec();
         room.note_stored(&loaded);
@@ -203,7 +197,7 @@ impl<B: Backend> Room<B> {
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
         self.announce_epoch();
         let period = self.config.settings.tick_period();
-        let mut next_tick = Instant::now() + period;
+        let mut next_tick = self.ticks.first_tick(Instant::now(), period);
         let mut chores = Chores::new(Instant::now(), self.config.snapshot_every, self.config.seat_hold / 3);
         // The room's one timer: its next tick, or its next chore. It and the
         // stop signals are made once, not at every turn of the loop.
@@ -256,10 +250,11 @@ impl<B: Backend> Room<B> {
                     self.handle(input);
                     self.sync_alive_metric();
                     if self.game.is_running() {
-                        // The first step comes one period after the join;
-                        // the inputs until then are taken at that tick, and
-                        // no input wakes the room in between.
-                        next_tick = Instant::now() + period;
+                        // The first step comes one period after the join
+                        // (on the worker's grid of ticks); the inputs until
+                        // then are taken at that tick, and no input wakes
+                        // the room in between.
+                        next_tick = self.ticks.first_tick(Instant::now(), period);
                         self.inputs.stop_waiting();
                     }
                 }
