@@ -31,26 +31,27 @@ impl TickGrid {
     }
 
     /// The first tick of a game that starts running at `now`: one period
-    /// on, then on to the next instant of the grid.
+    /// on, then on to the next instant of the grid. The grid's instants are
+    /// the origin plus whole periods plus sixteenths of one (rounded down
+    /// to the nanosecond): the same in every period, however long the
+    /// worker has run and whatever the period's length.
     pub(super) fn first_tick(&self, now: Instant, period: Duration) -> Instant {
         let at = now + period;
-        let step = period / SLOTS;
-        if step.is_zero() {
+        let period_ns = period.as_nanos();
+        if period_ns < u128::from(SLOTS) {
             return at;
         }
-        let step_ns = step.as_nanos();
-        // How far `at` lies past the last instant of the grid (which may
-        // be before or after the origin).
-        let past = if at >= self.origin {
-            (at - self.origin).as_nanos() % step_ns
+        // How far `at` lies into its period of the grid (which may begin
+        // before or after the origin).
+        let into = if at >= self.origin {
+            (at - self.origin).as_nanos() % period_ns
         } else {
-            (step_ns - (self.origin - at).as_nanos() % step_ns) % step_ns
+            (period_ns - (self.origin - at).as_nanos() % period_ns) % period_ns
         };
-        if past == 0 {
-            return at;
-        }
-        // Below `step_ns`, which fits in a u64.
-        at + Duration::from_nanos(u64::try_from(step_ns - past).unwrap_or(0))
+        let slot = (into * u128::from(SLOTS)).div_ceil(period_ns);
+        let on_grid = slot * period_ns / u128::from(SLOTS);
+        // Below a period, which fits in a u64 of nanoseconds.
+        at + Duration::from_nanos(u64::try_from(on_grid - into).unwrap_or(0))
     }
 }
 
@@ -104,6 +105,29 @@ mod tests {
         // Before the grid's origin too.
         let before = grid.first_tick(Instant::now() - Duration::from_millis(333), period);
         assert_eq!(grid.first_tick(before - period, period), before);
+    }
+
+    /// At 30 ticks/s a period is no whole number of nanoseconds times 16:
+    /// rooms started hours apart still share the same 16 instants.
+    #[test]
+    fn rooms_started_hours_apart_share_the_grid() {
+        let period = Duration::from_nanos(33_333_333);
+        let grid = TickGrid::new();
+        let t0 = Instant::now();
+        let firsts: Vec<Instant> = (0..48u64)
+            .map(|h| {
+                let started = t0 + Duration::from_secs(3600 * h) + Duration::from_nanos(h * 7_777_777);
+                let first = grid.first_tick(started, period);
+                assert!(
+                    first >= started + period && first < started + period + period / SLOTS + Duration::from_nanos(1)
+                );
+                first
+            })
+            .collect();
+        let mut phases: Vec<u128> = firsts.iter().map(|f| (*f - firsts[0]).as_nanos() % period.as_nanos()).collect();
+        phases.sort_unstable();
+        phases.dedup();
+        assert!(phases.len() <= SLOTS as usize, "{} phases", phases.len());
     }
 
     #[test]
