@@ -82,9 +82,17 @@ pub struct GameArgs {
     pub seat_hold_secs: f64,
     /// Write snapshots with the grid packed (a tenth of a worker's time
     /// less than cell by cell). On by default: the release before this one
-    /// reads them. Set it to false while rolling in from an older release,
-    /// or rolling back to one (docs/deploy.md).
-    #[arg(long, env = "SNAKEPIT_PACKED_SNAPSHOTS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// reads them. Set SNAKEPIT_PACKED_SNAPSHOTS=false while rolling in from
+    /// an older release, or back to one (docs/deploy.md); the bare flag
+    /// still means true.
+    #[arg(
+        long,
+        env = "SNAKEPIT_PACKED_SNAPSHOTS",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub packed_snapshots: bool,
 }
 
@@ -199,7 +207,11 @@ mod tests {
         };
         assert!(packed(&[]));
         assert!(!packed(&["--packed-snapshots", "false"]));
+        assert!(!packed(&["--packed-snapshots=false"]));
         assert!(packed(&["--packed-snapshots=true"]));
+        // As the release that added the flag was told to turn it on.
+        assert!(packed(&["--packed-snapshots"]));
+        assert!(packed(&["--packed-snapshots", "--robots", "1"]));
     }
 
     fn settings(args: &[&str]) -> Result<GameSettings, ArgsError> {
