@@ -417,6 +417,51 @@ pub async fn prefixes_isolate_clusters<B: Backend>(a: B, b: B) {
     assert!(b.rooms(100).await.unwrap().is_empty());
 }
 
+/// Inputs published at once by many connections, each waiting for its
+/// previous one as a gateway's connection does (which keeps each one's
+/// inputs in order), all arrive, each counted, in each connection's order;
+/// and those of another room go only there.
+pub async fn concurrent_inputs_arrive_whole_and_in_order<B: Backend>(b: B) {
+    const CONNS: usize = 20;
+    const EACH: usize = 40;
+    let (r, other) = (room("c-inputs"), room("c-inputs-2"));
+    let mut sub = b.subscribe_input(&r).await.unwrap();
+    let mut sub_other = b.subscribe_input(&other).await.unwrap();
+    let dirs = [Direction::Up, Direction::Left, Direction::Down, Direction::Right];
+    let senders: Vec<_> = (0..CONNS)
+        .map(|c| {
+            let (b, r, other) = (b.clone(), r.clone(), other.clone());
+            let player = PlayerId::random();
+            let conn = ConnId::random();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let input = RoomInput { player, conn, kind: InputKind::Turn(dirs[i % 4]) };
+                    assert_eq!(b.publish_input(&r, input).await.unwrap(), 1, "sender {c}, input {i}");
+                }
+                let input = RoomInput { player, conn, kind: InputKind::Leave };
+                assert_eq!(b.publish_input(&other, input).await.unwrap(), 1);
+                conn
+            })
+        })
+        .collect();
+    let mut conns = Vec::new();
+    for s in senders {
+        conns.push(s.await.unwrap());
+    }
+    let mut seen: std::collections::HashMap<ConnId, usize> = conns.iter().map(|c| (*c, 0)).collect();
+    for _ in 0..CONNS * EACH {
+        let got = recv(&mut sub).await;
+        let n = seen.get_mut(&got.conn).expect("a sender's input");
+        assert_eq!(got.kind, InputKind::Turn(dirs[*n % 4]), "out of order from {:?} at {n}", got.conn);
+        *n += 1;
+    }
+    assert!(seen.values().all(|n| *n == EACH));
+    for _ in 0..CONNS {
+        assert_eq!(recv(&mut sub_other).await.kind, InputKind::Leave);
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(200), sub.recv()).await.is_err(), "nothing more");
+}
+
 /// After the server restarts (empty), commands work again and existing
 /// subscriptions receive new messages, with no new subscribe call.
 pub async fn survives_a_restart<B: Backend>(b: B, restart: impl FnOnce()) {
@@ -457,6 +502,7 @@ macro_rules! backend_contract_tests {
     (@with $how:ident $args:tt) => {
         $crate::backend_contract_tests!(@$how $args;
             pubsub => pubsub_delivers_in_order_per_room,
+            concurrent_inputs => concurrent_inputs_arrive_whole_and_in_order,
             unsubscribe => dropped_subscriptions_receive_nothing,
             notices => notices_reach_subscribers,
             directory => directory_matchmakes_without_overbooking,

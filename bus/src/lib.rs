@@ -21,6 +21,7 @@ mod pubsub_router;
 pub mod queue;
 pub mod redis_backend;
 mod redis_commands;
+mod redis_inputs;
 pub mod redis_metrics;
 mod redis_shard_subscriptions;
 mod redis_shards;

@@ -40,6 +40,7 @@ use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::keys::Keys;
 pub use crate::redis_commands::Topology;
 use crate::redis_commands::{ClusterCommands, Commands};
+use crate::redis_inputs::InputBatcher;
 use crate::redis_metrics::{Link, RedisMetrics, watch_commands};
 use crate::redis_shard_subscriptions::{NodeClients, ShardSubscriptions};
 use crate::redis_shards::slot_of;
@@ -165,6 +166,8 @@ pub struct RedisBackend {
     keys: Keys,
     cmd: CommandSource,
     subs: Subs,
+    /// Inputs to rooms go out in batches (see [`crate::redis_inputs`]).
+    inputs: InputBatcher,
     /// Ends the backend's tasks when the last clone is dropped.
     _stop: Arc<[DropGuard; 2]>,
 }
@@ -229,8 +232,11 @@ impl RedisBackend {
             let current = cmd.clone();
             tokio::spawn(watch_commands(move || current.current(), no_pushes, m.clone(), watching.clone()));
         }
+        let current = cmd.clone();
+        let inputs = InputBatcher::spawn(move || Commands::Cluster(current.current()), "SPUBLISH", true);
         Ok(Self {
             keys: Keys::clustered(prefix),
+            inputs,
             cmd: CommandSource::Cluster(cmd),
             subs: Subs::Sharded(subs),
             _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]),
@@ -270,8 +276,11 @@ impl RedisBackend {
             let manager = cmd.clone();
             tokio::spawn(watch_commands(move || manager.clone(), cmd_push_rx, m.clone(), watching.clone()));
         }
+        let manager = cmd.clone();
+        let inputs = InputBatcher::spawn(move || Commands::Single(manager.clone()), "PUBLISH", false);
         Ok(Self {
             keys: Keys::new(prefix),
+            inputs,
             cmd: CommandSource::Single(cmd),
             subs: Subs::Single(subs),
             _stop: Arc::new([routing.drop_guard(), watching.drop_guard()]),
@@ -378,7 +387,7 @@ fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, BusError> {
 
 impl Bus for RedisBackend {
     async fn publish_input(&self, room: &RoomId, input: RoomInput) -> Result<usize, BusError> {
-        self.publish(self.keys.room_in(room), &input).await
+        self.inputs.publish(self.keys.room_in(room), encode(&input)?).await
     }
 
     async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
