@@ -31,7 +31,7 @@ pub struct Claimer<B> {
 /// A room claimed and opened, ready to run.
 pub struct Claimed<B> {
     pub lease: watch::Sender<Lease>,
-    pub room: Room<B>,
+    pub room: Box<Room<B>>,
 }
 
 impl<B: Backend> Claimer<B> {
@@ -80,7 +80,7 @@ impl<B: Backend> Claimer<B> {
         };
         let opened = Room::open(room.clone(), deps, snapshot, seed).await;
         match opened {
-            Ok(r) => Some(Claimed { lease: lease_tx, room: r }),
+            Ok(r) => Some(Claimed { lease: lease_tx, room: Box::new(r) }),
             Err(e) => {
                 warn!(%room, error = %e, "cannot open the room");
                 let _ = self.backend.release_lease(&lease).await;

@@ -189,7 +189,10 @@ impl<B: Backend> Room<B> {
         Ok(room)
     }
 
-    pub async fn run(mut self, control: RoomControl) -> RoomExit {
+    /// Runs the room until it stops. Boxed: a future keeps what an `async
+    /// fn` takes by value twice (as it came, and as the body's own), and a
+    /// room is a kilobyte and a half, kept for the room's whole life.
+    pub async fn run(mut self: Box<Self>, control: RoomControl) -> RoomExit {
         self.metrics.rooms.inc();
         let players = self.members.values().filter(|m| m.player).count() as i64;
         self.metrics.players.add(players);

@@ -73,7 +73,7 @@ pub async fn start<B: Backend>(
     };
     let r = Room::open(room.clone(), deps, snapshot, seed).await.unwrap();
     let control = RoomControl::default();
-    let task = tokio::spawn(r.run(control.clone()));
+    let task = tokio::spawn(Box::new(r).run(control.clone()));
     Running { control, task, lease: lease_tx, gateways }
 }
 
