@@ -381,6 +381,14 @@ impl RedisBackend {
     }
 }
 
+/// A PUBLISH (or SPUBLISH) of `bytes` on `channel`, its buffers allocated
+/// once at their final size (added one by one, they grew three times).
+pub(crate) fn publish_cmd(command: &str, channel: &str, bytes: &[u8]) -> redis::Cmd {
+    let mut cmd = redis::Cmd::with_capacity(3, command.len() + channel.len() + bytes.len());
+    cmd.arg(command).arg(channel).arg(bytes);
+    cmd
+}
+
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, BusError> {
     rmp_serde::to_vec(msg).map_err(|e| BusError::Codec(e.to_string()))
 }
@@ -413,7 +421,8 @@ impl Bus for RedisBackend {
             bytes.clear();
             rmp_serde::encode::write(&mut bytes, frame).map_err(|e| BusError::Codec(e.to_string()))?;
             let slot = if self.is_cluster() { slot_of(channel.as_bytes()) } else { 0 };
-            pipes.entry(slot).or_default().cmd(self.publish_command()).arg(&channel).arg(&bytes).ignore();
+            let cmd = publish_cmd(self.publish_command(), &channel, &bytes);
+            pipes.entry(slot).or_insert_with(|| redis::Pipeline::with_capacity(frames.len())).add_command(cmd).ignore();
         }
         let sent = join_all(pipes.into_values().map(|pipe| {
             let mut conn = self.conn();

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use crate::backend::BusError;
+use crate::redis_backend::publish_cmd;
 use crate::redis_commands::Commands;
 use crate::redis_shards::slot_of;
 
@@ -100,7 +101,7 @@ async fn send<C: Fn() -> Commands + Sync>(batch: &mut Vec<Pending>, conn: &C, co
     for (i, p) in batch.iter().enumerate() {
         let slot = if cluster { slot_of(p.channel.as_bytes()) } else { 0 };
         let (pipe, members) = pipes.entry(slot).or_default();
-        pipe.cmd(command).arg(&p.channel).arg(&p.bytes);
+        pipe.add_command(publish_cmd(command, &p.channel, &p.bytes));
         members.push(i);
     }
     let sent = join_all(pipes.into_values().map(|(pipe, members)| {
