@@ -30,6 +30,9 @@ pub(super) struct Stop {
     flag: Arc<Flag>,
     /// The waker the tokens are given: it raises the flag.
     waker: Waker,
+    /// The room's waker as last registered: a task keeps its waker, and
+    /// registering it again at every poll was most of what this cost.
+    registered: Option<Waker>,
 }
 
 /// Raised by a token's wake-up; the room's own task is woken with it.
@@ -58,6 +61,7 @@ impl Stop {
             shutdown: Box::pin(shutdown.clone().cancelled_owned()),
             waker: Waker::from(flag.clone()),
             flag,
+            registered: None,
         }
     }
 }
@@ -68,10 +72,20 @@ impl Future for Stop {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Why> {
         let this = self.get_mut();
         // Registered before the flag is read: a wake-up in between is seen
-        // now or wakes the room again.
-        this.flag.room.register(cx.waker());
+        // now or wakes the room again. The same waker is not registered
+        // again: it stays registered until a wake-up takes it, and a
+        // wake-up raises the flag first.
+        let same = this.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if !same {
+            this.flag.room.register(cx.waker());
+            this.registered = Some(cx.waker().clone());
+        }
         if !this.flag.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
+        }
+        if same {
+            // The wake-up that raised the flag took the waker.
+            this.flag.room.register(cx.waker());
         }
         let mut tokens = Context::from_waker(&this.waker);
         if this.lost.as_mut().poll(&mut tokens).is_ready() {
@@ -109,6 +123,27 @@ mod tests {
         let why = tokio::time::timeout(Duration::from_secs(5), &mut stop).await.expect("woken by the token");
         assert_eq!(why, Why::Shutdown);
         // Woken by the token, not found by a later poll (the timeout's).
+        assert!(waited.elapsed() < Duration::from_secs(2), "{:?}", waited.elapsed());
+    }
+
+    /// A wake-up that finds nothing cancelled (it took the registered
+    /// waker) leaves the room's waker registered for the next one.
+    #[tokio::test]
+    async fn a_wake_up_with_nothing_cancelled_leaves_the_room_registered() {
+        let (lost, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let mut stop = Stop::new(&lost, &shutdown);
+        assert!(tokio::time::timeout(Duration::from_millis(5), &mut stop).await.is_err());
+        let flag = stop.flag.clone();
+        let later = lost.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            flag.wake_by_ref();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            later.cancel();
+        });
+        let waited = std::time::Instant::now();
+        let why = tokio::time::timeout(Duration::from_secs(5), &mut stop).await.expect("woken by the token");
+        assert_eq!(why, Why::LeaseLost);
         assert!(waited.elapsed() < Duration::from_secs(2), "{:?}", waited.elapsed());
     }
 
