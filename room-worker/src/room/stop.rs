@@ -119,11 +119,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             later.cancel();
         });
+        assert_eq!(woken(&mut stop).await, Why::Shutdown);
+    }
+
+    /// What `stop` resolves to, once a token woke it: not found by a later
+    /// poll (the timeout's).
+    async fn woken(stop: &mut Stop) -> Why {
         let waited = std::time::Instant::now();
-        let why = tokio::time::timeout(Duration::from_secs(5), &mut stop).await.expect("woken by the token");
-        assert_eq!(why, Why::Shutdown);
-        // Woken by the token, not found by a later poll (the timeout's).
+        let why = tokio::time::timeout(Duration::from_secs(5), stop).await.expect("woken by the token");
         assert!(waited.elapsed() < Duration::from_secs(2), "{:?}", waited.elapsed());
+        why
     }
 
     /// A wake-up that finds nothing cancelled (it took the registered
@@ -141,10 +146,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             later.cancel();
         });
-        let waited = std::time::Instant::now();
-        let why = tokio::time::timeout(Duration::from_secs(5), &mut stop).await.expect("woken by the token");
-        assert_eq!(why, Why::LeaseLost);
-        assert!(waited.elapsed() < Duration::from_secs(2), "{:?}", waited.elapsed());
+        assert_eq!(woken(&mut stop).await, Why::LeaseLost);
     }
 
     #[tokio::test]

@@ -90,10 +90,7 @@ mod tests {
         }
         // 200 rooms started within 0.2 s: their ticks fall in at most
         // SLOTS instants of a period.
-        let mut phases: Vec<u128> = firsts.iter().map(|f| (*f - firsts[0]).as_nanos() % period.as_nanos()).collect();
-        phases.sort_unstable();
-        phases.dedup();
-        assert!(phases.len() <= SLOTS as usize, "{} phases", phases.len());
+        assert_at_most_slots(&firsts, period);
     }
 
     #[test]
@@ -124,6 +121,11 @@ mod tests {
                 first
             })
             .collect();
+        assert_at_most_slots(&firsts, period);
+    }
+
+    /// The first ticks fall in at most [`SLOTS`] instants of a period.
+    fn assert_at_most_slots(firsts: &[Instant], period: Duration) {
         let mut phases: Vec<u128> = firsts.iter().map(|f| (*f - firsts[0]).as_nanos() % period.as_nanos()).collect();
         phases.sort_unstable();
         phases.dedup();
