@@ -4,40 +4,54 @@
 //! channel. Sent one command each, they reached Redis one by one, and Redis
 //! passed each on to the room's worker as it came: the worker woke for
 //! nearly every key press (thousands a second; with full rooms the kernel's
-//! task switches were a sixth of the worker's time). Gathered for at most
+//! task switches were a sixth of the worker's time). Gathered for
 //! [`LINGER`] and sent as one pipeline, they reach Redis together, and Redis
-//! passes them on together. A room takes its inputs at its tick, so a key
-//! press is late for its tick only if it came within [`LINGER`] of it.
+//! passes them on together. A room takes its inputs at its tick, so an
+//! input is late for its tick only if it came within the linger (2 ms, and
+//! up to the timer's next millisecond) of it.
 //!
-//! Order is kept: one queue, one batch under way at a time (a command
-//! connection answers in order anyway), and on a Redis Cluster a room's
-//! inputs share a slot and so a pipeline.
+//! Batches do not wait for each other: one that Redis does not answer (a
+//! stalled server, or one stalled master of a Redis Cluster, whose slots
+//! have pipelines of their own) holds up only its own inputs, each of which
+//! gets its own answer. A connection waits for each of its inputs before it
+//! sends the next, which keeps its inputs in order.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use redis::Value;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::backend::BusError;
 use crate::redis_backend::publish_cmd;
 use crate::redis_commands::Commands;
 use crate::redis_shards::slot_of;
 
-/// Longest an input waits for others to go with it.
+/// How long an input waits for others to go with it.
 pub(crate) const LINGER: Duration = Duration::from_millis(2);
 /// Inputs waiting at most (beyond, a publisher waits for room).
 const QUEUE: usize = 4096;
 /// Inputs in one batch at most.
 const BATCH: usize = 512;
+/// Pipelines under way at once, beyond which batches wait in the queue.
+const IN_FLIGHT: usize = 64;
+/// Longest a publisher waits for its input's outcome, queue included: as
+/// long as a command waits for Redis (the connections' response timeout),
+/// and the linger.
+const PATIENCE: Duration = Duration::from_millis(2100);
 
 /// An input on its way, and who waits for its outcome.
 struct Pending {
     channel: String,
     bytes: Vec<u8>,
-    done: oneshot::Sender<Result<usize, BusError>>,
+    done: Answer,
 }
+
+/// Where an input's publisher waits for its outcome.
+type Answer = oneshot::Sender<Result<usize, BusError>>;
 
 /// The handle the backend publishes inputs through; the task behind it
 /// ends when the last handle is dropped.
@@ -59,12 +73,18 @@ impl InputBatcher {
     }
 
     /// Publishes `bytes` on `channel` with the next batch: how many
-    /// subscribers received it.
+    /// subscribers received it. An input whose publisher stopped waiting
+    /// (after [`PATIENCE`]) and that was not sent yet is not sent.
     pub(crate) async fn publish(&self, channel: String, bytes: Vec<u8>) -> Result<usize, BusError> {
-        let stopped = || BusError::Unavailable("the input publisher stopped".into());
         let (done, outcome) = oneshot::channel();
-        self.tx.send(Pending { channel, bytes, done }).await.map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+        let waited = timeout(PATIENCE, async {
+            self.tx
+                .send(Pending { channel, bytes, done })
+                .await
+                .map_err(|_| BusError::Unavailable("the input publisher stopped".into()))?;
+            outcome.await.map_err(|_| BusError::Unavailable("the input publisher stopped".into()))?
+        });
+        waited.await.unwrap_or_else(|_| Err(BusError::Unavailable("no answer from Redis in time".into())))
     }
 }
 
@@ -75,58 +95,78 @@ async fn run<C: Fn() -> Commands + Sync>(
     cluster: bool,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut inflight = FuturesUnordered::new();
     loop {
-        if rx.recv_many(&mut batch, BATCH).await == 0 {
-            return;
-        }
-        // What comes within the linger goes along.
-        let linger = sleep_until(Instant::now() + LINGER);
-        tokio::pin!(linger);
-        while batch.len() < BATCH {
-            let room = BATCH - batch.len();
-            tokio::select! {
-                biased;
-                got = rx.recv_many(&mut batch, room) => if got == 0 { break },
-                () = &mut linger => break,
+        tokio::select! {
+            biased;
+            Some(()) = inflight.next(), if !inflight.is_empty() => {}
+            got = rx.recv_many(&mut batch, BATCH), if inflight.len() < IN_FLIGHT => {
+                if got == 0 {
+                    break;
+                }
+                // What comes within the linger goes along; pipelines under
+                // way are answered meanwhile.
+                let linger = sleep_until(Instant::now() + LINGER);
+                tokio::pin!(linger);
+                while batch.len() < BATCH {
+                    let room = BATCH - batch.len();
+                    tokio::select! {
+                        biased;
+                        Some(()) = inflight.next(), if !inflight.is_empty() => {}
+                        got = rx.recv_many(&mut batch, room) => if got == 0 { break },
+                        () = &mut linger => break,
+                    }
+                }
+                for (pipe, waiting) in pipelines(&mut batch, command, cluster) {
+                    let mut conn = conn();
+                    inflight.push(async move { answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await) });
+                }
             }
         }
-        send(&mut batch, &conn, command, cluster).await;
     }
+    while inflight.next().await.is_some() {}
 }
 
-/// Sends the batch (a pipeline per slot, all at once) and answers each
-/// input's publisher.
-async fn send<C: Fn() -> Commands + Sync>(batch: &mut Vec<Pending>, conn: &C, command: &'static str, cluster: bool) {
-    let mut pipes: HashMap<u16, (redis::Pipeline, Vec<usize>)> = HashMap::new();
-    for (i, p) in batch.iter().enumerate() {
+/// The batch's inputs as pipelines, one per slot (one in all on a single
+/// Redis), each with the publishers waiting for its commands, in order.
+/// Inputs whose publisher stopped waiting are left out.
+fn pipelines(batch: &mut Vec<Pending>, command: &str, cluster: bool) -> Vec<(redis::Pipeline, Vec<Answer>)> {
+    let mut by_slot: HashMap<u16, (redis::Pipeline, Vec<_>)> = HashMap::new();
+    for p in batch.drain(..).filter(|p| !p.done.is_closed()) {
         let slot = if cluster { slot_of(p.channel.as_bytes()) } else { 0 };
-        let (pipe, members) = pipes.entry(slot).or_default();
+        let (pipe, waiting) = by_slot.entry(slot).or_insert_with(|| {
+            let mut pipe = redis::pipe();
+            // Each command's own reply, errors included: one refused
+            // command does not fail the others.
+            pipe.ignore_errors();
+            (pipe, Vec::new())
+        });
         pipe.add_command(publish_cmd(command, &p.channel, &p.bytes));
-        members.push(i);
+        waiting.push(p.done);
     }
-    let sent = join_all(pipes.into_values().map(|(pipe, members)| {
-        let mut conn = conn();
-        async move { (members, pipe.query_async::<Vec<usize>>(&mut conn).await) }
-    }))
-    .await;
-    let mut outcomes: Vec<Option<Result<usize, BusError>>> = batch.iter().map(|_| None).collect();
-    for (members, result) in sent {
-        match result {
-            Ok(counts) => {
-                for (i, n) in members.into_iter().zip(counts) {
-                    outcomes[i] = Some(Ok(n));
-                }
-            }
-            Err(e) => {
-                for i in members {
-                    outcomes[i] = Some(Err(BusError::Unavailable(e.to_string())));
-                }
+    by_slot.into_values().collect()
+}
+
+/// Tells each publisher its command's outcome.
+fn answer(waiting: Vec<Answer>, replies: redis::RedisResult<Vec<Value>>) {
+    match replies {
+        Ok(replies) => {
+            let mut replies = replies.into_iter();
+            for done in waiting {
+                let outcome = match replies.next() {
+                    Some(Value::Int(n)) => Ok(usize::try_from(n).unwrap_or(0)),
+                    Some(Value::ServerError(e)) => Err(BusError::Unavailable(e.to_string())),
+                    Some(other) => Err(BusError::Unavailable(format!("unexpected reply to a publish: {other:?}"))),
+                    None => Err(BusError::Unavailable("no reply for an input".into())),
+                };
+                // Its publisher may have given up waiting: nothing to tell.
+                let _ = done.send(outcome);
             }
         }
-    }
-    for (p, outcome) in batch.drain(..).zip(outcomes) {
-        let outcome = outcome.unwrap_or_else(|| Err(BusError::Unavailable("no answer for an input".into())));
-        // Its publisher may have given up waiting: nothing to tell.
-        let _ = p.done.send(outcome);
+        Err(e) => {
+            for done in waiting {
+                let _ = done.send(Err(BusError::Unavailable(e.to_string())));
+            }
+        }
     }
 }

@@ -147,6 +147,23 @@ impl TestRedis {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered, until [`TestRedis::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let sent = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
+        assert!(sent.success(), "kill -{name} {pid}");
+    }
+
     /// A new, empty server on the same port (waiting, 10 s at most, if
     /// another server took the port meanwhile).
     pub fn restart(&mut self) {

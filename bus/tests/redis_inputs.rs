@@ -1,0 +1,81 @@
+//! Inputs published in batches (`redis_inputs.rs`), against a real Redis:
+//! each input gets its own answer, in bounded time, whatever happens to
+//! the others of its batch.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use snakepit_bus::test_redis::TestRedis;
+use snakepit_bus::{Bus, ConnId, InputKind, PlayerId, RedisBackend, RoomId, RoomInput};
+
+fn input() -> RoomInput {
+    RoomInput { player: PlayerId::random(), conn: ConnId::random(), kind: InputKind::Join }
+}
+
+/// Redis frozen with thousands of inputs on their way: each publisher has
+/// its answer (an error) within about the response timeout, not after the
+/// batches before it waited theirs out one by one; and publishing works
+/// again once Redis does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_answers_every_input_in_bounded_time() {
+    let redis = TestRedis::start();
+    let backend = RedisBackend::connect(&redis.url(), "in1").await.unwrap();
+    let room = RoomId::parse("frozen").unwrap();
+    let mut sub = backend.subscribe_input(&room).await.unwrap();
+    redis.pause();
+    let started = Instant::now();
+    let publishers: Vec<_> = (0..3000)
+        .map(|_| {
+            let (b, r) = (backend.clone(), room.clone());
+            tokio::spawn(async move { (b.publish_input(&r, input()).await.is_ok(), started.elapsed()) })
+        })
+        .collect();
+    let mut last = Duration::ZERO;
+    for p in publishers {
+        let (ok, at) = p.await.unwrap();
+        assert!(!ok, "an input published while Redis was frozen");
+        last = last.max(at);
+    }
+    redis.resume();
+    assert!(last < Duration::from_secs(4), "the last publisher waited {last:?}");
+    // Redis is back: inputs go through again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sent = input();
+    while backend.publish_input(&room, sent.clone()).await.ok() != Some(1) {
+        assert!(Instant::now() < deadline, "no publish after Redis came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = tokio::time::timeout_at(deadline, sub.recv()).await.expect("the input after the thaw").unwrap();
+        if got == sent {
+            break;
+        }
+    }
+}
+
+/// One input refused by Redis (here, a user not allowed on its channel)
+/// fails alone: the input sent in the same batch to another room is
+/// answered as delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_input_fails_alone() {
+    let redis = TestRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "gw", "on", ">pw", "~*", "resetchannels", "&in2:room:{open}*", "+@all"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let owner = RedisBackend::connect(&redis.url(), "in2").await.unwrap();
+    let gateway = RedisBackend::connect(&format!("redis://gw:pw@127.0.0.1:{}/", redis.port), "in2").await.unwrap();
+    let (open, closed) = (RoomId::parse("open").unwrap(), RoomId::parse("closed").unwrap());
+    let mut sub = owner.subscribe_input(&open).await.unwrap();
+    for _ in 0..20 {
+        let (a, b) = tokio::join!(gateway.publish_input(&open, input()), gateway.publish_input(&closed, input()));
+        assert_eq!(a.unwrap(), 1, "the allowed input");
+        assert!(b.is_err(), "the refused input");
+        tokio::time::timeout(Duration::from_secs(2), sub.recv()).await.expect("delivered").unwrap();
+    }
+}
