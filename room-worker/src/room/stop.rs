@@ -47,8 +47,14 @@ impl Wake for Flag {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        // The room's waker is taken before the flag goes up: a poll that
+        // sees the flag up knows the waker is gone and registers it again
+        // (see `Stop::poll`), whenever this wake-up took it.
+        let room = self.room.take();
         self.woken.store(true, Ordering::Release);
-        self.room.wake();
+        if let Some(room) = room {
+            room.wake();
+        }
     }
 }
 
@@ -74,7 +80,8 @@ impl Future for Stop {
         // Registered before the flag is read: a wake-up in between is seen
         // now or wakes the room again. The same waker is not registered
         // again: it stays registered until a wake-up takes it, and a
-        // wake-up raises the flag first.
+        // wake-up takes it before it raises the flag (so the flag is seen
+        // up at the next poll at the latest, which registers it again).
         let same = this.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
         if !same {
             this.flag.room.register(cx.waker());
@@ -147,6 +154,36 @@ mod tests {
             later.cancel();
         });
         assert_eq!(woken(&mut stop).await, Why::LeaseLost);
+    }
+
+    /// A wake-up split by a poll of the room (between taking its waker
+    /// and raising the flag) leaves it registered, step by step.
+    #[test]
+    fn a_wake_up_split_by_a_poll_leaves_the_room_registered() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (lost, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let mut stop = Stop::new(&lost, &shutdown);
+        let count = Arc::new(Count(0.into()));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut stop).poll(&mut cx).is_pending());
+        // A wake-up (with nothing cancelled) takes the waker...
+        let taken = stop.flag.room.take();
+        // ... the room polls meanwhile ...
+        assert!(Pin::new(&mut stop).poll(&mut cx).is_pending());
+        // ... then the flag goes up and the room is woken, and polls.
+        stop.flag.woken.store(true, Ordering::Release);
+        taken.expect("the room's waker").wake();
+        assert!(Pin::new(&mut stop).poll(&mut cx).is_pending());
+        let before = count.0.load(Ordering::SeqCst);
+        lost.cancel();
+        assert!(count.0.load(Ordering::SeqCst) > before, "the cancellation did not wake the room");
+        assert_eq!(Pin::new(&mut stop).poll(&mut cx), Poll::Ready(Why::LeaseLost));
     }
 
     #[tokio::test]
