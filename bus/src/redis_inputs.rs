@@ -10,10 +10,10 @@
 //! input is late for its tick only if it came within the linger (2 ms, and
 //! up to the timer's next millisecond) of it.
 //!
-//! Batches do not wait for each other: one that Redis does not answer (a
-//! stalled server, or one stalled master of a Redis Cluster, whose slots
-//! have pipelines of their own) holds up only its own inputs, each of which
-//! gets its own answer. A connection waits for each of its inputs before it
+//! Batches do not wait for each other, and are not held back by those
+//! under way: one that Redis does not answer (a stalled server, or one
+//! stalled master of a Redis Cluster, whose slots have pipelines of their
+//! own) holds up only its own inputs, each of which gets its own answer. A connection waits for each of its inputs before it
 //! sends the next, which keeps its inputs in order.
 
 use std::collections::HashMap;
@@ -36,8 +36,6 @@ pub(crate) const LINGER: Duration = Duration::from_millis(2);
 const QUEUE: usize = 4096;
 /// Inputs in one batch at most.
 const BATCH: usize = 512;
-/// Pipelines under way at once, beyond which batches wait in the queue.
-const IN_FLIGHT: usize = 64;
 /// Longest a publisher waits for its input's outcome, queue included: as
 /// long as a command waits for Redis (the connections' response timeout),
 /// and the linger.
@@ -100,7 +98,11 @@ async fn run<C: Fn() -> Commands + Sync>(
         tokio::select! {
             biased;
             Some(()) = inflight.next(), if !inflight.is_empty() => {}
-            got = rx.recv_many(&mut batch, BATCH), if inflight.len() < IN_FLIGHT => {
+            // No cap on the pipelines under way: one for a frozen shard
+            // must not hold up the others' (they end with the response
+            // timeout), and what is under way is bounded by the
+            // publishers, each waiting for its input.
+            got = rx.recv_many(&mut batch, BATCH) => {
                 if got == 0 {
                     break;
                 }

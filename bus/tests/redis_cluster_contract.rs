@@ -168,3 +168,45 @@ async fn a_silently_dead_subscription_is_replaced() {
 fn snakepit_bus_slot(name: &str) -> u16 {
     snakepit_bus::test_redis_cluster::slot_of(name)
 }
+
+/// One master frozen (SIGSTOP, its connections open) while inputs to a room
+/// on it keep coming, one every 2 ms, each waiting up to its 2 s timeout:
+/// inputs to a room on another master are still answered at once (batches
+/// under way for the frozen one hold up only their own inputs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_holds_up_only_its_own_inputs() {
+    let c = TestRedisCluster::start();
+    let b = RedisBackend::connect_cluster(&c.urls(), "t").await.unwrap();
+    let rooms = rooms_on_every_master(&c, 1);
+    let (frozen, healthy) = (rooms[0].clone(), rooms[1].clone());
+    let mut sub = b.subscribe_input(&healthy).await.unwrap();
+    delivered(&b, &healthy, &mut sub).await;
+    let port = c.master_of_key(&format!("t:room:{{{frozen}}}:in"));
+    let info: String = redis::from_redis_value(c.on(port, redis::cmd("INFO").arg("server")).unwrap()).unwrap();
+    let pid = info.lines().find_map(|l| l.strip_prefix("process_id:")).unwrap().trim().to_owned();
+    let signal =
+        |name: &str| assert!(std::process::Command::new("kill").arg(name).arg(&pid).status().unwrap().success());
+    signal("-STOP");
+    let stream = {
+        let (b, frozen) = (b.clone(), frozen.clone());
+        tokio::spawn(async move {
+            for _ in 0..500 {
+                let (b, frozen) = (b.clone(), frozen.clone());
+                tokio::spawn(async move { b.publish_input(&frozen, input()).await });
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    // Long enough for well over a hundred batches to be stuck.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        assert_eq!(b.publish_input(&healthy, input()).await.unwrap(), 1);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::timeout(Duration::from_secs(2), sub.recv()).await.expect("delivered").unwrap();
+    }
+    signal("-CONT");
+    stream.await.unwrap();
+    assert!(slowest < Duration::from_millis(500), "an input to a healthy master took {slowest:?}");
+}
