@@ -87,13 +87,17 @@ impl Future for Stop {
             this.flag.room.register(cx.waker());
             this.registered = Some(cx.waker().clone());
         }
-        if !this.flag.woken.swap(false, Ordering::AcqRel) {
+        let raised = this.flag.woken.swap(false, Ordering::AcqRel);
+        if same && !raised {
             return Poll::Pending;
         }
         if same {
             // The wake-up that raised the flag took the waker.
             this.flag.room.register(cx.waker());
         }
+        // A new waker: a wake-up under way may have taken the old one and
+        // not yet raised the flag (it then wakes the old one), so the
+        // tokens are looked at now.
         let mut tokens = Context::from_waker(&this.waker);
         if this.lost.as_mut().poll(&mut tokens).is_ready() {
             return Poll::Ready(Why::LeaseLost);
@@ -184,6 +188,22 @@ mod tests {
         lost.cancel();
         assert!(count.0.load(Ordering::SeqCst) > before, "the cancellation did not wake the room");
         assert_eq!(Pin::new(&mut stop).poll(&mut cx), Poll::Ready(Why::LeaseLost));
+    }
+
+    /// Polled with a new waker, it looks at the tokens whatever the flag
+    /// says: a wake-up under way may have taken the old waker and not yet
+    /// raised the flag (it would then wake the old one only).
+    #[test]
+    fn a_new_waker_looks_at_the_tokens() {
+        let (lost, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let mut stop = Stop::new(&lost, &shutdown);
+        let old = Waker::from(Arc::new(Flag { woken: AtomicBool::new(false), room: AtomicWaker::new() }));
+        assert!(Pin::new(&mut stop).poll(&mut Context::from_waker(&old)).is_pending());
+        lost.cancel();
+        // As if the wake-up had not raised the flag yet.
+        stop.flag.woken.store(false, Ordering::Release);
+        let new = Waker::from(Arc::new(Flag { woken: AtomicBool::new(false), room: AtomicWaker::new() }));
+        assert_eq!(Pin::new(&mut stop).poll(&mut Context::from_waker(&new)), Poll::Ready(Why::LeaseLost));
     }
 
     #[tokio::test]
