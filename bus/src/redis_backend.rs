@@ -390,7 +390,14 @@ pub(crate) fn publish_cmd(command: &str, channel: &str, bytes: &[u8]) -> redis::
 }
 
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, BusError> {
-    rmp_serde::to_vec(msg).map_err(|e| BusError::Codec(e.to_string()))
+    let mut bytes = Vec::new();
+    encode_into(&mut bytes, msg)?;
+    Ok(bytes)
+}
+
+/// [`encode`], appended to `bytes` (a buffer reused per frame).
+fn encode_into<T: Serialize>(bytes: &mut Vec<u8>, msg: &T) -> Result<(), BusError> {
+    rmp_serde::encode::write(bytes, msg).map_err(|e| BusError::Codec(e.to_string()))
 }
 
 impl Bus for RedisBackend {
@@ -419,7 +426,7 @@ impl Bus for RedisBackend {
             channel.clear();
             self.keys.write_room_out(&mut channel, room);
             bytes.clear();
-            rmp_serde::encode::write(&mut bytes, frame).map_err(|e| BusError::Codec(e.to_string()))?;
+            encode_into(&mut bytes, frame)?;
             let slot = if self.is_cluster() { slot_of(channel.as_bytes()) } else { 0 };
             let cmd = publish_cmd(self.publish_command(), &channel, &bytes);
             pipes.entry(slot).or_insert_with(|| redis::Pipeline::with_capacity(frames.len())).add_command(cmd).ignore();

@@ -31,7 +31,7 @@ use crate::redis_commands::Commands;
 use crate::redis_shards::slot_of;
 
 /// How long an input waits for others to go with it.
-pub(crate) const LINGER: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(2);
 /// Inputs waiting at most (beyond, a publisher waits for room).
 const QUEUE: usize = 4096;
 /// Inputs in one batch at most.
@@ -74,13 +74,11 @@ impl InputBatcher {
     /// subscribers received it. An input whose publisher stopped waiting
     /// (after [`PATIENCE`]) and that was not sent yet is not sent.
     pub(crate) async fn publish(&self, channel: String, bytes: Vec<u8>) -> Result<usize, BusError> {
+        let stopped = || BusError::Unavailable("the input publisher stopped".into());
         let (done, outcome) = oneshot::channel();
         let waited = timeout(PATIENCE, async {
-            self.tx
-                .send(Pending { channel, bytes, done })
-                .await
-                .map_err(|_| BusError::Unavailable("the input publisher stopped".into()))?;
-            outcome.await.map_err(|_| BusError::Unavailable("the input publisher stopped".into()))?
+            self.tx.send(Pending { channel, bytes, done }).await.map_err(|_| stopped())?;
+            outcome.await.map_err(|_| stopped())?
         });
         waited.await.unwrap_or_else(|_| Err(BusError::Unavailable("no answer from Redis in time".into())))
     }

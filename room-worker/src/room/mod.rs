@@ -15,8 +15,8 @@
 //! `effects` holds what it writes to the store in the background
 //! (snapshots, seats, top scores), in a `JoinSet` the room owns and settles
 //! when it stops, `chores` says when the slower duties are due, `ticks` when
-//! its ticks fall, and `stop` watches its stop signals. This module is the loop that ties them to the clock and
-//! the input.
+//! its ticks fall, and `stop` watches its stop signals. This module is the
+//! loop that ties them to the clock and the input.
 
 mod chores;
 mod config;

@@ -60,8 +60,8 @@ impl Wake for Flag {
 
 impl Stop {
     pub(super) fn new(lost: &CancellationToken, shutdown: &CancellationToken) -> Self {
-        // Raised at first, so that the first poll registers with the tokens.
-        let flag = Arc::new(Flag { woken: AtomicBool::new(true), room: AtomicWaker::new() });
+        // The first poll, with a waker new to it, registers with the tokens.
+        let flag = Arc::new(Flag { woken: AtomicBool::new(false), room: AtomicWaker::new() });
         Self {
             lost: Box::pin(lost.clone().cancelled_owned()),
             shutdown: Box::pin(shutdown.clone().cancelled_owned()),
@@ -88,16 +88,16 @@ impl Future for Stop {
             this.registered = Some(cx.waker().clone());
         }
         let raised = this.flag.woken.swap(false, Ordering::AcqRel);
-        if same && !raised {
-            return Poll::Pending;
-        }
         if same {
+            if !raised {
+                return Poll::Pending;
+            }
             // The wake-up that raised the flag took the waker.
             this.flag.room.register(cx.waker());
         }
-        // A new waker: a wake-up under way may have taken the old one and
-        // not yet raised the flag (it then wakes the old one), so the
-        // tokens are looked at now.
+        // Raised, or a new waker: a wake-up under way may have taken the
+        // old one and not yet raised the flag (it then wakes the old one),
+        // so the tokens are looked at now.
         let mut tokens = Context::from_waker(&this.waker);
         if this.lost.as_mut().poll(&mut tokens).is_ready() {
             return Poll::Ready(Why::LeaseLost);
