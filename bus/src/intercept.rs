@@ -23,6 +23,8 @@ pub enum Call<'a> {
     SaveSnapshot(&'a Lease),
     SubmitScore(&'a ScoreEntry),
     RetireRoom(&'a RoomId),
+    /// A read of the whole room directory.
+    ListRooms,
     Other,
 }
 
@@ -113,7 +115,7 @@ impl<B: Store, H: Hook> Store for Intercepted<B, H> {
     }
 
     async fn rooms(&self, limit: usize) -> Result<Vec<RoomInfo>, BusError> {
-        self.hook.before(Call::Other).await?;
+        self.hook.before(Call::ListRooms).await?;
         self.inner.rooms(limit).await
     }
 

@@ -189,7 +189,14 @@ impl<B: Backend> Host<B> {
                 Some(done) = self.claims.join_next_with_id() => self.claimed(done),
                 _ = polls.tick() => self.poll_presence().await,
                 notice = async { notices.as_mut()?.recv().await }, if notices.is_some() => match notice {
-                    Some(Notice::RoomCreated(_)) | Some(Notice::RoomsReleased) => self.scan(false).await,
+                    Some(Notice::RoomCreated(_)) | Some(Notice::RoomsReleased) => {
+                        // The notices that queued meanwhile ask for the
+                        // same scan: one read of the directory answers them
+                        // all (one scan each made a burst of new rooms cost
+                        // a read of the directory per room).
+                        while notices.as_mut().and_then(Subscription::try_recv).is_some() {}
+                        self.scan(false).await
+                    }
                     None => notices = None,
                 },
             }

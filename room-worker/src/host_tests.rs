@@ -10,7 +10,7 @@ use prometheus::Registry;
 use std::future::Future;
 
 use snakepit_bus::intercept::{Call, Hook, Intercepted};
-use snakepit_bus::{Bus, BusError, MemoryBackend, Ownership, PlayerId, RoomId, ScoreEntry, Seat, Store};
+use snakepit_bus::{Bus, BusError, MemoryBackend, Notice, Ownership, PlayerId, RoomId, ScoreEntry, Seat, Store};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -352,4 +352,31 @@ async fn a_link_break_makes_nobody_gone() {
     assert!(memory.live_workers().await.unwrap().contains(&"c".to_string()), "c was withdrawn");
     stop.cancel();
     a.await.unwrap();
+}
+
+/// A burst of new rooms, each with its notice, while every call to the
+/// store takes 5 ms: the notices that queued during a scan are answered by
+/// one more read of the directory, not one each (a read per room made a
+/// burst of n rooms cost n reads of a directory of up to n rooms).
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_new_rooms_costs_a_few_directory_reads() {
+    let memory = MemoryBackend::new();
+    let backend = slow(memory.clone(), Duration::from_millis(5));
+    let host = Host::new(backend.clone(), config("host"), metrics());
+    let announced = host.announced();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(host.run(stop.clone()));
+    announced.cancelled().await;
+    // The host subscribed to notices before its first round.
+    let before = backend.hook.log().listed;
+    let rooms: Vec<RoomId> = (0..200).map(|i| room(&format!("burst-{i}"))).collect();
+    for r in &rooms {
+        memory.ensure_room(r, 10).await.unwrap();
+        memory.publish_notice(Notice::RoomCreated(r.clone())).await.unwrap();
+    }
+    eventually(Duration::from_secs(10), "every new room claimed", || holds_all(&memory, "host", &rooms)).await;
+    let listed = backend.hook.log().listed - before;
+    assert!(listed <= 10, "{listed} reads of the directory for 200 new rooms");
+    stop.cancel();
+    task.await.unwrap();
 }

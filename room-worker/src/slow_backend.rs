@@ -29,6 +29,8 @@ pub struct Slow {
 pub struct Log {
     /// Every `acquire_lease`, by room.
     pub acquired: Vec<RoomId>,
+    /// Reads of the whole room directory.
+    pub listed: usize,
     /// Leases a renewal found held, and the others (room and state).
     pub renewed_held: usize,
     pub renewed_not_held: Vec<(RoomId, LeaseState)>,
@@ -42,8 +44,10 @@ impl Slow {
 
 impl Hook for Slow {
     fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send {
-        if let Call::AcquireLease(room) = call {
-            self.log().acquired.push(room.clone());
+        match call {
+            Call::AcquireLease(room) => self.log().acquired.push(room.clone()),
+            Call::ListRooms => self.log().listed += 1,
+            _ => {}
         }
         let latency = self.latency;
         async move {
