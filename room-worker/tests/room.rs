@@ -304,3 +304,83 @@ async fn a_stranger_with_a_members_id_is_shut_out_and_a_resume_is_not() {
     assert!(kinds.contains(&FrameKind::Superseded { player, conn: alice }), "{kinds:?}");
     assert!(kinds.contains(&FrameKind::Welcome(player)), "{kinds:?}");
 }
+
+/// Counts top scores sent to the store, and refuses them while `refuse`.
+#[derive(Clone, Default)]
+struct Scores {
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Scores {
+    fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl snakepit_bus::intercept::Hook for Scores {
+    fn before(
+        &self,
+        call: snakepit_bus::intercept::Call<'_>,
+    ) -> impl std::future::Future<Output = Result<(), snakepit_bus::BusError>> + Send {
+        let mut result = Ok(());
+        if matches!(call, snakepit_bus::intercept::Call::SubmitScore(_)) {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                result = Err(snakepit_bus::BusError::Unavailable("refused".into()));
+            }
+        }
+        async move { result }
+    }
+}
+
+/// Three top scores of other rooms in the store, and a room that loaded
+/// them and has one player, whose snake then parks (its player away for
+/// the 3 s grace) and dies: the game ends.
+async fn a_room_over_three_top_scores(hook: Scores) -> (MemoryBackend, RoomId, common::Running, PlayerId, ConnId) {
+    let memory = MemoryBackend::new();
+    for (name, score) in [("ann", 30), ("bob", 20), ("cy", 10)] {
+        memory.submit_score(snakepit_bus::ScoreEntry { name: name.into(), score, colour: 1 }).await.unwrap();
+    }
+    let backend = snakepit_bus::intercept::Intercepted::new(memory.clone(), hook);
+    let room = RoomId::parse("scores").unwrap();
+    let lease = common::lease(&memory, &room, "w").await;
+    let running = start(&backend, &room, config(10.0), lease, None, metrics()).await;
+    let (player, conn) = enter_and_join(&memory, &room).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (memory, room, running, player, conn)
+}
+
+/// A game's end sends no top score the store is known to hold: with rooms
+/// of one player, each death ends a game, and sending the whole list again
+/// each time was most of what a worker wrote to the store.
+#[tokio::test(start_paused = true)]
+async fn a_games_end_sends_only_new_top_scores() {
+    let hook = Scores::default();
+    let (memory, room, _running, player, conn) = a_room_over_three_top_scores(hook.clone()).await;
+    let mut out = memory.subscribe_output(&room).await.unwrap();
+    send(&memory, &room, player, conn, InputKind::Disconnect).await;
+    let frames = frames_within(&mut out, Duration::from_secs(5)).await;
+    assert!(frames.iter().any(|f| String::from_utf8_lossy(&f.payload).contains("p_gameover")), "the game ended");
+    assert_eq!(hook.sent(), 0, "top scores the store holds were sent again");
+}
+
+/// Top scores the store refused are sent again at the next save: here the
+/// room rewrites its list (its lease was taken again: Redis lost its data)
+/// while the store refuses, and the game's end then sends the list again.
+#[tokio::test(start_paused = true)]
+async fn top_scores_the_store_refused_are_sent_again() {
+    let hook = Scores::default();
+    let (memory, room, running, player, conn) = a_room_over_three_top_scores(hook.clone()).await;
+    hook.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    let lease = running.lease.borrow().clone();
+    memory.release_lease(&lease).await.unwrap();
+    let again = memory.acquire_lease(&room, "w", Duration::from_secs(3600), lease.epoch).await.unwrap().unwrap();
+    running.lease.send_replace(again);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hook.sent(), 3, "the whole list, refused");
+    hook.refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+    send(&memory, &room, player, conn, InputKind::Disconnect).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(hook.sent(), 6, "the refused list is sent again at the game's end");
+}

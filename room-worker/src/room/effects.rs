@@ -34,6 +34,9 @@ pub(super) enum Outcome {
     /// A snapshot landed: the next may go (at once, if it is urgent).
     SnapshotSaved,
     TopScores(Vec<ScoreEntry>),
+    /// Top scores the store did not take: not known to be stored, so the
+    /// next save sends them again.
+    ScoresNotSaved(Vec<ScoreEntry>),
     /// Another owner holds the room: stop.
     /// Written under the lease of this epoch.
     SnapshotRefused(u64),
@@ -154,6 +157,13 @@ impl<B: Backend> Room<B> {
             Outcome::TopScores(scores) => {
                 self.note_stored(&scores);
                 self.game.set_top_scores(scores);
+            }
+            Outcome::ScoresNotSaved(scores) => {
+                for s in scores {
+                    if self.stored.get(&s.name) == Some(&s.score) {
+                        self.stored.remove(&s.name);
+                    }
+                }
             }
             // Refused under an older lease of ours: the host took the lease
             // again (Redis lost it) while the write was under way, and the
@@ -329,26 +339,31 @@ impl<B: Backend> Room<B> {
         }
     }
 
-    /// Sends the game's top scores to the shared store in the background:
-    /// when the game ended, all of them, then the merged list of all rooms
-    /// is read back; otherwise only those that beat what the store is
-    /// known to hold.
+    /// Sends the game's top scores that beat what the store is known to
+    /// hold to the shared store, in the background; when the game ended,
+    /// the merged list of all rooms is read back. Those the store did not
+    /// take are sent again at the next save. (Each game's end sent its
+    /// whole list again: with rooms of one player, whose every death ends a
+    /// game, that was a tenth of the worker's time.)
     pub(super) fn save_top_scores(&mut self, ended: bool) {
         let scores: Vec<ScoreEntry> = self
             .game
             .top_scores()
             .iter()
-            .filter(|s| ended || self.stored.get(&s.name).is_none_or(|best| *best < s.score))
+            .filter(|s| self.stored.get(&s.name).is_none_or(|best| *best < s.score))
             .cloned()
             .collect();
-        if scores.is_empty() {
+        if scores.is_empty() && !ended {
             return;
         }
         self.note_stored(&scores);
         let (backend, room) = (self.backend.clone(), self.id.clone());
         let n = self.config.settings.top_scores;
         self.effects.spawn(Kind::Scores, async move {
-            submit_scores(&backend, &room, scores).await;
+            let unsaved = submit_scores(&backend, &room, scores).await;
+            if !unsaved.is_empty() {
+                return Outcome::ScoresNotSaved(unsaved);
+            }
             if ended && let Ok(scores) = backend.top_scores(n).await {
                 return Outcome::TopScores(scores);
             }
@@ -357,10 +372,18 @@ impl<B: Backend> Room<B> {
     }
 }
 
-async fn submit_scores<B: Backend>(backend: &B, room: &RoomId, scores: impl IntoIterator<Item = ScoreEntry>) {
+/// Sends `scores` one by one; returns those the store did not take.
+async fn submit_scores<B: Backend>(
+    backend: &B,
+    room: &RoomId,
+    scores: impl IntoIterator<Item = ScoreEntry>,
+) -> Vec<ScoreEntry> {
+    let mut unsaved = Vec::new();
     for s in scores {
-        if let Err(e) = backend.submit_score(s).await {
+        if let Err(e) = backend.submit_score(s.clone()).await {
             warn!(%room, error = %e, "could not save a top score");
+            unsaved.push(s);
         }
     }
+    unsaved
 }
