@@ -3,29 +3,22 @@
 //! the host, so the host runs many at once beside its renewals, and a large
 //! failover cannot delay the leases of the rooms it already runs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use snakepit_bus::{Backend, Lease, RoomId};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::gateways::Gateways;
-use crate::metrics::WorkerMetrics;
-use crate::publisher::Publisher;
-use crate::room::{Room, RoomConfig, RoomDeps, TickGrid};
+use crate::room::{Room, RoomDeps, RoomEnv};
 use crate::snapshot::RoomSnapshot;
 
 /// What a claim needs from its host.
-#[derive(Clone)]
 pub struct Claimer<B> {
-    pub backend: B,
+    /// What the worker's rooms share; its store is the claim's.
+    pub env: Arc<RoomEnv<B>>,
     pub worker_id: String,
     pub lease_ttl: Duration,
-    pub room: RoomConfig,
-    pub metrics: WorkerMetrics,
-    pub publisher: Publisher,
-    pub gateways: Gateways,
-    pub ticks: TickGrid,
 }
 
 /// A room claimed and opened, ready to run.
@@ -39,7 +32,7 @@ impl<B: Backend> Claimer<B> {
     /// `None` if another worker has it or the backend failed (the lease is
     /// then released, and a later round tries again).
     pub async fn claim(self, room: RoomId) -> Option<Claimed<B>> {
-        let lease = match self.backend.acquire_lease(&room, &self.worker_id, self.lease_ttl, 0).await {
+        let lease = match self.env.backend.acquire_lease(&room, &self.worker_id, self.lease_ttl, 0).await {
             Ok(Some(lease)) => lease,
             Ok(None) => return None,
             Err(e) => {
@@ -47,11 +40,11 @@ impl<B: Backend> Claimer<B> {
                 return None;
             }
         };
-        let snapshot = match self.backend.load_snapshot(&room).await {
+        let snapshot = match self.env.backend.load_snapshot(&room).await {
             Ok(Some((epoch, bytes))) => match RoomSnapshot::decode(&bytes) {
                 Ok(s) => {
                     info!(%room, from_epoch = epoch, epoch = lease.epoch, tick = s.game.tick(), "taking over from a snapshot");
-                    self.metrics.failovers.inc();
+                    self.env.metrics.failovers.inc();
                     Some(s)
                 }
                 Err(e) => {
@@ -63,27 +56,19 @@ impl<B: Backend> Claimer<B> {
             Err(e) => {
                 // Starting afresh would lose the room's state: try later.
                 warn!(%room, error = %e, "cannot load the snapshot");
-                let _ = self.backend.release_lease(&lease).await;
+                let _ = self.env.backend.release_lease(&lease).await;
                 return None;
             }
         };
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let (lease_tx, lease_rx) = watch::channel(lease.clone());
-        let deps = RoomDeps {
-            backend: self.backend.clone(),
-            config: self.room,
-            lease: lease_rx,
-            metrics: self.metrics,
-            publisher: self.publisher,
-            gateways: self.gateways,
-            ticks: self.ticks,
-        };
+        let deps = RoomDeps { env: self.env.clone(), lease: lease_rx };
         let opened = Room::open(room.clone(), deps, snapshot, seed).await;
         match opened {
             Ok(r) => Some(Claimed { lease: lease_tx, room: Box::new(r) }),
             Err(e) => {
                 warn!(%room, error = %e, "cannot open the room");
-                let _ = self.backend.release_lease(&lease).await;
+                let _ = self.env.backend.release_lease(&lease).await;
                 None
             }
         }

@@ -30,6 +30,7 @@
 //! releases the leases and tells the other workers, which take over.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use snakepit_bus::{Backend, Lease, LeaseState, Notice, RoomId, Subscription};
@@ -45,7 +46,7 @@ use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::rendezvous;
-use crate::room::{RoomConfig, RoomControl, RoomExit, TickGrid};
+use crate::room::{RoomConfig, RoomControl, RoomEnv, RoomExit, TickGrid};
 use crate::supervise::{Panicked, supervise};
 
 /// Claims under way at once: enough to take over a dead worker's rooms in
@@ -81,9 +82,9 @@ pub struct Host<B> {
     backend: B,
     config: HostConfig,
     metrics: WorkerMetrics,
-    publisher: Publisher,
-    /// The grid on which the worker's rooms tick.
-    ticks: TickGrid,
+    /// What the worker's rooms share (the publisher and the grid on which
+    /// they tick among it).
+    env: Arc<RoomEnv<B>>,
     rooms: HashMap<RoomId, Running>,
     tracker: TaskTracker,
     ended_tx: mpsc::UnboundedSender<RoomEnd>,
@@ -121,13 +122,20 @@ pub struct Host<B> {
 impl<B: Backend> Host<B> {
     pub fn new(backend: B, config: HostConfig, metrics: WorkerMetrics) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-        let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+        let gateways = Gateways::default();
+        let env = Arc::new(RoomEnv {
+            backend: backend.clone(),
+            config: config.room.clone(),
+            metrics: metrics.clone(),
+            publisher: Publisher::spawn(backend.clone(), metrics.clone()),
+            gateways: gateways.clone(),
+            ticks: TickGrid::new(),
+        });
         Self {
             backend,
             config,
             metrics,
-            publisher,
-            ticks: TickGrid::new(),
+            env,
             rooms: HashMap::new(),
             tracker: TaskTracker::new(),
             ended_tx,
@@ -143,7 +151,7 @@ impl<B: Backend> Host<B> {
             steady_since: None,
             link_losses: 0,
             gone: HashMap::new(),
-            gateways: Gateways::default(),
+            gateways,
             gone_gateways: HashMap::new(),
         }
     }
@@ -416,14 +424,9 @@ impl<B: Backend> Host<B> {
                 continue;
             }
             let claimer = Claimer {
-                backend: self.backend.clone(),
+                env: self.env.clone(),
                 worker_id: self.config.worker_id.clone(),
                 lease_ttl: self.config.lease_ttl,
-                room: self.config.room.clone(),
-                metrics: self.metrics.clone(),
-                publisher: self.publisher.clone(),
-                gateways: self.gateways.clone(),
-                ticks: self.ticks,
             };
             let task = self.claims.spawn(claimer.claim(room.clone()));
             self.claiming.insert(task.id(), room);

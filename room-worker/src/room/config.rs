@@ -3,6 +3,8 @@
 //! stop, and why it stopped. Kept apart from the actor so that the host and
 //! the tests see the room's contract without its insides.
 
+use std::sync::Arc;
+
 use snakepit_bus::Lease;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -13,20 +15,27 @@ use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 pub use snakepit_game::RoomConfig;
 
-/// What a room runs on, from the worker that opens it.
-pub struct RoomDeps<B> {
+/// What every room of a worker shares: one copy behind an `Arc`, of which
+/// each room keeps a pointer (its own copies were half a kilobyte a room,
+/// and each background write cloned the store's handle).
+pub struct RoomEnv<B> {
     pub backend: B,
     pub config: RoomConfig,
-    /// The room's lease: the host renews it, and after Redis lost its data
-    /// it may take it again with a higher epoch.
-    pub lease: watch::Receiver<Lease>,
     pub metrics: WorkerMetrics,
-    /// The worker's publisher, shared by its rooms.
+    /// The worker's publisher.
     pub publisher: Publisher,
     /// The gateways the worker's rooms use, and those found gone.
     pub gateways: Gateways,
-    /// The worker's grid of ticks, shared by its rooms.
+    /// The worker's grid of ticks.
     pub ticks: TickGrid,
+}
+
+/// What a room runs on, from the worker that opens it.
+pub struct RoomDeps<B> {
+    pub env: Arc<RoomEnv<B>>,
+    /// The room's lease: the host renews it, and after Redis lost its data
+    /// it may take it again with a higher epoch.
+    pub lease: watch::Receiver<Lease>,
 }
 
 /// Why a room stopped.

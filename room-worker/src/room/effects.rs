@@ -177,7 +177,7 @@ impl<B: Backend> Room<B> {
 
     fn snapshot(&self) -> Option<Vec<u8>> {
         let members: Vec<_> = self.members.iter().map(|(id, m)| m.snapshot(*id)).collect();
-        match (RoomSnapshotRef { game: &self.game, members: &members }).encode(self.config.packed_snapshots) {
+        match (RoomSnapshotRef { game: &self.game, members: &members }).encode(self.env.config.packed_snapshots) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 warn!(room = %self.id, error = %e, "cannot encode a snapshot");
@@ -200,10 +200,10 @@ impl<B: Backend> Room<B> {
         self.dirty = false;
         self.urgent = false;
         let Some(bytes) = self.snapshot() else { return };
-        let backend = self.backend.clone();
+        let env = self.env.clone();
         let lease = self.lease.borrow().clone();
         self.effects.spawn(Kind::Snapshot, async move {
-            match backend.save_snapshot(&lease, bytes.into()).await {
+            match env.backend.save_snapshot(&lease, bytes.into()).await {
                 Ok(SnapshotWrite::Saved) => Outcome::SnapshotSaved,
                 Ok(SnapshotWrite::Lost) => Outcome::SnapshotRefused(lease.epoch),
                 Ok(SnapshotWrite::Missing) => {
@@ -237,7 +237,7 @@ impl<B: Backend> Room<B> {
         }
         let Some(bytes) = self.snapshot() else { return RoomExit::HandedOver };
         let lease = self.lease.borrow().clone();
-        match self.backend.save_snapshot(&lease, bytes.into()).await {
+        match self.env.backend.save_snapshot(&lease, bytes.into()).await {
             Ok(SnapshotWrite::Saved) => {}
             Ok(outcome) => warn!(room = %self.id, ?outcome, "final snapshot not saved"),
             Err(e) => warn!(room = %self.id, error = %e, "final snapshot not saved"),
@@ -265,10 +265,10 @@ impl<B: Backend> Room<B> {
         let players: Vec<PlayerId> = self.members.iter().filter(|(_, m)| m.player).map(|(id, _)| *id).collect();
         // Spectators' ids count too: the counter must pass every id in use.
         let highest = self.members.keys().copied().max().unwrap_or(PlayerId::NONE);
-        let backend = self.backend.clone();
-        let (room, hold) = (self.id.clone(), self.config.seat_hold);
+        let (env, room) = (self.env.clone(), self.id.clone());
         self.effects.spawn(Kind::Seats, async move {
-            if let Err(e) = backend.confirm_seats(&room, &players, highest, hold).await {
+            let hold = env.config.seat_hold;
+            if let Err(e) = env.backend.confirm_seats(&room, &players, highest, hold).await {
                 warn!(%room, error = %e, "could not confirm seats");
             }
             Outcome::Done
@@ -277,9 +277,9 @@ impl<B: Backend> Room<B> {
 
     /// Frees a removed player's seat in the directory, in the background.
     pub(super) fn release_seat(&mut self, player: PlayerId) {
-        let (backend, room) = (self.backend.clone(), self.id.clone());
+        let (env, room) = (self.env.clone(), self.id.clone());
         self.effects.spawn(Kind::Seats, async move {
-            if let Err(e) = backend.release_seat(&room, player).await {
+            if let Err(e) = env.backend.release_seat(&room, player).await {
                 debug!(%room, error = %e, "could not release a seat");
             }
             Outcome::Done
@@ -287,10 +287,9 @@ impl<B: Backend> Room<B> {
     }
 
     pub(super) fn refresh_top_scores(&mut self) {
-        let backend = self.backend.clone();
-        let n = self.config.settings.top_scores;
+        let env = self.env.clone();
         self.effects.spawn(Kind::Read, async move {
-            match backend.top_scores(n).await {
+            match env.backend.top_scores(env.config.settings.top_scores).await {
                 Ok(scores) => Outcome::TopScores(scores),
                 Err(e) => {
                     warn!(error = %e, "could not load top scores");
@@ -312,7 +311,7 @@ impl<B: Backend> Room<B> {
             .cloned()
             .chain(alive.map(|p| ScoreEntry { name: p.name.clone(), score: p.score, colour: p.colour }))
             .collect();
-        submit_scores(&self.backend, &self.id, entries).await;
+        submit_scores(&self.env.backend, &self.id, entries).await;
     }
 
     /// The host took the lease again because it had vanished: Redis most
@@ -357,14 +356,13 @@ impl<B: Backend> Room<B> {
             return;
         }
         self.note_stored(&scores);
-        let (backend, room) = (self.backend.clone(), self.id.clone());
-        let n = self.config.settings.top_scores;
+        let (env, room) = (self.env.clone(), self.id.clone());
         self.effects.spawn(Kind::Scores, async move {
-            let unsaved = submit_scores(&backend, &room, scores).await;
+            let unsaved = submit_scores(&env.backend, &room, scores).await;
             if !unsaved.is_empty() {
                 return Outcome::ScoresNotSaved(unsaved);
             }
-            if ended && let Ok(scores) = backend.top_scores(n).await {
+            if ended && let Ok(scores) = env.backend.top_scores(env.config.settings.top_scores).await {
                 return Outcome::TopScores(scores);
             }
             Outcome::Done

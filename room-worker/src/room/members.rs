@@ -145,7 +145,7 @@ impl<B: Backend> Room<B> {
                 if let (false, Some(name)) = (m.player, name) {
                     m.player = true;
                     self.game.add_player(player, clamp_name(name));
-                    self.metrics.players.inc();
+                    self.env.metrics.players.inc();
                 }
                 if was_away {
                     // Back: the snake moves on from where it stood, once
@@ -163,7 +163,7 @@ impl<B: Backend> Room<B> {
                 let is_player = name.is_some();
                 if let Some(name) = name {
                     self.game.add_player(player, clamp_name(name));
-                    self.metrics.players.inc();
+                    self.env.metrics.players.inc();
                 }
                 let member = Member {
                     conn,
@@ -197,7 +197,7 @@ impl<B: Backend> Room<B> {
     pub(super) fn sync_gateways(&mut self) {
         let now: HashSet<String> = self.members.values().filter_map(|m| m.gateway.clone()).collect();
         if now != self.on_gateways {
-            self.gateways.moved(&self.on_gateways, &now);
+            self.env.gateways.moved(&self.on_gateways, &now);
             self.on_gateways = now;
         }
     }
@@ -320,7 +320,7 @@ impl<B: Backend> Room<B> {
         if let Some(m) = self.members.remove(&player)
             && m.player
         {
-            self.metrics.players.dec();
+            self.env.metrics.players.dec();
             if release {
                 self.release_seat(player);
             }
@@ -334,7 +334,7 @@ impl<B: Backend> Room<B> {
     /// gateway went silent counts as disconnected from then on, and its
     /// snake parks.
     pub(super) fn expire_disconnected(&mut self, now: Instant) {
-        let silence = self.config.presence_timeout;
+        let silence = self.env.config.presence_timeout;
         let silent: Vec<PlayerId> = self
             .members
             .iter()
@@ -348,7 +348,7 @@ impl<B: Backend> Room<B> {
                 m.silent = true;
             }
         }
-        let grace = self.config.grace;
+        let grace = self.env.config.grace;
         let expired: Vec<PlayerId> = self
             .members
             .iter()

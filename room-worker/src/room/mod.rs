@@ -37,15 +37,12 @@ use tokio::time::{Instant, timeout};
 use tracing::{debug, info, warn};
 
 use self::chores::Chores;
-pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomExit};
+pub use self::config::{RoomConfig, RoomControl, RoomDeps, RoomEnv, RoomExit};
 use self::effects::Effects;
 use self::members::{HOLD_AFTER_TAKEOVER, Member};
 use self::stop::{Stop, Why};
 pub use self::ticks::TickGrid;
 use self::ticks::tick_after;
-use crate::gateways::Gateways;
-use crate::metrics::WorkerMetrics;
-use crate::publisher::Publisher;
 use crate::snapshot::RoomSnapshot;
 use snakepit_game::frame::encode_tick;
 use snakepit_game::game::{Event, Game};
@@ -60,18 +57,17 @@ const TOP_SCORES_WAIT: Duration = Duration::from_millis(500);
 
 pub struct Room<B> {
     id: RoomId,
-    backend: B,
-    config: RoomConfig,
+    /// What the worker's rooms share: the store, the settings, the
+    /// metrics, the publisher, the gateways' counts and the tick grid.
+    env: Arc<RoomEnv<B>>,
     /// The current lease: the host renews it, and after Redis lost its data
     /// it may re-acquire it with a higher epoch (the only change of this
     /// watch: the room then writes again what the store may have lost).
     lease: watch::Receiver<Lease>,
-    publisher: Publisher,
     game: Game,
     inputs: Subscription<RoomInput>,
     members: HashMap<PlayerId, Member>,
     writer: FrameWriter,
-    metrics: WorkerMetrics,
     /// Snapshots, seats and top scores under way in the background.
     effects: Effects,
     empty_since: Option<Instant>,
@@ -94,19 +90,17 @@ pub struct Room<B> {
     /// Best score per name known to be in the store: a death whose score
     /// beats it is sent at once, not only when the game ends.
     stored: HashMap<String, u64>,
-    /// The worker's gateways (see [`crate::gateways`]): the ones this
-    /// room's members are on, as last told, and the verdicts.
-    gateways: Gateways,
+    /// The gateways (see [`crate::gateways`]) this room's members are on,
+    /// as last told to the worker's counts, and the verdicts.
     on_gateways: HashSet<String>,
     gone_gateways: watch::Receiver<Arc<HashSet<String>>>,
-    ticks: TickGrid,
 }
 
 /// The room's share of the worker's gateway counts goes with it however it
 /// ends: returned, or dropped by its supervisor after a panic.
 impl<B> Drop for Room<B> {
     fn drop(&mut self) {
-        self.gateways.moved(&self.on_gateways, &HashSet::new());
+        self.env.gateways.moved(&self.on_gateways, &HashSet::new());
     }
 }
 
@@ -119,7 +113,8 @@ impl<B: Backend> Room<B> {
         snapshot: Option<RoomSnapshot>,
         seed: u64,
     ) -> Result<Self, snakepit_bus::BusError> {
-        let RoomDeps { backend, config, lease, metrics, publisher, gateways, ticks } = deps;
+        let RoomDeps { env, lease } = deps;
+        let (backend, config) = (&env.backend, &env.config);
         let inputs = backend.subscribe_input(&id).await?;
         let (mut game, members) = match snapshot {
             Some(s) => {
@@ -151,19 +146,17 @@ impl<B: Backend> Room<B> {
         };
         let restored = !members.is_empty();
         let awaiting = members::awaited(&members);
+        let gone_gateways = env.gateways.watch_gone();
         let mut room = Self {
             effects: Effects::new(id.clone()),
             game,
             id,
-            backend,
-            config,
+            env,
             lease,
-            publisher,
             inputs,
             members,
             // Grows to the largest tick frame of the room (a welcome has its own).
             writer: FrameWriter::default(),
-            metrics,
             empty_since: None,
             dirty: true,
             urgent: false,
@@ -172,10 +165,8 @@ impl<B: Backend> Room<B> {
             awaiting: Default::default(),
             superseded: HashMap::new(),
             stored: HashMap::new(),
-            gone_gateways: gateways.watch_gone(),
-            gateways,
+            gone_gateways,
             on_gateways: HashSet::new(),
-            ticks,
         };
         let loaded = room.game.top_scores().to_vec();
         room.note_stored(&loaded);
@@ -193,15 +184,15 @@ impl<B: Backend> Room<B> {
     /// fn` takes by value twice (as it came, and as the body's own), and a
     /// room is a kilobyte and a half, kept for the room's whole life.
     pub async fn run(mut self: Box<Self>, control: RoomControl) -> RoomExit {
-        self.metrics.rooms.inc();
+        self.env.metrics.rooms.inc();
         let players = self.members.values().filter(|m| m.player).count() as i64;
-        self.metrics.players.add(players);
+        self.env.metrics.players.add(players);
         self.sync_alive_metric();
         info!(room = %self.id, epoch = self.lease.borrow().epoch, tick = self.game.tick(), "room started");
         self.announce_epoch();
-        let period = self.config.settings.tick_period();
-        let mut next_tick = self.ticks.first_tick(Instant::now(), period);
-        let mut chores = Chores::new(Instant::now(), self.config.snapshot_every, self.config.seat_hold / 3);
+        let period = self.env.config.settings.tick_period();
+        let mut next_tick = self.env.ticks.first_tick(Instant::now(), period);
+        let mut chores = Chores::new(Instant::now(), self.env.config.snapshot_every, self.env.config.seat_hold / 3);
         // The room's one timer: its next tick, or its next chore. It and the
         // stop signals are made once, not at every turn of the loop.
         let wake = tokio::time::sleep_until(chores.next_due());
@@ -257,7 +248,7 @@ impl<B: Backend> Room<B> {
                         // (on the worker's grid of ticks); the inputs until
                         // then are taken at that tick, and no input wakes
                         // the room in between.
-                        next_tick = self.ticks.first_tick(Instant::now(), period);
+                        next_tick = self.env.ticks.first_tick(Instant::now(), period);
                         self.inputs.stop_waiting();
                     }
                 }
@@ -277,9 +268,9 @@ impl<B: Backend> Room<B> {
         };
         self.finish_effects(exit).await;
         let players = self.members.values().filter(|m| m.player).count() as i64;
-        self.metrics.players.sub(players);
-        self.metrics.snakes_alive.sub(self.alive_reported);
-        self.metrics.rooms.dec();
+        self.env.metrics.players.sub(players);
+        self.env.metrics.snakes_alive.sub(self.alive_reported);
+        self.env.metrics.rooms.dec();
         info!(room = %self.id, ?exit, "room stopped");
         exit
     }
@@ -346,7 +337,7 @@ impl<B: Backend> Room<B> {
     /// here, as the original's did when its players left, and its scores
     /// are kept.
     async fn hand_over(&mut self) -> RoomExit {
-        if self.config.snapshot_every.is_some() {
+        if self.env.config.snapshot_every.is_some() {
             return self.save_final_snapshot().await;
         }
         self.submit_final_scores().await;
@@ -355,7 +346,7 @@ impl<B: Backend> Room<B> {
 
     fn on_tick(&mut self, scheduled: Instant) {
         let started = Instant::now();
-        self.metrics.tick_lag.observe(started.saturating_duration_since(scheduled).as_secs_f64());
+        self.env.metrics.tick_lag.observe(started.saturating_duration_since(scheduled).as_secs_f64());
         while let Some(input) = self.inputs.try_recv() {
             self.handle(input);
         }
@@ -365,7 +356,7 @@ impl<B: Backend> Room<B> {
             return;
         }
         let payload = self.step();
-        self.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
+        self.env.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
         self.publish(FrameKind::Tick, payload);
         if self.urgent {
             self.spawn_snapshot();
@@ -379,7 +370,7 @@ impl<B: Backend> Room<B> {
         let payload = encode_tick(&mut self.writer, &self.game);
         self.dirty = true;
         let lasting = |e: &Event| matches!(e, Event::Joined { .. } | Event::GameOver(_) | Event::Score { .. });
-        if self.config.snapshot_every.is_some() && self.game.events().iter().any(lasting) {
+        if self.env.config.snapshot_every.is_some() && self.game.events().iter().any(lasting) {
             self.urgent = true;
         }
         if self.game.just_ended() {
@@ -423,7 +414,7 @@ impl<B: Backend> Room<B> {
 
     fn publish(&self, kind: FrameKind, payload: Bytes) {
         let frame = OutFrame { epoch: self.lease.borrow().epoch, tick: self.game.tick(), kind, payload };
-        self.publisher.publish(&self.id, frame);
+        self.env.publisher.publish(&self.id, frame);
     }
 
     fn direct_error(&self, player: PlayerId, text: &str) {
@@ -501,7 +492,7 @@ impl<B: Backend> Room<B> {
     /// counts people).
     fn sync_alive_metric(&mut self) {
         let alive = self.game.alive_count() as i64;
-        self.metrics.snakes_alive.add(alive - self.alive_reported);
+        self.env.metrics.snakes_alive.add(alive - self.alive_reported);
         self.alive_reported = alive;
     }
 
@@ -511,10 +502,10 @@ impl<B: Backend> Room<B> {
             return false;
         }
         let since = *self.empty_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < self.config.empty_ttl {
+        if since.elapsed() < self.env.config.empty_ttl {
             return false;
         }
-        match self.backend.retire_room_if_empty(&self.id).await {
+        match self.env.backend.retire_room_if_empty(&self.id).await {
             Ok(true) => true,
             Ok(false) => {
                 // A seat was taken meanwhile: a player is on the way.

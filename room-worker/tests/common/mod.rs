@@ -10,7 +10,7 @@ use std::time::Duration;
 use snakepit_bus::{Backend, ConnId, InputKind, Lease, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
 use snakepit_room_worker::gateways::Gateways;
 use snakepit_room_worker::publisher::Publisher;
-use snakepit_room_worker::room::{Room, RoomConfig, RoomControl, RoomDeps, RoomExit, TickGrid};
+use snakepit_room_worker::room::{Room, RoomConfig, RoomControl, RoomDeps, RoomEnv, RoomExit, TickGrid};
 use snakepit_room_worker::snapshot::RoomSnapshot;
 use snakepit_room_worker::{GameSettings, WorkerMetrics};
 use tokio::sync::watch;
@@ -62,15 +62,15 @@ pub async fn start<B: Backend>(
     let (lease_tx, lease_rx) = watch::channel(lease);
     let publisher = Publisher::spawn(backend.clone(), metrics.clone());
     let gateways = Gateways::default();
-    let deps = RoomDeps {
+    let env = RoomEnv {
         backend: backend.clone(),
         config,
-        lease: lease_rx,
         metrics,
         publisher,
         gateways: gateways.clone(),
         ticks: TickGrid::new(),
     };
+    let deps = RoomDeps { env: std::sync::Arc::new(env), lease: lease_rx };
     let r = Room::open(room.clone(), deps, snapshot, seed).await.unwrap();
     let control = RoomControl::default();
     let task = tokio::spawn(Box::new(r).run(control.clone()));
