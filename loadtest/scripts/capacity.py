@@ -206,11 +206,15 @@ def main():
                     help="cluster mode on a Redis Cluster of this many masters (0: one plain redis-server)")
     ap.add_argument("--server-cpus", default="", help="taskset CPU list for the servers (Redis included)")
     ap.add_argument("--swarm-cpus", default="", help="taskset CPU list for the swarm")
+    ap.add_argument("--gateway-cpus", default="",
+                    help="taskset CPU list for the gateways (default: --server-cpus): to measure a worker on a "
+                         "core of its own, with Redis, when one core cannot hold all the servers")
     ap.add_argument("--floor", action="store_true",
                     help="then run the same swarm against the bare floor server and report the ratios")
     args = ap.parse_args()
     pin = ["taskset", "-c", args.server_cpus] if args.server_cpus else []
     swarm_pin = ["taskset", "-c", args.swarm_cpus] if args.swarm_cpus else []
+    gateway_pin = ["taskset", "-c", args.gateway_cpus] if args.gateway_cpus else pin
 
     logs = os.path.join(ROOT, "target", "capacity-logs")
     os.makedirs(logs, exist_ok=True)
@@ -224,7 +228,7 @@ def main():
             port = free_port()
             # Its top scores go to a temporary folder, not the user's.
             data = tempfile.mkdtemp(prefix="snakepit-capacity-")
-            g = start([*pin, f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
+            g = start([*gateway_pin, f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
                       f"{logs}/gateway.log")
             procs.append(g)
             server["gateway"] = [g.pid]
@@ -263,7 +267,7 @@ def main():
                 worker_ports.append(w.port)
             for i in range(args.gateways):
                 port = free_port()
-                g = start([*pin, f"{BIN}/gateway", "--redis-url", url, *sharded, "--listen", f"127.0.0.1:{port}", *game],
+                g = start([*gateway_pin, f"{BIN}/gateway", "--redis-url", url, *sharded, "--listen", f"127.0.0.1:{port}", *game],
                           f"{logs}/gateway-{i}.log")
                 procs.append(g)
                 server["gateway"].append(g.pid)
