@@ -213,6 +213,8 @@ struct Slow {
     score_delay: Arc<Mutex<Duration>>,
     snapshots: Arc<AtomicUsize>,
     scores: Arc<AtomicUsize>,
+    /// When each snapshot write began.
+    snapshot_times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Slow {
@@ -237,6 +239,7 @@ impl Hook for Slow {
         let delay = match call {
             Call::SaveSnapshot(_) => {
                 self.snapshots.fetch_add(1, Ordering::SeqCst);
+                self.snapshot_times.lock().unwrap().push(Instant::now());
                 *self.snapshot_delay.lock().unwrap()
             }
             Call::SubmitScore(_) => {
@@ -320,10 +323,11 @@ async fn a_snapshot_refused_by_a_newer_epoch_stops_the_room() {
     let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
     backend.save_snapshot(&new, data.clone()).await.unwrap();
 
-    // The room learns it at its next snapshot, at 2 s.
-    sleep_until(t0 + Duration::from_secs(2) - Duration::from_millis(1)).await;
+    // The room learns it at its next snapshot, at 2.1 s (the birth's, at
+    // the first tick, set the beat).
+    sleep_until(t0 + Duration::from_millis(2100) - Duration::from_millis(1)).await;
     assert!(!r.task.is_finished(), "nothing told it yet");
-    sleep_until(t0 + Duration::from_secs(2) + Duration::from_millis(1)).await;
+    sleep_until(t0 + Duration::from_millis(2100) + Duration::from_millis(1)).await;
     assert!(r.task.is_finished(), "still running after its snapshot was refused");
     assert_eq!(r.task.await.unwrap(), RoomExit::LeaseLost);
     assert_eq!(backend.load_snapshot(&room).await.unwrap(), Some((new.epoch, data)), "w2's snapshot is untouched");
@@ -514,4 +518,19 @@ async fn a_room_dropped_abruptly_gives_its_gateways_back() {
     running.task.abort();
     let _ = running.task.await;
     assert!(running.gateways.in_use().is_empty(), "still polled after the room is gone");
+}
+
+/// A snapshot that could not wait for the interval (here the birth's, a
+/// tick after the join) moves the next one an interval after it: the
+/// interval's beat would write the same changes again within a second.
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_out_of_turn_moves_the_next_one_an_interval_on() {
+    let t0 = Instant::now();
+    let (_memory, slow, _room, _running) = snapshotting("moved").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let times: Vec<Duration> = slow.snapshot_times.lock().unwrap().iter().map(|t| *t - t0).collect();
+    assert!(times.len() >= 4, "{times:?}");
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_secs(1), "snapshots less than an interval apart: {times:?}");
+    }
 }

@@ -57,6 +57,16 @@ impl Chores {
             seats: take(&mut self.seats.0, self.seats.1, now),
         }
     }
+
+    /// A snapshot started at `now` (one that could not wait for the
+    /// interval: a birth, a death, a score): the next is due an interval
+    /// after it, not at the old beat, which would have written the same
+    /// changes twice within an interval.
+    pub(super) fn snapshot_started(&mut self, now: Instant) {
+        if let Some((at, every)) = self.snapshot.as_mut() {
+            *at = now + *every;
+        }
+    }
 }
 
 /// Whether a chore due at `at` is due at `now`; if so, `at` moves on.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use snakepit_bus::{Backend, PlayerId, RoomId, ScoreEntry, SnapshotWrite};
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tracing::{debug, warn};
 
 use super::{MAX_MEMBERS, Room, RoomExit};
@@ -199,6 +199,7 @@ impl<B: Backend> Room<B> {
         }
         self.dirty = false;
         self.urgent = false;
+        self.chores.snapshot_started(Instant::now());
         let Some(bytes) = self.snapshot() else { return };
         let env = self.env.clone();
         let lease = self.lease.borrow().clone();

@@ -94,6 +94,8 @@ pub struct Room<B> {
     /// as last told to the worker's counts, and the verdicts.
     on_gateways: HashSet<String>,
     gone_gateways: watch::Receiver<Arc<HashSet<String>>>,
+    /// When its slower duties are due (set afresh as it starts running).
+    chores: Chores,
 }
 
 /// The room's share of the worker's gateway counts goes with it however it
@@ -147,6 +149,7 @@ impl<B: Backend> Room<B> {
         let restored = !members.is_empty();
         let awaiting = members::awaited(&members);
         let gone_gateways = env.gateways.watch_gone();
+        let chores = Chores::new(Instant::now(), config.snapshot_every, config.seat_hold / 3);
         let mut room = Self {
             effects: Effects::new(id.clone()),
             game,
@@ -167,6 +170,7 @@ impl<B: Backend> Room<B> {
             stored: HashMap::new(),
             gone_gateways,
             on_gateways: HashSet::new(),
+            chores,
         };
         let loaded = room.game.top_scores().to_vec();
         room.note_stored(&loaded);
@@ -192,10 +196,10 @@ impl<B: Backend> Room<B> {
         self.announce_epoch();
         let period = self.env.config.settings.tick_period();
         let mut next_tick = self.env.ticks.first_tick(Instant::now(), period);
-        let mut chores = Chores::new(Instant::now(), self.env.config.snapshot_every, self.env.config.seat_hold / 3);
+        self.chores = Chores::new(Instant::now(), self.env.config.snapshot_every, self.env.config.seat_hold / 3);
         // The room's one timer: its next tick, or its next chore. It and the
         // stop signals are made once, not at every turn of the loop.
-        let wake = tokio::time::sleep_until(chores.next_due());
+        let wake = tokio::time::sleep_until(self.chores.next_due());
         let mut stop = Stop::new(&control.lost, &control.shutdown);
         tokio::pin!(wake);
         let exit = loop {
@@ -205,7 +209,7 @@ impl<B: Backend> Room<B> {
             // a running room's upkeep). Chores wake it between ticks only
             // when ticks are slow.
             if self.game.is_running() {
-                let chore = chores.next_due();
+                let chore = self.chores.next_due();
                 wake.as_mut().reset(if chore + CHORE_SLACK < next_tick { chore } else { next_tick });
                 tokio::select! {
                     biased;
@@ -230,12 +234,12 @@ impl<B: Backend> Room<B> {
                     next_tick = tick_after(scheduled, period, now);
                     self.on_tick(scheduled);
                 }
-                if let Some(exit) = self.between_ticks(&mut chores).await {
+                if let Some(exit) = self.between_ticks().await {
                     break exit;
                 }
                 continue;
             }
-            wake.as_mut().reset(chores.next_due());
+            wake.as_mut().reset(self.chores.next_due());
             tokio::select! {
                 biased;
                 why = &mut stop => break self.stopped(why).await,
@@ -260,7 +264,7 @@ impl<B: Backend> Room<B> {
                 Ok(()) = self.gone_gateways.changed() => self.park_gone_gateways(),
                 Ok(()) = self.lease.changed() => self.on_new_lease(),
                 () = &mut wake => {
-                    if let Some(exit) = self.do_chores(&mut chores).await {
+                    if let Some(exit) = self.do_chores().await {
                         break exit;
                     }
                 }
@@ -288,19 +292,19 @@ impl<B: Backend> Room<B> {
 
     /// After a running room's tick: finished effects, then the chores due.
     /// `Some` if the room must stop.
-    async fn between_ticks(&mut self, chores: &mut Chores) -> Option<RoomExit> {
+    async fn between_ticks(&mut self) -> Option<RoomExit> {
         while let Some(outcome) = self.effects.try_next() {
             if let Some(exit) = self.apply(outcome) {
                 return Some(exit);
             }
         }
-        self.do_chores(chores).await
+        self.do_chores().await
     }
 
     /// The chores due now; `Some` if the room retired.
-    async fn do_chores(&mut self, chores: &mut Chores) -> Option<RoomExit> {
+    async fn do_chores(&mut self) -> Option<RoomExit> {
         let now = Instant::now();
-        let due = chores.take_due(now);
+        let due = self.chores.take_due(now);
         if due.snapshot {
             self.spawn_snapshot();
         }
