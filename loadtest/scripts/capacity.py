@@ -315,6 +315,10 @@ def main():
             "swarm_cpu_percent_of_one_core": round(100 * (swarm_cpu1 - swarm_cpu0) / window, 1),
             "server_cpu_us_per_frame": round(1e6 * sum(cpu.values()) / max(frames, 1), 2),
             "rss_kib": {k: {"before": rss0[k], "after": rss1[k]} for k in rss1},
+            # Each death ends a one-player room's game (snapshots, scores, a
+            # new join): runs whose bots died at different rates (a core
+            # near saturation makes them steer late) did different work.
+            "deaths_per_s": round(report.get("deaths", 0) / max(report["run"]["duration_ms"] / 1000, 1), 1),
             "swarm": report,
         }
         if shard_ports:
