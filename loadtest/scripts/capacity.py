@@ -207,8 +207,8 @@ def main():
     ap.add_argument("--server-cpus", default="", help="taskset CPU list for the servers (Redis included)")
     ap.add_argument("--swarm-cpus", default="", help="taskset CPU list for the swarm")
     ap.add_argument("--gateway-cpus", default="",
-                    help="taskset CPU list for the gateways (default: --server-cpus): to measure a worker on a "
-                         "core of its own, with Redis, when one core cannot hold all the servers")
+                    help="cluster mode: taskset CPU list for the gateways (default: --server-cpus), to measure a "
+                         "worker on a core of its own, with Redis, when one core cannot hold all the servers")
     ap.add_argument("--floor", action="store_true",
                     help="then run the same swarm against the bare floor server and report the ratios")
     args = ap.parse_args()
@@ -228,7 +228,7 @@ def main():
             port = free_port()
             # Its top scores go to a temporary folder, not the user's.
             data = tempfile.mkdtemp(prefix="snakepit-capacity-")
-            g = start([*gateway_pin, f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
+            g = start([*pin, f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
                       f"{logs}/gateway.log")
             procs.append(g)
             server["gateway"] = [g.pid]

@@ -384,3 +384,28 @@ async fn top_scores_the_store_refused_are_sent_again() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(hook.sent(), 6, "the refused list is sent again at the game's end");
 }
+
+async fn stored_names(memory: &MemoryBackend) -> Vec<String> {
+    memory.top_scores(10).await.unwrap().into_iter().map(|s| s.name).collect()
+}
+
+/// Redis restarts empty, and the room's game ends before the host has
+/// taken the lease again (one-player rooms end a game at each death): the
+/// store's empty list read back at the game's end must not wipe the
+/// room's, and what the store lost is sent again at once. (Found in
+/// review: the room's list was replaced by the empty one, and the rewrite
+/// after the lease came back sent nothing.)
+#[tokio::test(start_paused = true)]
+async fn a_game_end_after_the_store_lost_its_data_sends_the_top_scores_again() {
+    let hook = Scores::default();
+    let (memory, room, running, player, conn) = a_room_over_three_top_scores(hook.clone()).await;
+    memory.lose_data();
+    send(&memory, &room, player, conn, InputKind::Disconnect).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(stored_names(&memory).await, ["ann", "bob", "cy"], "sent again as the game ended");
+    let lease = running.lease.borrow().clone();
+    let again = memory.acquire_lease(&room, "w", Duration::from_secs(3600), lease.epoch).await.unwrap().unwrap();
+    running.lease.send_replace(again);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stored_names(&memory).await, ["ann", "bob", "cy"]);
+}

@@ -154,10 +154,7 @@ impl<B: Backend> Room<B> {
             Outcome::Done => {}
             Outcome::SnapshotSaved if self.urgent => self.spawn_snapshot(),
             Outcome::SnapshotSaved => {}
-            Outcome::TopScores(scores) => {
-                self.note_stored(&scores);
-                self.game.set_top_scores(scores);
-            }
+            Outcome::TopScores(read) => self.take_top_scores(read),
             Outcome::ScoresNotSaved(scores) => {
                 for s in scores {
                     if self.stored.get(&s.name) == Some(&s.score) {
@@ -327,6 +324,36 @@ impl<B: Backend> Room<B> {
         self.dirty = true;
         self.stored.clear();
         self.save_top_scores(false);
+    }
+
+    /// The store's top scores, read back: the room's list becomes both
+    /// merged (best per name). An entry of the room's that the store
+    /// should hold (it would rank) but does not was lost there (Redis
+    /// restarted without it, or a write failed unseen): it is no longer
+    /// taken as stored, and is sent again now.
+    fn take_top_scores(&mut self, read: Vec<ScoreEntry>) {
+        let n = self.env.config.settings.top_scores;
+        let lowest = if read.len() < n { 0 } else { read.last().map_or(0, |s| s.score) };
+        let held = |e: &ScoreEntry| read.iter().any(|s| s.name == e.name && s.score >= e.score);
+        let lost: Vec<ScoreEntry> =
+            self.game.top_scores().iter().filter(|e| e.score > lowest && !held(e)).cloned().collect();
+        let mut merged = read.clone();
+        for e in &lost {
+            match merged.iter_mut().find(|s| s.name == e.name) {
+                Some(s) => *s = e.clone(),
+                None => merged.push(e.clone()),
+            }
+        }
+        merged.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+        merged.truncate(n);
+        for e in &lost {
+            self.stored.remove(&e.name);
+        }
+        self.note_stored(&read);
+        self.game.set_top_scores(merged);
+        if !lost.is_empty() {
+            self.save_top_scores(false);
+        }
     }
 
     pub(super) fn note_stored(&mut self, scores: &[ScoreEntry]) {

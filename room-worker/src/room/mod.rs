@@ -172,9 +172,12 @@ impl<B: Backend> Room<B> {
             on_gateways: HashSet::new(),
             chores,
         };
-        let loaded = room.game.top_scores().to_vec();
-        room.note_stored(&loaded);
-        if !scores_loaded {
+        // What the store was read to hold is stored; a list that only came
+        // with the snapshot is checked against the store's when it is read.
+        if scores_loaded {
+            let loaded = room.game.top_scores().to_vec();
+            room.note_stored(&loaded);
+        } else {
             room.refresh_top_scores();
         }
         if restored {
