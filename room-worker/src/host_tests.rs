@@ -354,10 +354,10 @@ async fn a_link_break_makes_nobody_gone() {
     a.await.unwrap();
 }
 
-/// A burst of new rooms, each with its notice, while every call to the
-/// store takes 5 ms: the notices that queued during a scan are answered by
-/// one more read of the directory, not one each (a read per room made a
-/// burst of n rooms cost n reads of a directory of up to n rooms).
+/// A burst of new rooms, each with its notice, queued before the host
+/// looks (every call to the store takes 5 ms): the notices waiting are
+/// answered by one read of the directory, not one each (a read per room
+/// made a burst of n rooms cost n reads of a directory of up to n rooms).
 #[tokio::test(start_paused = true)]
 async fn a_burst_of_new_rooms_costs_a_few_directory_reads() {
     let memory = MemoryBackend::new();

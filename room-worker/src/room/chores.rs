@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::RoomConfig;
+
 /// Housekeeping: expiries, the end of a game, retiring an empty room.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// The shortest period a chore is given.
@@ -36,6 +38,11 @@ impl Chores {
             snapshot: snapshot_every.map(|p| (now, p.max(SHORTEST))),
             seats: (now, seats_every.max(SHORTEST)),
         }
+    }
+
+    /// A room's chores, by its settings, every one due at `now`.
+    pub(super) fn of(now: Instant, config: &RoomConfig) -> Self {
+        Self::new(now, config.snapshot_every, config.seat_hold / 3)
     }
 
     /// When the next chore is due.

@@ -337,7 +337,11 @@ impl<B: Backend> Room<B> {
         let held = |e: &ScoreEntry| read.iter().any(|s| s.name == e.name && s.score >= e.score);
         let lost: Vec<ScoreEntry> =
             self.game.top_scores().iter().filter(|e| e.score > lowest && !held(e)).cloned().collect();
-        let mut merged = read.clone();
+        for e in &lost {
+            self.stored.remove(&e.name);
+        }
+        self.note_stored(&read);
+        let mut merged = read;
         for e in &lost {
             match merged.iter_mut().find(|s| s.name == e.name) {
                 Some(s) => *s = e.clone(),
@@ -346,10 +350,6 @@ impl<B: Backend> Room<B> {
         }
         merged.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
         merged.truncate(n);
-        for e in &lost {
-            self.stored.remove(&e.name);
-        }
-        self.note_stored(&read);
         self.game.set_top_scores(merged);
         if !lost.is_empty() {
             self.save_top_scores(false);

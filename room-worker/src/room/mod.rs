@@ -149,7 +149,7 @@ impl<B: Backend> Room<B> {
         let restored = !members.is_empty();
         let awaiting = members::awaited(&members);
         let gone_gateways = env.gateways.watch_gone();
-        let chores = Chores::new(Instant::now(), config.snapshot_every, config.seat_hold / 3);
+        let chores = Chores::of(Instant::now(), config);
         let mut room = Self {
             effects: Effects::new(id.clone()),
             game,
@@ -199,7 +199,7 @@ impl<B: Backend> Room<B> {
         self.announce_epoch();
         let period = self.env.config.settings.tick_period();
         let mut next_tick = self.env.ticks.first_tick(Instant::now(), period);
-        self.chores = Chores::new(Instant::now(), self.env.config.snapshot_every, self.env.config.seat_hold / 3);
+        self.chores = Chores::of(Instant::now(), &self.env.config);
         // The room's one timer: its next tick, or its next chore. It and the
         // stop signals are made once, not at every turn of the loop.
         let wake = tokio::time::sleep_until(self.chores.next_due());
