@@ -17,6 +17,7 @@ pub use snakepit_protocol::listing::{RoomInfo, ScoreEntry};
 use snakepit_protocol::{PlayerId, RoomId};
 
 use crate::envelope::{Notice, OutFrame, RoomInput};
+use crate::handler::Handler;
 
 /// Failures of the backend itself: never the client's fault.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,13 @@ pub trait Bus: Clone + Send + Sync + 'static {
     /// Publishes many rooms' frames at once (one round trip on Redis).
     fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> impl Future<Output = Result<(), BusError>> + Send;
     fn subscribe_output(&self, room: &RoomId) -> impl Future<Output = Result<Subscription<OutFrame>, BusError>> + Send;
+    /// As `subscribe_output`, but each frame goes to `handler` where the
+    /// bus delivers it, not through a queue (see [`crate::handler`]).
+    fn subscribe_output_with(
+        &self,
+        room: &RoomId,
+        handler: Handler<OutFrame>,
+    ) -> impl Future<Output = Result<(), BusError>> + Send;
     fn publish_notice(&self, notice: Notice) -> impl Future<Output = Result<usize, BusError>> + Send;
     fn subscribe_notices(&self) -> impl Future<Output = Result<Subscription<Notice>, BusError>> + Send;
 }

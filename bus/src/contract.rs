@@ -10,8 +10,10 @@ use bytes::Bytes;
 
 use crate::backend::{Backend, LeaseState, ScoreEntry, Seat, Session, SnapshotWrite};
 use crate::envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
+use crate::handler::Handler;
 use snakepit_protocol::client::Direction;
 use snakepit_protocol::ids::{PlayerId, RoomId};
+use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -82,6 +84,56 @@ pub async fn dropped_subscriptions_receive_nothing<B: Backend>(b: B) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("still subscribed after drop");
+}
+
+/// A handler takes its room's frames in order, beside a queued subscriber
+/// of the same room and never another room's; once its subscriber stops
+/// it, it takes nothing more, the bus lets go of it (`ended`), and the
+/// room's channel is unsubscribed.
+pub async fn handlers_take_frames_until_stopped<B: Backend>(b: B) {
+    let (r, other) = (room("c-handler"), room("c-handler-other"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let (handler, ended) = Handler::new(
+        move |f: OutFrame| {
+            let _ = tx.send((f.epoch, f.tick, f.payload));
+        },
+        stop.clone(),
+    );
+    b.subscribe_output_with(&r, handler).await.unwrap();
+    let mut queued = b.subscribe_output(&r).await.unwrap();
+    let (tx_other, mut rx_other) = tokio::sync::mpsc::unbounded_channel();
+    let (handler, _) = Handler::new(
+        move |f: OutFrame| {
+            let _ = tx_other.send(f.tick);
+        },
+        CancellationToken::new(),
+    );
+    b.subscribe_output_with(&other, handler).await.unwrap();
+
+    let frame =
+        |tick: u64| OutFrame { epoch: 3, tick, kind: FrameKind::Tick, payload: Bytes::from(format!("[{tick}]")) };
+    for tick in 1..=50 {
+        assert!(b.publish_output(&r, frame(tick)).await.unwrap() >= 1);
+    }
+    for tick in 1..=50 {
+        let got = tokio::time::timeout(WAIT, rx.recv()).await.expect("frame in time").expect("handler alive");
+        assert_eq!(got, (3, tick, Bytes::from(format!("[{tick}]"))));
+        assert_eq!(recv(&mut queued).await.tick, tick);
+    }
+    assert!(rx_other.try_recv().is_err(), "a frame reached another room's handler");
+
+    stop.cancel();
+    drop(queued);
+    for _ in 0..100 {
+        if b.publish_output(&r, frame(51)).await.unwrap() == 0 && ended.is_cancelled() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ended.is_cancelled(), "the bus kept a stopped handler");
+    assert_eq!(b.publish_output(&r, frame(52)).await.unwrap(), 0, "still subscribed after the handler stopped");
+    assert!(rx.try_recv().is_err(), "a stopped handler took a frame");
 }
 
 pub async fn notices_reach_subscribers<B: Backend>(b: B) {
@@ -504,6 +556,7 @@ macro_rules! backend_contract_tests {
             pubsub => pubsub_delivers_in_order_per_room,
             concurrent_inputs => concurrent_inputs_arrive_whole_and_in_order,
             unsubscribe => dropped_subscriptions_receive_nothing,
+            handlers => handlers_take_frames_until_stopped,
             notices => notices_reach_subscribers,
             directory => directory_matchmakes_without_overbooking,
             concurrent_seats => concurrent_seats_never_overbook,

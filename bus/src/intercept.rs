@@ -13,6 +13,7 @@ use crate::backend::{
     Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
+use crate::handler::Handler;
 use snakepit_protocol::ids::{PlayerId, RoomId};
 
 /// The calls a hook may tell apart; the rest are `Other`.
@@ -73,6 +74,11 @@ impl<B: Bus, H: Hook> Bus for Intercepted<B, H> {
     async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
         self.hook.before(Call::Other).await?;
         self.inner.subscribe_output(room).await
+    }
+
+    async fn subscribe_output_with(&self, room: &RoomId, handler: Handler<OutFrame>) -> Result<(), BusError> {
+        self.hook.before(Call::Other).await?;
+        self.inner.subscribe_output_with(room, handler).await
     }
 
     async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {

@@ -13,6 +13,7 @@ pub mod backend;
 #[cfg(feature = "test-support")]
 pub mod contract;
 pub mod envelope;
+pub mod handler;
 #[cfg(feature = "test-support")]
 pub mod intercept;
 pub mod keys;
@@ -37,6 +38,7 @@ pub use backend::{
     Subscription,
 };
 pub use envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
+pub use handler::Handler;
 pub use memory::MemoryBackend;
 pub use redis_backend::{RedisBackend, Topology};
 pub use snakepit_protocol::{PlayerId, RoomId};

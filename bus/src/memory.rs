@@ -15,6 +15,7 @@ use crate::backend::{
     BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
+use crate::handler::Handler;
 use crate::keys::Keys;
 use crate::queue;
 use crate::{Bus, Store};
@@ -91,8 +92,32 @@ impl State {
     }
 }
 
+/// One subscriber of a channel: a queue, or a handler that takes each
+/// message as it is published.
+enum Sink<T> {
+    Queue(queue::Sender<T>),
+    Handler(Handler<T>),
+}
+
+impl<T> Sink<T> {
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Queue(tx) => !tx.is_closed(),
+            Self::Handler(h) => h.is_open(),
+        }
+    }
+
+    /// Whether the subscriber took the message.
+    fn take(&self, msg: T) -> bool {
+        match self {
+            Self::Queue(tx) => tx.try_send(msg).is_ok(),
+            Self::Handler(h) => h.deliver(msg),
+        }
+    }
+}
+
 struct Topics<T> {
-    channels: Mutex<HashMap<String, Vec<queue::Sender<T>>>>,
+    channels: Mutex<HashMap<String, Vec<Sink<T>>>>,
 }
 
 impl<T> Default for Topics<T> {
@@ -113,10 +138,10 @@ impl<T: Clone> Topics<T> {
         let Some(subs) = channels.get_mut(channel) else {
             return 0;
         };
-        subs.retain(|s| !s.is_closed());
+        subs.retain(Sink::is_open);
         let mut delivered = 0;
         for s in subs.iter() {
-            if s.try_send(msg.clone()).is_ok() {
+            if s.take(msg.clone()) {
                 delivered += 1;
             }
         }
@@ -130,14 +155,18 @@ impl<T: Clone> Topics<T> {
     fn subscribers(&self, channel: &str) -> usize {
         let mut channels = lock(&self.channels);
         let Some(subs) = channels.get_mut(channel) else { return 0 };
-        subs.retain(|s| !s.is_closed());
+        subs.retain(Sink::is_open);
         subs.len()
     }
 
     fn subscribe(&self, channel: String) -> Subscription<T> {
         let (tx, rx) = queue::channel(SUBSCRIBER_QUEUE);
-        lock(&self.channels).entry(channel).or_default().push(tx);
+        lock(&self.channels).entry(channel).or_default().push(Sink::Queue(tx));
         Subscription::new(rx)
+    }
+
+    fn subscribe_with(&self, channel: String, handler: Handler<T>) {
+        lock(&self.channels).entry(channel).or_default().push(Sink::Handler(handler));
     }
 }
 
@@ -186,6 +215,11 @@ impl Bus for MemoryBackend {
 
     async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
         Ok(self.inner.outputs.subscribe(self.inner.keys.room_out(room)))
+    }
+
+    async fn subscribe_output_with(&self, room: &RoomId, handler: Handler<OutFrame>) -> Result<(), BusError> {
+        self.inner.outputs.subscribe_with(self.inner.keys.room_out(room), handler);
+        Ok(())
     }
 
     async fn publish_outputs(&self, frames: Vec<(RoomId, OutFrame)>) -> Result<(), BusError> {

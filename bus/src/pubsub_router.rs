@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use crate::backend::Subscription;
+use crate::handler::Handler;
 use crate::queue;
 
 /// Messages a local subscriber may fall behind by before it loses some.
@@ -43,6 +44,25 @@ pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subs
         }
     });
     (route, Subscription::new(rx))
+}
+
+/// A subscriber that takes its `T` messages where they are delivered.
+pub(crate) fn deliver_with<T: DeserializeOwned + Send + 'static>(handler: Handler<T>) -> Route {
+    Box::new(move |payload: &[u8]| {
+        if !handler.is_open() {
+            return false;
+        }
+        if payload.is_empty() {
+            return true;
+        }
+        match rmp_serde::from_slice::<T>(payload) {
+            Ok(msg) => handler.deliver(msg),
+            Err(e) => {
+                warn!(error = %e, "malformed message on the bus");
+                true
+            }
+        }
+    })
 }
 
 /// Channel name -> its local subscribers.

@@ -37,7 +37,9 @@ use crate::backend::{
     BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
+use crate::handler::Handler;
 use crate::keys::Keys;
+use crate::pubsub_router::deliver_with;
 pub use crate::redis_commands::Topology;
 use crate::redis_commands::{ClusterCommands, Commands};
 use crate::redis_inputs::InputBatcher;
@@ -150,6 +152,18 @@ impl Subs {
         match self {
             Self::Single(s) => s.subscribe(channel).await,
             Self::Sharded(s) => s.subscribe(channel).await,
+        }
+    }
+
+    async fn subscribe_with<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        channel: String,
+        handler: Handler<T>,
+    ) -> Result<(), BusError> {
+        let deliver = deliver_with(handler);
+        match self {
+            Self::Single(s) => s.subscribe_route(channel, deliver).await,
+            Self::Sharded(s) => s.subscribe_route(channel, deliver).await,
         }
     }
 
@@ -442,6 +456,10 @@ impl Bus for RedisBackend {
 
     async fn subscribe_output(&self, room: &RoomId) -> Result<Subscription<OutFrame>, BusError> {
         self.subs.subscribe(self.keys.room_out(room)).await
+    }
+
+    async fn subscribe_output_with(&self, room: &RoomId, handler: Handler<OutFrame>) -> Result<(), BusError> {
+        self.subs.subscribe_with(self.keys.room_out(room), handler).await
     }
 
     async fn publish_notice(&self, notice: Notice) -> Result<usize, BusError> {

@@ -180,6 +180,13 @@ impl ShardSubscriptions {
         channel: String,
     ) -> Result<Subscription<T>, BusError> {
         let (deliver, subscription) = deliver_to::<T>();
+        self.subscribe_route(channel, deliver).await?;
+        Ok(subscription)
+    }
+
+    /// Adds a subscriber of `channel`, subscribing it on its shard if it is
+    /// the channel's first.
+    pub(crate) async fn subscribe_route(&self, channel: String, deliver: Route) -> Result<(), BusError> {
         let mut state = self.shared.state.lock().await;
         if self.shared.router.add(&channel, deliver)
             && let Err(e) = self.shared.subscribe_now(&mut state, &channel).await
@@ -187,7 +194,7 @@ impl ShardSubscriptions {
             self.shared.router.remove(&channel);
             return Err(e);
         }
-        Ok(subscription)
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::backend::{BusError, Subscription};
-use crate::pubsub_router::{Router, deliver_to};
+use crate::pubsub_router::{Route, Router, deliver_to};
 use crate::redis_metrics::Link;
 
 /// The local subscribers, and the order of SUBSCRIBE and UNSUBSCRIBE.
@@ -86,13 +86,20 @@ impl Subscriptions {
         channel: String,
     ) -> Result<Subscription<T>, BusError> {
         let (deliver, subscription) = deliver_to::<T>();
+        self.subscribe_route(channel, deliver).await?;
+        Ok(subscription)
+    }
+
+    /// Adds a subscriber of `channel`, subscribing it on Redis if it is the
+    /// channel's first.
+    pub(crate) async fn subscribe_route(&self, channel: String, deliver: Route) -> Result<(), BusError> {
         let _order = self.control.order.lock().await;
         let first = self.control.router.add(&channel, deliver);
         if first && let Err(e) = self.sub.clone().subscribe(&channel).await {
             self.control.router.remove(&channel);
             return Err(e.into());
         }
-        Ok(subscription)
+        Ok(())
     }
 }
 

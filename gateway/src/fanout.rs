@@ -19,12 +19,13 @@
 //! the member, here or, through the room's `Superseded` frame, on another
 //! gateway. The replaced connection is told, and closes with 4009.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use snakepit_bus::{Bus, BusError, ConnId, FrameKind, OutFrame, PlayerId, RoomId, RoomInput, Subscription};
+use snakepit_bus::{Bus, BusError, ConnId, FrameKind, Handler, OutFrame, PlayerId, RoomId, RoomInput};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -208,20 +209,29 @@ impl<B: Bus> Fanout<B> {
 }
 
 /// A room's feed: subscribes, tells the members waiting in `attach`, then
-/// pumps until its last member leaves.
+/// vouches for its members until its last member leaves. The frames go to
+/// the members from the bus's own delivery ([`on_frame`]), not through this
+/// task: a frame costs no task wake-up of its room's.
 async fn feed_task<B: Bus>(feed: Arc<Feed>, metrics: GatewayMetrics, presence: Presence<B>) {
+    let (handler, ended) = Handler::new(
+        {
+            let (feed, metrics, epoch) = (feed.clone(), metrics.clone(), Cell::new(0));
+            move |frame| on_frame(&feed, &epoch, frame, &metrics)
+        },
+        feed.stop.clone(),
+    );
     let subscribed = tokio::select! {
         _ = feed.stop.cancelled() => {
             // Its members left (or the gateway stops) before it subscribed.
             feed.subscribed.send_replace(Subscribed::Failed("room feed stopped".into()));
             return;
         }
-        sub = presence.bus.subscribe_output(&presence.room) => sub,
+        sub = presence.bus.subscribe_output_with(&presence.room, handler) => sub,
     };
     match subscribed {
-        Ok(sub) => {
+        Ok(()) => {
             feed.subscribed.send_replace(Subscribed::Yes);
-            pump(sub, feed, metrics, presence).await;
+            vouch(&feed, ended, metrics, presence).await;
         }
         Err(e) => {
             debug!(room = %presence.room, error = %e, "room feed could not subscribe");
@@ -237,23 +247,22 @@ struct Presence<B> {
     every: std::time::Duration,
 }
 
-async fn pump<B: Bus>(
-    mut sub: Subscription<OutFrame>,
-    feed: Arc<Feed>,
-    metrics: GatewayMetrics,
-    presence: Presence<B>,
-) {
-    let mut epoch = 0;
+/// Tells the room, every `presence.every`, which members are here, until
+/// the feed stops or the bus ends its subscription (`ended`).
+async fn vouch<B: Bus>(feed: &Feed, ended: CancellationToken, metrics: GatewayMetrics, presence: Presence<B>) {
     let mut vouch = tokio::time::interval(presence.every);
     vouch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = feed.stop.clone().cancelled_owned();
     tokio::pin!(stop);
-    // The vouch in flight, polled beside the frames: a slow Redis delays
-    // the vouch, never the room's frames.
+    let ended = ended.cancelled_owned();
+    tokio::pin!(ended);
+    // The vouch in flight, polled beside the stop: a slow Redis delays the
+    // next vouch, never the feed's end.
     let mut vouching: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
     loop {
-        let frame = tokio::select! {
+        tokio::select! {
             _ = &mut stop => break,
+            _ = &mut ended => break,
             () = async {
                 match &mut vouching {
                     Some(sent) => sent.await,
@@ -261,7 +270,6 @@ async fn pump<B: Bus>(
                 }
             }, if vouching.is_some() => {
                 vouching = None;
-                continue;
             }
             _ = vouch.tick(), if vouching.is_none() => {
                 let members: Vec<(PlayerId, ConnId)> = feed.members().iter().map(|(p, m)| (*p, m.conn)).collect();
@@ -272,73 +280,76 @@ async fn pump<B: Bus>(
                         debug!(%room, error = %e, "presence not sent");
                     }
                 }));
-                continue;
-            }
-            frame = sub.recv() => frame,
-        };
-        let Some(frame) = frame else { break };
-        if frame.epoch < epoch {
-            metrics.stale_frames.inc();
-            continue;
-        }
-        if frame.epoch != epoch {
-            if epoch != 0 {
-                // A new owner: everyone needs its world.
-                for member in feed.members().values_mut() {
-                    resync(member, &metrics);
-                }
-            }
-            epoch = frame.epoch;
-        }
-        let Ok(text) = Utf8Bytes::try_from(frame.payload).map(Arc::new) else {
-            metrics.stale_frames.inc();
-            continue;
-        };
-        let mut members = feed.members();
-        match frame.kind {
-            FrameKind::Tick => {
-                for member in members.values_mut() {
-                    match member.after {
-                        Some(after) if frame.tick == after + 1 => {
-                            deliver(member, Outgoing::Tick(text.clone()), &metrics);
-                            member.after = Some(frame.tick);
-                        }
-                        // A repeated tick (an owner announcing its epoch).
-                        Some(after) if frame.tick == after => {}
-                        // A gap, or a room that went back in time.
-                        Some(_) => resync(member, &metrics),
-                        // Waiting for a welcome.
-                        None => {}
-                    }
-                }
-            }
-            FrameKind::Welcome(player) => {
-                // Only a member waiting for a world gets one: a repeated
-                // enter answered twice costs nothing more.
-                if let Some(member) = members.get_mut(&player).filter(|m| m.after.is_none()) {
-                    deliver(member, Outgoing::Welcome(text), &metrics);
-                    member.after = Some(frame.tick);
-                }
-            }
-            FrameKind::Direct(player) => {
-                if let Some(member) = members.get_mut(&player) {
-                    deliver(member, Outgoing::Frame(text), &metrics);
-                }
-            }
-            FrameKind::Parked { player, conn } => {
-                if let Some(member) = members.get_mut(&player).filter(|m| m.conn == conn) {
-                    // A marker, not a frame: a full queue is a kick anyway.
-                    let _ = member.tx.try_send(Outgoing::Parked);
-                }
-            }
-            FrameKind::Superseded { player, conn } => {
-                if let Some(member) = members.get(&player).filter(|m| m.conn == conn) {
-                    member.signals.supersede();
-                }
             }
         }
     }
     debug!("room feed ended");
+}
+
+/// One frame of the room, handed to its members (see the module docs);
+/// `epoch` is the newest ownership epoch seen. Called by the bus, one frame
+/// at a time per room, and never waits.
+fn on_frame(feed: &Feed, epoch: &Cell<u64>, frame: OutFrame, metrics: &GatewayMetrics) {
+    if frame.epoch < epoch.get() {
+        metrics.stale_frames.inc();
+        return;
+    }
+    if frame.epoch != epoch.get() {
+        if epoch.get() != 0 {
+            // A new owner: everyone needs its world.
+            for member in feed.members().values_mut() {
+                resync(member, metrics);
+            }
+        }
+        epoch.set(frame.epoch);
+    }
+    let Ok(text) = Utf8Bytes::try_from(frame.payload).map(Arc::new) else {
+        metrics.stale_frames.inc();
+        return;
+    };
+    let mut members = feed.members();
+    match frame.kind {
+        FrameKind::Tick => {
+            for member in members.values_mut() {
+                match member.after {
+                    Some(after) if frame.tick == after + 1 => {
+                        deliver(member, Outgoing::Tick(text.clone()), metrics);
+                        member.after = Some(frame.tick);
+                    }
+                    // A repeated tick (an owner announcing its epoch).
+                    Some(after) if frame.tick == after => {}
+                    // A gap, or a room that went back in time.
+                    Some(_) => resync(member, metrics),
+                    // Waiting for a welcome.
+                    None => {}
+                }
+            }
+        }
+        FrameKind::Welcome(player) => {
+            // Only a member waiting for a world gets one: a repeated
+            // enter answered twice costs nothing more.
+            if let Some(member) = members.get_mut(&player).filter(|m| m.after.is_none()) {
+                deliver(member, Outgoing::Welcome(text), metrics);
+                member.after = Some(frame.tick);
+            }
+        }
+        FrameKind::Direct(player) => {
+            if let Some(member) = members.get_mut(&player) {
+                deliver(member, Outgoing::Frame(text), metrics);
+            }
+        }
+        FrameKind::Parked { player, conn } => {
+            if let Some(member) = members.get_mut(&player).filter(|m| m.conn == conn) {
+                // A marker, not a frame: a full queue is a kick anyway.
+                let _ = member.tx.try_send(Outgoing::Parked);
+            }
+        }
+        FrameKind::Superseded { player, conn } => {
+            if let Some(member) = members.get(&player).filter(|m| m.conn == conn) {
+                member.signals.supersede();
+            }
+        }
+    }
 }
 
 fn resync(member: &mut Member, metrics: &GatewayMetrics) {
@@ -454,6 +465,27 @@ mod tests {
         f.publish(3, 9, FrameKind::Tick).await;
         assert_eq!(f.received(), ["welcome [[\"tick\",2]]", "resync"]);
         assert_eq!(f.metrics.resyncs.get(), 2);
+    }
+
+    /// A frame is in its members' queues when its publish returns: the bus
+    /// hands it over itself, with no task of the room's to wake (one per
+    /// frame, in a room of one member). When the last member leaves, the
+    /// subscription ends.
+    #[tokio::test]
+    async fn frames_reach_members_without_a_task_of_the_room() {
+        let mut f = fixture().await;
+        let frame = |tick, kind| OutFrame { epoch: 1, tick, kind, payload: Bytes::from(format!("[{tick}]")) };
+        f.bus.publish_output(&f.room, frame(5, FrameKind::Welcome(f.player))).await.unwrap();
+        for tick in 6..=8 {
+            f.bus.publish_output(&f.room, frame(tick, FrameKind::Tick)).await.unwrap();
+        }
+        // No await in between that could have let another task run.
+        assert_eq!(f.received(), ["welcome [5]", "tick [6]", "tick [7]", "tick [8]"]);
+
+        f.fanout.detach(&f.room, f.player, f.conn);
+        assert_eq!(f.bus.publish_output(&f.room, frame(9, FrameKind::Tick)).await.unwrap(), 0);
+        assert!(f.received().is_empty());
+        assert_eq!(f.metrics.room_feeds.get(), 0);
     }
 
     /// The room's word that it parked a snake reaches only that player's

@@ -11,6 +11,7 @@ room per tick (per shard on a Redis Cluster, with the bytes in and out).
     capacity.py --mode cluster --redis-shards 3 --players 1000 --duration 30
     capacity.py ... --server-cpus 0 --swarm-cpus 1     # pinned (taskset)
     capacity.py --mode standalone --floor --server-cpus 0 --swarm-cpus 1
+    capacity.py ... --server-bin ../before/target/release  # another tree's servers
 
 With --floor, the same swarm then runs against `floor` (a bare
 tokio-tungstenite fan-out of the same game's frames, loadtest/src/floor.rs)
@@ -209,6 +210,9 @@ def main():
     ap.add_argument("--gateway-cpus", default="",
                     help="cluster mode: taskset CPU list for the gateways (default: --server-cpus), to measure a "
                          "worker on a core of its own, with Redis, when one core cannot hold all the servers")
+    ap.add_argument("--server-bin", default=BIN,
+                    help="where the gateway and room-worker binaries come from (another tree's target/release, for a "
+                         "before/after run with the same swarm and floor)")
     ap.add_argument("--floor", action="store_true",
                     help="then run the same swarm against the bare floor server and report the ratios")
     args = ap.parse_args()
@@ -228,7 +232,7 @@ def main():
             port = free_port()
             # Its top scores go to a temporary folder, not the user's.
             data = tempfile.mkdtemp(prefix="snakepit-capacity-")
-            g = start([*pin, f"{BIN}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
+            g = start([*pin, f"{args.server_bin}/gateway", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *game],
                       f"{logs}/gateway.log")
             procs.append(g)
             server["gateway"] = [g.pid]
@@ -258,7 +262,7 @@ def main():
             worker_ports = []
             for i in range(args.workers):
                 w = start(
-                    [*pin, f"{BIN}/room-worker", "--redis-url", url, *sharded, "--listen", "127.0.0.1:0",
+                    [*pin, f"{args.server_bin}/room-worker", "--redis-url", url, *sharded, "--listen", "127.0.0.1:0",
                      "--worker-id", f"cap-w{i}", *game],
                     f"{logs}/worker-{i}.log",
                 )
@@ -267,7 +271,7 @@ def main():
                 worker_ports.append(w.port)
             for i in range(args.gateways):
                 port = free_port()
-                g = start([*gateway_pin, f"{BIN}/gateway", "--redis-url", url, *sharded, "--listen", f"127.0.0.1:{port}", *game],
+                g = start([*gateway_pin, f"{args.server_bin}/gateway", "--redis-url", url, *sharded, "--listen", f"127.0.0.1:{port}", *game],
                           f"{logs}/gateway-{i}.log")
                 procs.append(g)
                 server["gateway"].append(g.pid)
