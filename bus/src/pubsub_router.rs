@@ -65,6 +65,39 @@ pub(crate) fn deliver_with<T: DeserializeOwned + Send + 'static>(handler: Handle
     })
 }
 
+/// The first subscribe of a channel, until the server confirmed it: if its
+/// future is dropped half-way (its subscriber gave up), the channel's route
+/// is forgotten, so that the next subscriber is the first again and
+/// subscribes anew. Otherwise it would ride on a subscription the server
+/// never got, or one the connection would not restore after a reconnect.
+/// Made while the lock that orders subscribes is held, and dropped before
+/// it: the route it forgets is the only one.
+pub(crate) struct FirstSubscribe<'a> {
+    router: &'a Router,
+    channel: &'a str,
+    confirmed: bool,
+}
+
+impl<'a> FirstSubscribe<'a> {
+    pub(crate) fn new(router: &'a Router, channel: &'a str) -> Self {
+        Self { router, channel, confirmed: false }
+    }
+
+    /// The server answered (if it refused, the caller forgets the route
+    /// itself).
+    pub(crate) fn settled(mut self) {
+        self.confirmed = true;
+    }
+}
+
+impl Drop for FirstSubscribe<'_> {
+    fn drop(&mut self) {
+        if !self.confirmed {
+            self.router.remove(self.channel);
+        }
+    }
+}
+
 /// Channel name -> its local subscribers.
 #[derive(Default)]
 pub(crate) struct Router {

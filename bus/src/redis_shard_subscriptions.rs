@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backend::{BusError, Subscription};
-use crate::pubsub_router::{Route, Router, deliver_to};
+use crate::pubsub_router::{FirstSubscribe, Route, Router, deliver_to};
 use crate::redis_commands::ClusterCommands;
 use crate::redis_metrics::Link as LinkMetric;
 use crate::redis_shards::{Node, SlotMap, slot_of, tag_for_slot};
@@ -188,9 +188,13 @@ impl ShardSubscriptions {
     /// the channel's first.
     pub(crate) async fn subscribe_route(&self, channel: String, deliver: Route) -> Result<(), BusError> {
         let mut state = self.shared.state.lock().await;
-        if self.shared.router.add(&channel, deliver)
-            && let Err(e) = self.shared.subscribe_now(&mut state, &channel).await
-        {
+        if !self.shared.router.add(&channel, deliver) {
+            return Ok(());
+        }
+        let first = FirstSubscribe::new(&self.shared.router, &channel);
+        let subscribed = self.shared.subscribe_now(&mut state, &channel).await;
+        first.settled();
+        if let Err(e) = subscribed {
             self.shared.router.remove(&channel);
             return Err(e);
         }

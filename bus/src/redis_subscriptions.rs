@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::backend::{BusError, Subscription};
-use crate::pubsub_router::{Route, Router, deliver_to};
+use crate::pubsub_router::{FirstSubscribe, Route, Router, deliver_to};
 use crate::redis_metrics::Link;
 
 /// The local subscribers, and the order of SUBSCRIBE and UNSUBSCRIBE.
@@ -94,8 +94,13 @@ impl Subscriptions {
     /// channel's first.
     pub(crate) async fn subscribe_route(&self, channel: String, deliver: Route) -> Result<(), BusError> {
         let _order = self.control.order.lock().await;
-        let first = self.control.router.add(&channel, deliver);
-        if first && let Err(e) = self.sub.clone().subscribe(&channel).await {
+        if !self.control.router.add(&channel, deliver) {
+            return Ok(());
+        }
+        let first = FirstSubscribe::new(&self.control.router, &channel);
+        let subscribed = self.sub.clone().subscribe(&channel).await;
+        first.settled();
+        if let Err(e) = subscribed {
             self.control.router.remove(&channel);
             return Err(e.into());
         }

@@ -312,7 +312,7 @@ fn on_frame(feed: &Feed, epoch: &Cell<u64>, frame: OutFrame, metrics: &GatewayMe
         FrameKind::Tick => {
             for member in members.values_mut() {
                 match member.after {
-                    Some(after) if frame.tick == after + 1 => {
+                    Some(after) if after.checked_add(1) == Some(frame.tick) => {
                         deliver(member, Outgoing::Tick(text.clone()), metrics);
                         member.after = Some(frame.tick);
                     }
