@@ -29,40 +29,30 @@ pub(crate) type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
 pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subscription<T>) {
     let (tx, rx) = queue::channel::<T>(SUBSCRIBER_QUEUE);
     let route: Route = Box::new(move |payload: &[u8]| {
-        if tx.is_closed() {
-            return false;
-        }
-        if payload.is_empty() {
-            return true;
-        }
-        match rmp_serde::from_slice::<T>(payload) {
-            Ok(msg) => !matches!(tx.try_send(msg), Err(queue::SendError::Closed)),
-            Err(e) => {
-                warn!(error = %e, "malformed message on the bus");
-                true
-            }
-        }
+        !tx.is_closed() && decoded(payload, |msg| !matches!(tx.try_send(msg), Err(queue::SendError::Closed)))
     });
     (route, Subscription::new(rx))
 }
 
 /// A subscriber that takes its `T` messages where they are delivered.
 pub(crate) fn deliver_with<T: DeserializeOwned + Send + 'static>(handler: Handler<T>) -> Route {
-    Box::new(move |payload: &[u8]| {
-        if !handler.is_open() {
-            return false;
+    Box::new(move |payload: &[u8]| handler.is_open() && decoded(payload, |msg| handler.deliver(msg)))
+}
+
+/// Hands an open subscriber's payload over as a `T` (`take` says whether
+/// the subscriber is still there). An empty payload only asks that, and a
+/// malformed one is dropped.
+fn decoded<T: DeserializeOwned>(payload: &[u8], take: impl FnOnce(T) -> bool) -> bool {
+    if payload.is_empty() {
+        return true;
+    }
+    match rmp_serde::from_slice::<T>(payload) {
+        Ok(msg) => take(msg),
+        Err(e) => {
+            warn!(error = %e, "malformed message on the bus");
+            true
         }
-        if payload.is_empty() {
-            return true;
-        }
-        match rmp_serde::from_slice::<T>(payload) {
-            Ok(msg) => handler.deliver(msg),
-            Err(e) => {
-                warn!(error = %e, "malformed message on the bus");
-                true
-            }
-        }
-    })
+    }
 }
 
 /// The first subscribe of a channel, until the server confirmed it: if its

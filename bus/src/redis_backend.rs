@@ -39,7 +39,7 @@ use crate::backend::{
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::handler::Handler;
 use crate::keys::Keys;
-use crate::pubsub_router::deliver_with;
+use crate::pubsub_router::{Route as BusRoute, deliver_to, deliver_with};
 pub use crate::redis_commands::Topology;
 use crate::redis_commands::{ClusterCommands, Commands};
 use crate::redis_inputs::InputBatcher;
@@ -149,10 +149,9 @@ impl Subs {
         &self,
         channel: String,
     ) -> Result<Subscription<T>, BusError> {
-        match self {
-            Self::Single(s) => s.subscribe(channel).await,
-            Self::Sharded(s) => s.subscribe(channel).await,
-        }
+        let (deliver, subscription) = deliver_to::<T>();
+        self.subscribe_route(channel, deliver).await?;
+        Ok(subscription)
     }
 
     async fn subscribe_with<T: serde::de::DeserializeOwned + Send + 'static>(
@@ -160,7 +159,10 @@ impl Subs {
         channel: String,
         handler: Handler<T>,
     ) -> Result<(), BusError> {
-        let deliver = deliver_with(handler);
+        self.subscribe_route(channel, deliver_with(handler)).await
+    }
+
+    async fn subscribe_route(&self, channel: String, deliver: BusRoute) -> Result<(), BusError> {
         match self {
             Self::Single(s) => s.subscribe_route(channel, deliver).await,
             Self::Sharded(s) => s.subscribe_route(channel, deliver).await,

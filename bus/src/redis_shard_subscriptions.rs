@@ -32,13 +32,12 @@ use prometheus::IntCounter;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, PushInfo, PushKind, Value};
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::backend::{BusError, Subscription};
-use crate::pubsub_router::{FirstSubscribe, Route, Router, deliver_to};
+use crate::backend::BusError;
+use crate::pubsub_router::{FirstSubscribe, Route, Router};
 use crate::redis_commands::ClusterCommands;
 use crate::redis_metrics::Link as LinkMetric;
 use crate::redis_shards::{Node, SlotMap, slot_of, tag_for_slot};
@@ -173,15 +172,6 @@ impl ShardSubscriptions {
     /// been away.
     pub(crate) fn losses(&self) -> u64 {
         self.shared.losses.load(Ordering::Relaxed)
-    }
-
-    pub(crate) async fn subscribe<T: DeserializeOwned + Send + 'static>(
-        &self,
-        channel: String,
-    ) -> Result<Subscription<T>, BusError> {
-        let (deliver, subscription) = deliver_to::<T>();
-        self.subscribe_route(channel, deliver).await?;
-        Ok(subscription)
     }
 
     /// Adds a subscriber of `channel`, subscribing it on its shard if it is

@@ -18,13 +18,12 @@ use std::time::Duration;
 use prometheus::IntCounter;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, PushInfo, PushKind, Value};
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::backend::{BusError, Subscription};
-use crate::pubsub_router::{FirstSubscribe, Route, Router, deliver_to};
+use crate::backend::BusError;
+use crate::pubsub_router::{FirstSubscribe, Route, Router};
 use crate::redis_metrics::Link;
 
 /// The local subscribers, and the order of SUBSCRIBE and UNSUBSCRIBE.
@@ -79,15 +78,6 @@ impl Subscriptions {
     /// Times the subscription connection was lost so far.
     pub(crate) fn losses(&self) -> u64 {
         self.losses.load(Ordering::Relaxed)
-    }
-
-    pub(crate) async fn subscribe<T: DeserializeOwned + Send + 'static>(
-        &self,
-        channel: String,
-    ) -> Result<Subscription<T>, BusError> {
-        let (deliver, subscription) = deliver_to::<T>();
-        self.subscribe_route(channel, deliver).await?;
-        Ok(subscription)
     }
 
     /// Adds a subscriber of `channel`, subscribing it on Redis if it is the
