@@ -243,6 +243,32 @@ pub trait Ownership: Clone + Send + Sync + 'static {
     /// epoch has written.
     fn save_snapshot(&self, lease: &Lease, data: Bytes)
     -> impl Future<Output = Result<SnapshotWrite, BusError>> + Send;
+    /// Stores several rooms' snapshots, each as [`Ownership::save_snapshot`]
+    /// would, in one round trip (one per slot on a Redis Cluster): what
+    /// became of each, `None` where the store did not answer (its shard is
+    /// away). An error if it answered for none.
+    fn save_snapshots(
+        &self,
+        writes: &[(Lease, Bytes)],
+    ) -> impl Future<Output = Result<Vec<Option<SnapshotWrite>>, BusError>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(writes.len());
+            let mut failed = None;
+            for (lease, data) in writes {
+                match self.save_snapshot(lease, data.clone()).await {
+                    Ok(saved) => outcomes.push(Some(saved)),
+                    Err(e) => {
+                        outcomes.push(None);
+                        failed = Some(e);
+                    }
+                }
+            }
+            match failed {
+                Some(e) if outcomes.iter().all(Option::is_none) => Err(e),
+                _ => Ok(outcomes),
+            }
+        }
+    }
     /// The room's last snapshot and the epoch that wrote it.
     fn load_snapshot(&self, room: &RoomId) -> impl Future<Output = Result<Option<(u64, Bytes)>, BusError>> + Send;
     /// The room retired: deletes its snapshot and lease (its epoch counter

@@ -316,6 +316,47 @@ pub async fn player_ids_count_up_once_each<B: Backend>(b: B) {
     assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1002));
 }
 
+/// Snapshots of several rooms in one call: each fenced by its own lease
+/// as if written alone, in the order asked.
+pub async fn batched_snapshots_are_fenced_each<B: Backend>(b: B) {
+    let ttl = Duration::from_secs(5);
+    let (held, stale, vanished) = (room("c-batch-held"), room("c-batch-stale"), room("c-batch-gone"));
+    let mine = b.acquire_lease(&held, "w1", ttl, 0).await.unwrap().expect("free lease");
+    // A lease another worker holds now, and one nobody holds.
+    let old = b.acquire_lease(&stale, "w1", ttl, 0).await.unwrap().expect("free lease");
+    b.release_lease(&old).await.unwrap();
+    let theirs = b.acquire_lease(&stale, "w2", ttl, 0).await.unwrap().expect("released lease is free");
+    let gone = b.acquire_lease(&vanished, "w1", ttl, 0).await.unwrap().expect("free lease");
+    b.release_lease(&gone).await.unwrap();
+    assert!(b.save_snapshots(&[]).await.unwrap().is_empty());
+    let writes = [
+        (old.clone(), Bytes::from_static(b"stale")),
+        (mine.clone(), Bytes::from_static(b"one")),
+        (gone.clone(), Bytes::from_static(b"nobody's")),
+    ];
+    let saved = b.save_snapshots(&writes).await.unwrap();
+    assert_eq!(saved, vec![Some(SnapshotWrite::Lost), Some(SnapshotWrite::Saved), Some(SnapshotWrite::Missing)]);
+    assert_eq!(b.load_snapshot(&held).await.unwrap(), Some((mine.epoch, Bytes::from_static(b"one"))));
+    assert_eq!(b.load_snapshot(&stale).await.unwrap(), None);
+    assert_eq!(b.load_snapshot(&vanished).await.unwrap(), None);
+    // The room's new holder writes, beside a room written before.
+    let newer = [(theirs.clone(), Bytes::from_static(b"two")), (mine.clone(), Bytes::from_static(b"one again"))];
+    assert_eq!(b.save_snapshots(&newer).await.unwrap(), vec![Some(SnapshotWrite::Saved); 2]);
+    assert_eq!(b.load_snapshot(&stale).await.unwrap(), Some((theirs.epoch, Bytes::from_static(b"two"))));
+    assert_eq!(b.load_snapshot(&held).await.unwrap(), Some((mine.epoch, Bytes::from_static(b"one again"))));
+    // Many rooms at once (many slots on a Redis Cluster), one outcome each.
+    let mut many = Vec::new();
+    for i in 0..40 {
+        let r = room(&format!("c-batch-{i}"));
+        let lease = b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("free lease");
+        many.push((lease, Bytes::from(format!("room {i}"))));
+    }
+    assert_eq!(b.save_snapshots(&many).await.unwrap(), vec![Some(SnapshotWrite::Saved); 40]);
+    for (lease, data) in &many {
+        assert_eq!(b.load_snapshot(&lease.room).await.unwrap(), Some((lease.epoch, data.clone())));
+    }
+}
+
 /// Leases: one holder at a time, epochs that only grow, renewal only by
 /// the holder, expiry, and snapshots fenced by the lease.
 pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
@@ -567,6 +608,7 @@ macro_rules! backend_contract_tests {
             top_scores => top_scores_keep_the_best_per_name,
             player_ids => player_ids_count_up_once_each,
             ownership => leases_fence_snapshots_and_expire,
+            batched_snapshots => batched_snapshots_are_fenced_each,
             lease_holders => lease_holders_name_live_owners,
             presence => presence_follows_the_subscription,
             break_leases => breaking_leases_takes_only_the_gone_workers,

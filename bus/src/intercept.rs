@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::join_all;
 
 use crate::backend::{
     Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Store,
@@ -34,6 +35,12 @@ pub trait Hook: Clone + Send + Sync + 'static {
     /// Runs before each call; an error fails the call, which is then not
     /// forwarded.
     fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send;
+    /// Runs after a snapshot write is done, before its answer is returned:
+    /// a slow answer to a write already made (a request cannot be called
+    /// back once sent).
+    fn answered(&self, _lease: &Lease) -> impl Future<Output = ()> + Send {
+        async {}
+    }
     /// What a renewal found, once it is done.
     fn renewed(&self, _leases: &[Lease], _states: &[LeaseState]) {}
 }
@@ -217,7 +224,26 @@ impl<B: Ownership, H: Hook> Ownership for Intercepted<B, H> {
 
     async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
         self.hook.before(Call::SaveSnapshot(lease)).await?;
-        self.inner.save_snapshot(lease, data).await
+        let saved = self.inner.save_snapshot(lease, data).await;
+        self.hook.answered(lease).await;
+        saved
+    }
+
+    /// Each snapshot is asked about on its own (all at once): those the
+    /// hook fails are not forwarded, and come back unanswered.
+    async fn save_snapshots(&self, writes: &[(Lease, Bytes)]) -> Result<Vec<Option<SnapshotWrite>>, BusError> {
+        let mut asked = join_all(writes.iter().map(|(lease, _)| self.hook.before(Call::SaveSnapshot(lease)))).await;
+        let passed: Vec<(Lease, Bytes)> =
+            writes.iter().zip(&asked).filter(|(_, a)| a.is_ok()).map(|(w, _)| w.clone()).collect();
+        if passed.is_empty()
+            && let Some(pos) = asked.iter().position(Result::is_err)
+        {
+            return asked.swap_remove(pos).map(|()| Vec::new());
+        }
+        let saved = self.inner.save_snapshots(&passed).await;
+        join_all(passed.iter().map(|(lease, _)| self.hook.answered(lease))).await;
+        let mut answered = saved?.into_iter();
+        Ok(asked.iter().map(|a| if a.is_ok() { answered.next().flatten() } else { None }).collect())
     }
 
     async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {

@@ -49,7 +49,7 @@ use crate::redis_shards::slot_of;
 use crate::redis_subscriptions::Subscriptions;
 use crate::scripts::{
     ACQUIRE_LEASE, BREAK_LEASES, CONFIRM_SEATS, DROP_ROOM, GENERATION, HEARTBEAT, LIST_ROOMS, LIVE_WORKERS,
-    RELEASE_LEASE, RELEASE_SEAT, RENEW_LEASES, RETIRE_ROOM, ROOM_INFO, SAVE_SNAPSHOT, SUBMIT_SCORE, TAKE_SEAT,
+    RELEASE_LEASE, RELEASE_SEAT, RENEW_LEASES, RETIRE_ROOM, ROOM_INFO, SAVE_SNAPSHOTS, SUBMIT_SCORE, TAKE_SEAT,
 };
 use crate::{Bus, Store};
 use snakepit_protocol::ids::{MAX_PLAYER_ID, PlayerId, RoomId};
@@ -744,20 +744,47 @@ impl Ownership for RedisBackend {
     }
 
     async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
-        let saved: i64 = SAVE_SNAPSHOT
-            .key(self.keys.lease(&lease.room))
-            .key(self.keys.snapshot(&lease.room))
-            .arg(lease_value(lease))
-            .arg(lease.epoch)
-            .arg(data.as_ref())
-            .arg(SNAPSHOT_TTL_MS)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(match saved {
-            1 => SnapshotWrite::Saved,
-            -1 => SnapshotWrite::Missing,
-            _ => SnapshotWrite::Lost,
-        })
+        let saved = self.save_snapshots(&[(lease.clone(), data)]).await?;
+        saved.into_iter().next().flatten().ok_or_else(|| BusError::Unavailable("snapshot not answered".into()))
+    }
+
+    async fn save_snapshots(&self, writes: &[(Lease, Bytes)]) -> Result<Vec<Option<SnapshotWrite>>, BusError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One script call per slot (one in all on a single Redis), at once.
+        let groups = self.by_slot(writes.iter().map(|(l, _)| self.keys.lease(&l.room)));
+        let calls = join_all(groups.iter().map(|(_, members)| {
+            let mut call = SAVE_SNAPSHOTS.prepare_invoke();
+            call.arg(SNAPSHOT_TTL_MS);
+            for &(i, ref key) in members {
+                let (lease, data) = &writes[i];
+                call.key(key).key(self.keys.snapshot(&lease.room));
+                call.arg(lease_value(lease)).arg(lease.epoch).arg(data.as_ref());
+            }
+            let mut conn = self.conn();
+            async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
+        }))
+        .await;
+        // A slot that did not answer (its shard is away) leaves its
+        // snapshots unwritten as far as anyone knows; the others stand.
+        if let Some(Err(e)) = calls.iter().find(|c| c.is_err())
+            && calls.iter().all(Result::is_err)
+        {
+            return Err(BusError::Unavailable(e.to_string()));
+        }
+        let mut outcomes = vec![None; writes.len()];
+        for ((_, members), saved) in groups.iter().zip(calls) {
+            let Ok(saved) = saved else { continue };
+            for (&(i, _), s) in members.iter().zip(saved) {
+                outcomes[i] = Some(match s {
+                    1 => SnapshotWrite::Saved,
+                    -1 => SnapshotWrite::Missing,
+                    _ => SnapshotWrite::Lost,
+                });
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {

@@ -36,8 +36,8 @@ pub(crate) static RENEW_LEASES: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/renew_leases.lua")));
 pub(crate) static RELEASE_LEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/release_lease.lua")));
-pub(crate) static SAVE_SNAPSHOT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/save_snapshot.lua")));
+pub(crate) static SAVE_SNAPSHOTS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/save_snapshots.lua")));
 pub(crate) static DROP_ROOM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/drop_room.lua")));
 pub(crate) static GENERATION: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/generation.lua")));
 pub(crate) static BREAK_LEASES: LazyLock<Script> =

@@ -47,6 +47,7 @@ use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
 use crate::rendezvous;
 use crate::room::{RoomConfig, RoomControl, RoomEnv, RoomExit, TickGrid};
+use crate::snapshot_writer::SnapshotWriter;
 use crate::supervise::{Panicked, supervise};
 
 /// Claims under way at once: enough to take over a dead worker's rooms in
@@ -128,6 +129,7 @@ impl<B: Backend> Host<B> {
             config: config.room.clone(),
             metrics: metrics.clone(),
             publisher: Publisher::spawn(backend.clone(), metrics.clone()),
+            snapshots: SnapshotWriter::spawn(backend.clone()),
             gateways: gateways.clone(),
             ticks: TickGrid::new(),
         });

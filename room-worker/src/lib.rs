@@ -15,6 +15,7 @@ pub mod room;
 #[cfg(test)]
 mod slow_backend;
 pub mod snapshot;
+pub mod snapshot_writer;
 pub mod supervise;
 
 pub use host::{Host, HostConfig};

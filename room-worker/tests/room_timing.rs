@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{config, enter, enter_and_join, last_snapshot, metrics, send, start, stored_snapshot};
 use snakepit_bus::intercept::{Call, Hook, Intercepted};
 use snakepit_bus::{
-    Bus, BusError, ConnId, FrameKind, InputKind, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, Store,
+    Bus, BusError, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, Store,
     Subscription,
 };
 use snakepit_room_worker::Game;
@@ -206,7 +206,10 @@ async fn a_taken_over_room_holds_its_world_until_its_players_are_back_or_a_secon
 }
 
 /// Makes snapshot writes or score submissions take a while (the delay is
-/// read as each call begins), and counts the calls begun.
+/// read as each call begins), and counts the calls begun. A snapshot is
+/// written as its call begins and answered after the delay, as a request
+/// already sent (the worker's writer sends it at once); a score is sent
+/// after the delay.
 #[derive(Clone, Default)]
 struct Slow {
     snapshot_delay: Arc<Mutex<Duration>>,
@@ -215,6 +218,8 @@ struct Slow {
     scores: Arc<AtomicUsize>,
     /// When each snapshot write began.
     snapshot_times: Arc<Mutex<Vec<Instant>>>,
+    /// The delay of each room's snapshot under way, read as it began.
+    answers: Arc<Mutex<std::collections::HashMap<RoomId, Duration>>>,
 }
 
 impl Slow {
@@ -237,10 +242,12 @@ impl Slow {
 impl Hook for Slow {
     fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send {
         let delay = match call {
-            Call::SaveSnapshot(_) => {
+            Call::SaveSnapshot(lease) => {
                 self.snapshots.fetch_add(1, Ordering::SeqCst);
                 self.snapshot_times.lock().unwrap().push(Instant::now());
-                *self.snapshot_delay.lock().unwrap()
+                let delay = *self.snapshot_delay.lock().unwrap();
+                self.answers.lock().unwrap().insert(lease.room.clone(), delay);
+                Duration::ZERO
             }
             Call::SubmitScore(_) => {
                 self.scores.fetch_add(1, Ordering::SeqCst);
@@ -252,6 +259,11 @@ impl Hook for Slow {
             tokio::time::sleep(delay).await;
             Ok(())
         }
+    }
+
+    fn answered(&self, lease: &Lease) -> impl Future<Output = ()> + Send {
+        let delay = self.answers.lock().unwrap().remove(&lease.room).unwrap_or_default();
+        tokio::time::sleep(delay)
     }
 }
 
@@ -281,14 +293,14 @@ async fn stored_tick(backend: &MemoryBackend, room: &RoomId) -> u64 {
     last_snapshot(backend, room).await.game.tick()
 }
 
-/// Cancelling `lost` stops the room at once, without waiting on the store,
-/// and nothing it began lands afterwards: a snapshot under way is dropped.
+/// Cancelling `lost` stops the room at once, without waiting on the store
+/// (here a snapshot's answer, 1 s away), and nothing lands afterwards.
 #[tokio::test(start_paused = true)]
 async fn a_lost_lease_stops_the_room_at_once_and_nothing_lands_after() {
     let (memory, slow, room, running) = snapshotting("lost").await;
-    let saved = stored_tick(&memory, &room).await;
     slow.snapshots_take(Duration::from_secs(1));
     Slow::next_call(&slow.snapshots).await;
+    let saved = stored_tick(&memory, &room).await;
 
     let lost_at = Instant::now();
     running.control.lost.cancel();
@@ -324,11 +336,11 @@ async fn a_snapshot_refused_by_a_newer_epoch_stops_the_room() {
     backend.save_snapshot(&new, data.clone()).await.unwrap();
 
     // The room learns it at its next snapshot, at 2.1 s (the birth's, at
-    // the first tick, set the beat).
-    sleep_until(t0 + Duration::from_millis(2100) - Duration::from_millis(1)).await;
-    assert!(!r.task.is_finished(), "nothing told it yet");
+    // the first tick, set the beat), and stops at its next tick.
     sleep_until(t0 + Duration::from_millis(2100) + Duration::from_millis(1)).await;
-    assert!(r.task.is_finished(), "still running after its snapshot was refused");
+    assert!(!r.task.is_finished(), "nothing told it yet");
+    sleep_until(t0 + Duration::from_millis(2200) + Duration::from_millis(1)).await;
+    assert!(r.task.is_finished(), "still running a tick after its snapshot was refused");
     assert_eq!(r.task.await.unwrap(), RoomExit::LeaseLost);
     assert_eq!(backend.load_snapshot(&room).await.unwrap(), Some((new.epoch, data)), "w2's snapshot is untouched");
 }

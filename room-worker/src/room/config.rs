@@ -13,6 +13,7 @@ use super::TickGrid;
 use crate::gateways::Gateways;
 use crate::metrics::WorkerMetrics;
 use crate::publisher::Publisher;
+use crate::snapshot_writer::SnapshotWriter;
 pub use snakepit_game::RoomConfig;
 
 /// What every room of a worker shares: one copy behind an `Arc`, of which
@@ -24,6 +25,8 @@ pub struct RoomEnv<B> {
     pub metrics: WorkerMetrics,
     /// The worker's publisher.
     pub publisher: Publisher,
+    /// The worker's snapshot writer.
+    pub snapshots: SnapshotWriter,
     /// The gateways the worker's rooms use, and those found gone.
     pub gateways: Gateways,
     /// The worker's grid of ticks.

@@ -1,24 +1,29 @@
 //! What a room writes to and reads from the store besides its frames:
 //! snapshots (fenced by the lease), its players' seats in the directory,
 //! and the top scores. These run in the background, so that a tick never
-//! waits on the store, but in a [`JoinSet`] the room owns rather than as
-//! loose tasks: the room reaps their outcomes in its loop, and when it
-//! stops it decides what becomes of those still under way. A late
-//! background snapshot must never land after the final one of a hand-over,
-//! and a top score sent just before the room ends must not be lost with
-//! it.
+//! waits on the store: snapshots with the worker's writer (one write for
+//! the rooms of a tick, see [`crate::snapshot_writer`]), the rest in a
+//! [`JoinSet`] the room owns rather than as loose tasks: the room reaps
+//! their outcomes in its loop, and when it stops it decides what becomes
+//! of those still under way. A late background snapshot must never land
+//! after the final one of a hand-over, and a top score sent just before
+//! the room ends must not be lost with it.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use snakepit_bus::{Backend, PlayerId, RoomId, ScoreEntry, SnapshotWrite};
+use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::{Instant, timeout};
 use tracing::{debug, warn};
 
 use super::{MAX_MEMBERS, Room, RoomExit};
 use crate::snapshot::RoomSnapshotRef;
+use crate::snapshot_writer::Written;
 
 /// Longest the final snapshot of a hand-over waits for background ones
 /// still under way: longer than the Redis client's response timeout (2 s),
@@ -66,11 +71,33 @@ pub(super) struct Effects {
     room: RoomId,
     tasks: JoinSet<Outcome>,
     pending: HashMap<Id, (Kind, AbortHandle)>,
+    /// The snapshot with the worker's writer (no task of the room's own),
+    /// and the epoch it was written under.
+    snapshot: Option<(oneshot::Receiver<Written>, u64)>,
 }
 
 impl Effects {
     pub(super) fn new(room: RoomId) -> Self {
-        Self { room, tasks: JoinSet::new(), pending: HashMap::new() }
+        Self { room, tasks: JoinSet::new(), pending: HashMap::new(), snapshot: None }
+    }
+
+    /// A snapshot handed to the worker's writer under `epoch`.
+    fn snapshot_sent(&mut self, written: oneshot::Receiver<Written>, epoch: u64) {
+        self.snapshot = Some((written, epoch));
+    }
+
+    /// What a snapshot's fate tells the room (a writer gone without a word:
+    /// not written).
+    fn snapshot_outcome(&self, written: Option<Written>, epoch: u64) -> Outcome {
+        match written.flatten() {
+            Some(SnapshotWrite::Saved) => Outcome::SnapshotSaved,
+            Some(SnapshotWrite::Lost) => Outcome::SnapshotRefused(epoch),
+            Some(SnapshotWrite::Missing) => {
+                debug!(room = %self.room, "snapshot not saved: nobody holds the lease");
+                Outcome::SnapshotNotSaved
+            }
+            None => Outcome::SnapshotNotSaved,
+        }
     }
 
     fn spawn(&mut self, kind: Kind, effect: impl Future<Output = Outcome> + Send + 'static) {
@@ -79,18 +106,46 @@ impl Effects {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.tasks.is_empty() && self.snapshot.is_none()
     }
 
     /// The outcome of the next effect to finish; `None` if none is under
     /// way. A panicked effect is logged, and its room goes on.
     pub(super) async fn next(&mut self) -> Option<Outcome> {
-        let done = self.tasks.join_next_with_id().await?;
-        Some(self.reaped(done))
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
+        if let Some((written, epoch)) = self.snapshot.as_mut()
+            && let Poll::Ready(written) = Pin::new(written).poll(cx)
+        {
+            let epoch = *epoch;
+            self.snapshot = None;
+            return Poll::Ready(Some(self.snapshot_outcome(written.ok(), epoch)));
+        }
+        match self.tasks.poll_join_next_with_id(cx) {
+            Poll::Ready(Some(done)) => Poll::Ready(Some(self.reaped(done))),
+            Poll::Ready(None) if self.snapshot.is_none() => Poll::Ready(None),
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
     }
 
     /// The outcome of an effect that has finished, without waiting.
     pub(super) fn try_next(&mut self) -> Option<Outcome> {
+        if let Some((written, epoch)) = self.snapshot.as_mut() {
+            let epoch = *epoch;
+            match written.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => {}
+                Ok(written) => {
+                    self.snapshot = None;
+                    return Some(self.snapshot_outcome(Some(written), epoch));
+                }
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    self.snapshot = None;
+                    return Some(self.snapshot_outcome(None, epoch));
+                }
+            }
+        }
         let done = self.tasks.try_join_next_with_id()?;
         Some(self.reaped(done))
     }
@@ -112,10 +167,16 @@ impl Effects {
     }
 
     fn any(&self, kinds: &[Kind]) -> bool {
-        self.pending.values().any(|(kind, _)| kinds.contains(kind))
+        (self.snapshot.is_some() && kinds.contains(&Kind::Snapshot))
+            || self.pending.values().any(|(kind, _)| kinds.contains(kind))
     }
 
-    fn abort(&self, kinds: &[Kind]) {
+    /// Aborts the effects of `kinds`. A snapshot is given up: left out if
+    /// the writer has not sent it yet (one sent is fenced by the lease).
+    fn abort(&mut self, kinds: &[Kind]) {
+        if kinds.contains(&Kind::Snapshot) {
+            self.snapshot = None;
+        }
         for (_, handle) in self.pending.values().filter(|(kind, _)| kinds.contains(kind)) {
             handle.abort();
         }
@@ -198,22 +259,10 @@ impl<B: Backend> Room<B> {
         self.urgent = false;
         self.chores.snapshot_started(Instant::now());
         let Some(bytes) = self.snapshot() else { return };
-        let env = self.env.clone();
         let lease = self.lease.borrow().clone();
-        self.effects.spawn(Kind::Snapshot, async move {
-            match env.backend.save_snapshot(&lease, bytes.into()).await {
-                Ok(SnapshotWrite::Saved) => Outcome::SnapshotSaved,
-                Ok(SnapshotWrite::Lost) => Outcome::SnapshotRefused(lease.epoch),
-                Ok(SnapshotWrite::Missing) => {
-                    debug!(room = %lease.room, "snapshot not saved: nobody holds the lease");
-                    Outcome::SnapshotNotSaved
-                }
-                Err(e) => {
-                    warn!(room = %lease.room, error = %e, "snapshot not saved");
-                    Outcome::SnapshotNotSaved
-                }
-            }
-        });
+        let epoch = lease.epoch;
+        let written = self.env.snapshots.save(lease, bytes.into());
+        self.effects.snapshot_sent(written, epoch);
     }
 
     /// The final snapshot of a hand-over, written before the room stops.

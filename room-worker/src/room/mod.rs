@@ -209,7 +209,11 @@ impl<B: Backend> Room<B> {
             // Running, the room wakes for its tick: what an idle room waits
             // for below is looked at once per tick, without waiting (a
             // dozen futures made, polled and dropped per tick were most of
-            // a running room's upkeep). Chores wake it between ticks only
+            // a running room's upkeep). So are its finished writes: a full
+            // room's snapshots are about six a second, and a wake-up each
+            // cost more than the tick they wait for. (A snapshot refused
+            // stops the room at its next tick; the host, which renews the
+            // lease, stops it as well.) Chores wake it between ticks only
             // when ticks are slow.
             if self.game.is_running() {
                 let chore = self.chores.next_due();
@@ -218,13 +222,6 @@ impl<B: Backend> Room<B> {
                     biased;
                     why = &mut stop => break self.stopped(why).await,
                     () = &mut wake => {}
-                    // Only while a write is under way: its outcome may
-                    // stop the room.
-                    Some(outcome) = self.effects.next(), if !self.effects.is_empty() => {
-                        if let Some(exit) = self.apply(outcome) {
-                            break exit;
-                        }
-                    }
                 }
                 // Verdicts on gateways and a new lease before the tick (no
                 // snake of a dead gateway takes a step unseen); effects and

@@ -12,6 +12,7 @@ use snakepit_room_worker::gateways::Gateways;
 use snakepit_room_worker::publisher::Publisher;
 use snakepit_room_worker::room::{Room, RoomConfig, RoomControl, RoomDeps, RoomEnv, RoomExit, TickGrid};
 use snakepit_room_worker::snapshot::RoomSnapshot;
+use snakepit_room_worker::snapshot_writer::SnapshotWriter;
 use snakepit_room_worker::{GameSettings, WorkerMetrics};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -67,6 +68,7 @@ pub async fn start<B: Backend>(
         config,
         metrics,
         publisher,
+        snapshots: SnapshotWriter::spawn(backend.clone()),
         gateways: gateways.clone(),
         ticks: TickGrid::new(),
     };

@@ -1,0 +1,152 @@
+//! One snapshot writer per worker: rooms hand it their snapshots without
+//! waiting, and it writes whatever has gathered in one call (one script
+//! call on Redis, one per slot on a Redis Cluster), several calls under way
+//! at once. A worker's rooms tick together on its grid, so the snapshots of
+//! a tick go out as one write. Written by each room's own task, a full
+//! room's snapshots (about six a second: every score, birth and death is
+//! written at once) were a task, a round trip and a wake-up of the room
+//! each.
+//!
+//! A room learns what became of its snapshot from a oneshot, which a
+//! running room looks at once per tick. A room that gave up on its
+//! snapshot (dropped the receiver: its lease is lost, or its hand-over
+//! stopped waiting) has it left out if it is still queued.
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use snakepit_bus::{Lease, Ownership, SnapshotWrite};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+/// Snapshots waiting, across all rooms of a worker.
+const QUEUE: usize = 8192;
+/// Snapshots in one write at most.
+const BATCH: usize = 256;
+/// Writes under way at once (one shard of a Redis Cluster that answers
+/// nobody holds up its own writes, not every room's).
+const IN_FLIGHT: usize = 16;
+
+/// What became of a snapshot: `None` if it was not written (the store did
+/// not answer, or the queue was full); the room saves again later.
+pub type Written = Option<SnapshotWrite>;
+
+struct Job {
+    lease: Lease,
+    data: bytes::Bytes,
+    reply: oneshot::Sender<Written>,
+}
+
+#[derive(Clone)]
+pub struct SnapshotWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl SnapshotWriter {
+    /// Starts the writing task; it ends when every `SnapshotWriter` is
+    /// gone and the writes under way are answered.
+    pub fn spawn<B: Ownership>(backend: B) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(backend, rx));
+        Self { tx }
+    }
+
+    /// Queues a snapshot fenced by `lease`; never waits. What became of
+    /// it comes on the receiver (at once, not written, if the queue is
+    /// full).
+    pub fn save(&self, lease: Lease, data: bytes::Bytes) -> oneshot::Receiver<Written> {
+        let (reply, written) = oneshot::channel();
+        if let Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) =
+            self.tx.try_send(Job { lease, data, reply })
+        {
+            warn!(room = %job.lease.room, "snapshot not saved: the writer is behind");
+            let _ = job.reply.send(None);
+        }
+        written
+    }
+}
+
+async fn run<B: Ownership>(backend: B, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut inflight = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some(()) = inflight.next(), if !inflight.is_empty() => {}
+            got = rx.recv_many(&mut batch, BATCH), if inflight.len() < IN_FLIGHT => {
+                if got == 0 {
+                    break;
+                }
+                // A room that gave up on its snapshot wants it left unwritten.
+                batch.retain(|job: &Job| !job.reply.is_closed());
+                if batch.is_empty() {
+                    continue;
+                }
+                let jobs = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                inflight.push(write(backend.clone(), jobs));
+            }
+        }
+    }
+    while inflight.next().await.is_some() {}
+}
+
+/// Writes one batch and tells each room what became of its snapshot.
+async fn write<B: Ownership>(backend: B, jobs: Vec<Job>) {
+    let (writes, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| ((j.lease, j.data), j.reply)).unzip();
+    match backend.save_snapshots(&writes).await {
+        Ok(written) => {
+            let unanswered = written.iter().filter(|w| w.is_none()).count();
+            if unanswered > 0 {
+                warn!(snapshots = unanswered, "snapshots not saved: their shard did not answer");
+            }
+            for (reply, w) in replies.into_iter().zip(written) {
+                let _ = reply.send(w);
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, snapshots = writes.len(), "snapshots not saved");
+            for reply in replies {
+                let _ = reply.send(None);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use snakepit_bus::{MemoryBackend, RoomId};
+
+    use super::*;
+
+    async fn lease(backend: &MemoryBackend, name: &str) -> Lease {
+        let room = RoomId::parse(name).unwrap();
+        backend.acquire_lease(&room, "w", Duration::from_secs(60), 0).await.unwrap().expect("free lease")
+    }
+
+    /// Rooms' snapshots queued together are written, each answered; one
+    /// whose room gave up on it before the writer took it (its lease lost,
+    /// or its hand-over done waiting) is left out.
+    #[tokio::test]
+    async fn queued_snapshots_are_written_unless_given_up() {
+        let backend = MemoryBackend::new();
+        let (kept, dropped) = (lease(&backend, "kept").await, lease(&backend, "dropped").await);
+        // The writer's task has not run yet (one thread): both are queued.
+        let writer = SnapshotWriter::spawn(backend.clone());
+        let written = writer.save(kept.clone(), Bytes::from_static(b"kept"));
+        drop(writer.save(dropped.clone(), Bytes::from_static(b"dropped")));
+        assert_eq!(written.await.unwrap(), Some(SnapshotWrite::Saved));
+        assert_eq!(backend.load_snapshot(&kept.room).await.unwrap(), Some((kept.epoch, Bytes::from_static(b"kept"))));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(backend.load_snapshot(&dropped.room).await.unwrap(), None, "a snapshot given up was written");
+        // A lease another holds: refused, and said so.
+        backend.release_lease(&kept).await.unwrap();
+        let other = backend.acquire_lease(&kept.room, "w2", Duration::from_secs(60), 0).await.unwrap().unwrap();
+        assert!(other.epoch > kept.epoch);
+        let refused = writer.save(kept.clone(), Bytes::from_static(b"stale")).await.unwrap();
+        assert_eq!(refused, Some(SnapshotWrite::Lost));
+    }
+}
