@@ -185,10 +185,26 @@ pub struct Lease {
     pub epoch: u64,
 }
 
+/// One room's snapshot to write.
+#[derive(Clone, Debug)]
+pub struct SnapshotSave {
+    /// The lease it is written under: fences every other owner.
+    pub lease: Lease,
+    /// Its place among the snapshots written under this lease: one whose
+    /// place is not above the stored one's is outdated and not written.
+    /// This fences the owner's own earlier writes, however late they land
+    /// (sent before a reconnect, retried by a cluster client).
+    pub seq: u64,
+    pub data: Bytes,
+}
+
 /// What became of a snapshot write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SnapshotWrite {
     Saved,
+    /// A later snapshot of the same lease is stored: nothing written, and
+    /// nothing to do.
+    Outdated,
     /// Nobody holds the lease (it expired while Redis was away, or Redis
     /// lost its data): nothing written; the owner should take the lease
     /// again, and go on.
@@ -239,23 +255,29 @@ pub trait Ownership: Clone + Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Vec<LeaseState>, BusError>> + Send;
     fn release_lease(&self, lease: &Lease) -> impl Future<Output = Result<(), BusError>> + Send;
-    /// Stores a snapshot if `lease` is still the room's lease and no newer
-    /// epoch has written.
-    fn save_snapshot(&self, lease: &Lease, data: Bytes)
-    -> impl Future<Output = Result<SnapshotWrite, BusError>> + Send;
+    /// Stores a snapshot if its lease is still the room's lease, no newer
+    /// epoch has written, and no later snapshot of its own lease.
+    fn save_snapshot(&self, save: SnapshotSave) -> impl Future<Output = Result<SnapshotWrite, BusError>> + Send;
+    /// Which part of the store holds the room's snapshot (its slot on a
+    /// Redis Cluster; one part otherwise). A batch of snapshots is answered
+    /// once every part has answered: a writer that must not let one part's
+    /// stall hold up the others batches them by part.
+    fn snapshot_part(&self, _room: &RoomId) -> u16 {
+        0
+    }
     /// Stores several rooms' snapshots, each as [`Ownership::save_snapshot`]
     /// would, in one round trip (one per slot on a Redis Cluster): what
     /// became of each, `None` where the store did not answer (its shard is
     /// away). An error if it answered for none.
     fn save_snapshots(
         &self,
-        writes: &[(Lease, Bytes)],
+        writes: &[SnapshotSave],
     ) -> impl Future<Output = Result<Vec<Option<SnapshotWrite>>, BusError>> + Send {
         async move {
             let mut outcomes = Vec::with_capacity(writes.len());
             let mut failed = None;
-            for (lease, data) in writes {
-                match self.save_snapshot(lease, data.clone()).await {
+            for save in writes {
+                match self.save_snapshot(save.clone()).await {
                     Ok(saved) => outcomes.push(Some(saved)),
                     Err(e) => {
                         outcomes.push(None);

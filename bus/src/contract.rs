@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, LeaseState, ScoreEntry, Seat, Session, SnapshotWrite};
+use crate::backend::{Backend, Lease, LeaseState, ScoreEntry, Seat, Session, SnapshotSave, SnapshotWrite};
 use crate::envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 use crate::handler::Handler;
 use snakepit_protocol::client::Direction;
@@ -316,8 +316,14 @@ pub async fn player_ids_count_up_once_each<B: Backend>(b: B) {
     assert_eq!(b.new_player_id().await.unwrap(), PlayerId(1002));
 }
 
+/// A snapshot to write under `lease`, `seq` its place among the lease's.
+pub fn save(lease: &Lease, seq: u64, data: &'static [u8]) -> SnapshotSave {
+    SnapshotSave { lease: lease.clone(), seq, data: Bytes::from_static(data) }
+}
+
 /// Snapshots of several rooms in one call: each fenced by its own lease
-/// as if written alone, in the order asked.
+/// as if written alone, in the order asked; and an owner's own earlier
+/// snapshot, landing late, is not written over a later one.
 pub async fn batched_snapshots_are_fenced_each<B: Backend>(b: B) {
     let ttl = Duration::from_secs(5);
     let (held, stale, vanished) = (room("c-batch-held"), room("c-batch-stale"), room("c-batch-gone"));
@@ -329,31 +335,38 @@ pub async fn batched_snapshots_are_fenced_each<B: Backend>(b: B) {
     let gone = b.acquire_lease(&vanished, "w1", ttl, 0).await.unwrap().expect("free lease");
     b.release_lease(&gone).await.unwrap();
     assert!(b.save_snapshots(&[]).await.unwrap().is_empty());
-    let writes = [
-        (old.clone(), Bytes::from_static(b"stale")),
-        (mine.clone(), Bytes::from_static(b"one")),
-        (gone.clone(), Bytes::from_static(b"nobody's")),
-    ];
+    let writes = [save(&old, 1, b"stale"), save(&mine, 1, b"one"), save(&gone, 1, b"nobody's")];
     let saved = b.save_snapshots(&writes).await.unwrap();
     assert_eq!(saved, vec![Some(SnapshotWrite::Lost), Some(SnapshotWrite::Saved), Some(SnapshotWrite::Missing)]);
     assert_eq!(b.load_snapshot(&held).await.unwrap(), Some((mine.epoch, Bytes::from_static(b"one"))));
     assert_eq!(b.load_snapshot(&stale).await.unwrap(), None);
     assert_eq!(b.load_snapshot(&vanished).await.unwrap(), None);
     // The room's new holder writes, beside a room written before.
-    let newer = [(theirs.clone(), Bytes::from_static(b"two")), (mine.clone(), Bytes::from_static(b"one again"))];
+    let newer = [save(&theirs, 1, b"two"), save(&mine, 3, b"three")];
     assert_eq!(b.save_snapshots(&newer).await.unwrap(), vec![Some(SnapshotWrite::Saved); 2]);
     assert_eq!(b.load_snapshot(&stale).await.unwrap(), Some((theirs.epoch, Bytes::from_static(b"two"))));
-    assert_eq!(b.load_snapshot(&held).await.unwrap(), Some((mine.epoch, Bytes::from_static(b"one again"))));
+    assert_eq!(b.load_snapshot(&held).await.unwrap(), Some((mine.epoch, Bytes::from_static(b"three"))));
+    // The owner's second snapshot lands after its third (it was sent
+    // before a reconnect): outdated, not written; so is the third again.
+    assert_eq!(b.save_snapshot(save(&mine, 2, b"two, late")).await.unwrap(), SnapshotWrite::Outdated);
+    assert_eq!(b.save_snapshot(save(&mine, 3, b"three again")).await.unwrap(), SnapshotWrite::Outdated);
+    assert_eq!(b.load_snapshot(&held).await.unwrap(), Some((mine.epoch, Bytes::from_static(b"three"))));
+    // A new lease of the room starts its own count.
+    b.release_lease(&mine).await.unwrap();
+    let next = b.acquire_lease(&held, "w1", ttl, 0).await.unwrap().expect("released lease is free");
+    assert_eq!(b.save_snapshot(save(&next, 1, b"next")).await.unwrap(), SnapshotWrite::Saved);
+    assert_eq!(b.load_snapshot(&held).await.unwrap(), Some((next.epoch, Bytes::from_static(b"next"))));
     // Many rooms at once (many slots on a Redis Cluster), one outcome each.
     let mut many = Vec::new();
-    for i in 0..40 {
+    let names: Vec<String> = (0..40).map(|i| format!("room {i}")).collect();
+    for (i, name) in names.iter().enumerate() {
         let r = room(&format!("c-batch-{i}"));
         let lease = b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("free lease");
-        many.push((lease, Bytes::from(format!("room {i}"))));
+        many.push(SnapshotSave { lease, seq: 1, data: Bytes::from(name.clone()) });
     }
     assert_eq!(b.save_snapshots(&many).await.unwrap(), vec![Some(SnapshotWrite::Saved); 40]);
-    for (lease, data) in &many {
-        assert_eq!(b.load_snapshot(&lease.room).await.unwrap(), Some((lease.epoch, data.clone())));
+    for w in &many {
+        assert_eq!(b.load_snapshot(&w.lease.room).await.unwrap(), Some((w.lease.epoch, w.data.clone())));
     }
 }
 
@@ -365,7 +378,7 @@ pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     let l1 = b.acquire_lease(&r, "w1", ttl, 0).await.unwrap().expect("free lease");
     assert_eq!(l1.worker, "w1");
     assert!(b.acquire_lease(&r, "w2", ttl, 0).await.unwrap().is_none(), "held lease taken twice");
-    assert_eq!(b.save_snapshot(&l1, Bytes::from_static(b"one")).await.unwrap(), SnapshotWrite::Saved);
+    assert_eq!(b.save_snapshot(save(&l1, 1, b"one")).await.unwrap(), SnapshotWrite::Saved);
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
     assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Held]);
 
@@ -375,9 +388,9 @@ pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     assert!(l2.epoch > l1.epoch);
     // The old holder can neither renew nor write: fencing.
     assert_eq!(b.renew_leases(std::slice::from_ref(&l1), ttl).await.unwrap(), vec![LeaseState::Lost]);
-    assert_eq!(b.save_snapshot(&l1, Bytes::from_static(b"stale")).await.unwrap(), SnapshotWrite::Lost);
+    assert_eq!(b.save_snapshot(save(&l1, 1, b"stale")).await.unwrap(), SnapshotWrite::Lost);
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l1.epoch, Bytes::from_static(b"one"))));
-    assert_eq!(b.save_snapshot(&l2, Bytes::from_static(b"two")).await.unwrap(), SnapshotWrite::Saved);
+    assert_eq!(b.save_snapshot(save(&l2, 1, b"two")).await.unwrap(), SnapshotWrite::Saved);
     assert_eq!(b.load_snapshot(&r).await.unwrap(), Some((l2.epoch, Bytes::from_static(b"two"))));
     // Releasing someone else's lease does nothing; releasing ours frees it.
     b.release_lease(&l1).await.unwrap();
@@ -391,7 +404,7 @@ pub async fn leases_fence_snapshots_and_expire<B: Backend>(b: B) {
     assert_eq!(b.renew_leases(std::slice::from_ref(&l3), ttl).await.unwrap(), vec![LeaseState::Missing]);
     // A snapshot with nobody holding the lease is not written, but the
     // writer is not fenced off: it may take the lease again.
-    assert_eq!(b.save_snapshot(&l3, Bytes::from_static(b"three")).await.unwrap(), SnapshotWrite::Missing);
+    assert_eq!(b.save_snapshot(save(&l3, 1, b"three")).await.unwrap(), SnapshotWrite::Missing);
     let far = l3.epoch + 1_000_000_000_000;
     let l4 = b.acquire_lease(&r, "w3", ttl, far).await.unwrap().expect("free");
     assert_eq!(l4.epoch, far + 1);

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 
 use crate::backend::{
-    Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Store,
-    Subscription,
+    Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotSave, SnapshotWrite,
+    Store, Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::handler::Handler;
@@ -222,18 +222,23 @@ impl<B: Ownership, H: Hook> Ownership for Intercepted<B, H> {
         self.inner.release_lease(lease).await
     }
 
-    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
-        self.hook.before(Call::SaveSnapshot(lease)).await?;
-        let saved = self.inner.save_snapshot(lease, data).await;
-        self.hook.answered(lease).await;
+    fn snapshot_part(&self, room: &RoomId) -> u16 {
+        self.inner.snapshot_part(room)
+    }
+
+    async fn save_snapshot(&self, save: SnapshotSave) -> Result<SnapshotWrite, BusError> {
+        self.hook.before(Call::SaveSnapshot(&save.lease)).await?;
+        let lease = save.lease.clone();
+        let saved = self.inner.save_snapshot(save).await;
+        self.hook.answered(&lease).await;
         saved
     }
 
     /// Each snapshot is asked about on its own (all at once): those the
     /// hook fails are not forwarded, and come back unanswered.
-    async fn save_snapshots(&self, writes: &[(Lease, Bytes)]) -> Result<Vec<Option<SnapshotWrite>>, BusError> {
-        let mut asked = join_all(writes.iter().map(|(lease, _)| self.hook.before(Call::SaveSnapshot(lease)))).await;
-        let passed: Vec<(Lease, Bytes)> =
+    async fn save_snapshots(&self, writes: &[SnapshotSave]) -> Result<Vec<Option<SnapshotWrite>>, BusError> {
+        let mut asked = join_all(writes.iter().map(|w| self.hook.before(Call::SaveSnapshot(&w.lease)))).await;
+        let passed: Vec<SnapshotSave> =
             writes.iter().zip(&asked).filter(|(_, a)| a.is_ok()).map(|(w, _)| w.clone()).collect();
         if passed.is_empty()
             && let Some(pos) = asked.iter().position(Result::is_err)
@@ -241,7 +246,7 @@ impl<B: Ownership, H: Hook> Ownership for Intercepted<B, H> {
             return asked.swap_remove(pos).map(|()| Vec::new());
         }
         let saved = self.inner.save_snapshots(&passed).await;
-        join_all(passed.iter().map(|(lease, _)| self.hook.answered(lease))).await;
+        join_all(passed.iter().map(|w| self.hook.answered(&w.lease))).await;
         let mut answered = saved?.into_iter();
         Ok(asked.iter().map(|a| if a.is_ok() { answered.next().flatten() } else { None }).collect())
     }

@@ -34,8 +34,8 @@ pub mod test_redis;
 pub mod test_redis_cluster;
 
 pub use backend::{
-    Backend, Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Store,
-    Subscription,
+    Backend, Bus, BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotSave,
+    SnapshotWrite, Store, Subscription,
 };
 pub use envelope::{ConnId, FrameKind, InputKind, Notice, OutFrame, RoomInput};
 pub use handler::Handler;

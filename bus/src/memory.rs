@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use bytes::Bytes;
 
 use crate::backend::{
-    BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
+    BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotSave, SnapshotWrite,
+    Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::handler::Handler;
@@ -56,7 +57,8 @@ struct State {
     last_epoch: u64,
     /// The last person's id handed out.
     last_player: i64,
-    snapshots: HashMap<RoomId, (u64, Bytes)>,
+    /// Each room's snapshot: its epoch, its place under that epoch, the data.
+    snapshots: HashMap<RoomId, (u64, u64, Bytes)>,
     /// The store's generation, picked by its first reader (see
     /// [`Store::generation`]): nothing here is lost while the process
     /// lives, so it never changes but in tests ([`MemoryBackend::lose_data`]).
@@ -460,13 +462,17 @@ impl Ownership for MemoryBackend {
         Ok(())
     }
 
-    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
+    async fn save_snapshot(&self, save: SnapshotSave) -> Result<SnapshotWrite, BusError> {
+        let SnapshotSave { lease, seq, data } = save;
         let mut state = self.state();
         let now = Instant::now();
-        let newer = state.snapshots.get(&lease.room).is_some_and(|(epoch, _)| *epoch > lease.epoch);
+        let stored = state.snapshots.get(&lease.room).map(|(epoch, seq, _)| (*epoch, *seq));
+        let newer = stored.is_some_and(|(epoch, _)| epoch > lease.epoch);
+        let later = stored.is_some_and(|(epoch, stored_seq)| epoch == lease.epoch && stored_seq >= seq);
         Ok(match state.leases.get(&lease.room).filter(|(_, expiry)| *expiry > now) {
-            Some((held, _)) if held == lease && !newer => {
-                state.snapshots.insert(lease.room.clone(), (lease.epoch, data));
+            Some((held, _)) if *held == lease && later => SnapshotWrite::Outdated,
+            Some((held, _)) if *held == lease && !newer => {
+                state.snapshots.insert(lease.room.clone(), (lease.epoch, seq, data));
                 SnapshotWrite::Saved
             }
             None if !newer => SnapshotWrite::Missing,
@@ -475,7 +481,7 @@ impl Ownership for MemoryBackend {
     }
 
     async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {
-        Ok(self.state().snapshots.get(room).cloned())
+        Ok(self.state().snapshots.get(room).map(|(epoch, _, data)| (*epoch, data.clone())))
     }
 
     async fn drop_room(&self, lease: &Lease) -> Result<bool, BusError> {

@@ -34,7 +34,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::warn;
 
 use crate::backend::{
-    BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotWrite, Subscription,
+    BusError, Lease, LeaseState, Ownership, RoomInfo, ScoreEntry, Seat, Session, SnapshotSave, SnapshotWrite,
+    Subscription,
 };
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::handler::Handler;
@@ -743,24 +744,28 @@ impl Ownership for RedisBackend {
         Ok(())
     }
 
-    async fn save_snapshot(&self, lease: &Lease, data: Bytes) -> Result<SnapshotWrite, BusError> {
-        let saved = self.save_snapshots(&[(lease.clone(), data)]).await?;
+    fn snapshot_part(&self, room: &RoomId) -> u16 {
+        if self.is_cluster() { slot_of(self.keys.lease(room).as_bytes()) } else { 0 }
+    }
+
+    async fn save_snapshot(&self, save: SnapshotSave) -> Result<SnapshotWrite, BusError> {
+        let saved = self.save_snapshots(&[save]).await?;
         saved.into_iter().next().flatten().ok_or_else(|| BusError::Unavailable("snapshot not answered".into()))
     }
 
-    async fn save_snapshots(&self, writes: &[(Lease, Bytes)]) -> Result<Vec<Option<SnapshotWrite>>, BusError> {
+    async fn save_snapshots(&self, writes: &[SnapshotSave]) -> Result<Vec<Option<SnapshotWrite>>, BusError> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
         // One script call per slot (one in all on a single Redis), at once.
-        let groups = self.by_slot(writes.iter().map(|(l, _)| self.keys.lease(&l.room)));
+        let groups = self.by_slot(writes.iter().map(|w| self.keys.lease(&w.lease.room)));
         let calls = join_all(groups.iter().map(|(_, members)| {
             let mut call = SAVE_SNAPSHOTS.prepare_invoke();
             call.arg(SNAPSHOT_TTL_MS);
             for &(i, ref key) in members {
-                let (lease, data) = &writes[i];
+                let SnapshotSave { lease, seq, data } = &writes[i];
                 call.key(key).key(self.keys.snapshot(&lease.room));
-                call.arg(lease_value(lease)).arg(lease.epoch).arg(data.as_ref());
+                call.arg(lease_value(lease)).arg(lease.epoch).arg(seq).arg(data.as_ref());
             }
             let mut conn = self.conn();
             async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
@@ -777,11 +782,13 @@ impl Ownership for RedisBackend {
         for ((_, members), saved) in groups.iter().zip(calls) {
             let Ok(saved) = saved else { continue };
             for (&(i, _), s) in members.iter().zip(saved) {
-                outcomes[i] = Some(match s {
-                    1 => SnapshotWrite::Saved,
-                    -1 => SnapshotWrite::Missing,
-                    _ => SnapshotWrite::Lost,
-                });
+                outcomes[i] = match s {
+                    1 => Some(SnapshotWrite::Saved),
+                    2 => Some(SnapshotWrite::Outdated),
+                    -1 => Some(SnapshotWrite::Missing),
+                    0 => Some(SnapshotWrite::Lost),
+                    _ => None,
+                };
             }
         }
         Ok(outcomes)

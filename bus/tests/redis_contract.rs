@@ -134,3 +134,31 @@ async fn an_unreadable_session_is_no_session() {
     let _: () = redis::cmd("SET").arg(format!("test:session:{token}")).arg(old).query_async(&mut raw).await.unwrap();
     assert_eq!(b.session(token).await.unwrap(), None);
 }
+
+/// One room's snapshot that Redis cannot write (its key holds another
+/// type) fails that room's write alone, not the others' in the same call.
+#[tokio::test]
+async fn one_rooms_bad_snapshot_key_fails_only_its_write() {
+    use bytes::Bytes;
+    use snakepit_bus::{RoomId, SnapshotSave, SnapshotWrite};
+    let r = TestRedis::start();
+    let b = backend(&r).await;
+    let ttl = std::time::Duration::from_secs(5);
+    let (bad, good) = (RoomId::parse("bad-key").unwrap(), RoomId::parse("good-key").unwrap());
+    let bad_lease = b.acquire_lease(&bad, "w", ttl, 0).await.unwrap().unwrap();
+    let good_lease = b.acquire_lease(&good, "w", ttl, 0).await.unwrap().unwrap();
+    let raw = redis::Client::open(r.url()).unwrap();
+    let mut conn = raw.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("test:room:{{{bad}}}:snapshot"))
+        .arg("a string")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let writes = [
+        SnapshotSave { lease: bad_lease, seq: 1, data: Bytes::from_static(b"bad") },
+        SnapshotSave { lease: good_lease.clone(), seq: 1, data: Bytes::from_static(b"good") },
+    ];
+    assert_eq!(b.save_snapshots(&writes).await.unwrap(), vec![None, Some(SnapshotWrite::Saved)]);
+    assert_eq!(b.load_snapshot(&good).await.unwrap(), Some((good_lease.epoch, Bytes::from_static(b"good"))));
+}

@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::{config, enter, enter_and_join, last_snapshot, metrics, send, start, stored_snapshot};
 use snakepit_bus::intercept::{Call, Hook, Intercepted};
 use snakepit_bus::{
-    Bus, BusError, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId, Store,
-    Subscription,
+    Bus, BusError, ConnId, FrameKind, InputKind, Lease, MemoryBackend, OutFrame, Ownership, PlayerId, RoomId,
+    SnapshotSave, Store, Subscription,
 };
 use snakepit_room_worker::Game;
 use snakepit_room_worker::room::{RoomConfig, RoomExit};
@@ -208,8 +208,9 @@ async fn a_taken_over_room_holds_its_world_until_its_players_are_back_or_a_secon
 /// Makes snapshot writes or score submissions take a while (the delay is
 /// read as each call begins), and counts the calls begun. A snapshot is
 /// written as its call begins and answered after the delay, as a request
-/// already sent (the worker's writer sends it at once); a score is sent
-/// after the delay.
+/// sent to a slow store; or, `sent_late`, written after it, as one held up
+/// on its way (waiting for a reconnect, retried by a cluster client). A
+/// score is sent after the delay.
 #[derive(Clone, Default)]
 struct Slow {
     snapshot_delay: Arc<Mutex<Duration>>,
@@ -220,6 +221,7 @@ struct Slow {
     snapshot_times: Arc<Mutex<Vec<Instant>>>,
     /// The delay of each room's snapshot under way, read as it began.
     answers: Arc<Mutex<std::collections::HashMap<RoomId, Duration>>>,
+    sent_late: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Slow {
@@ -246,8 +248,12 @@ impl Hook for Slow {
                 self.snapshots.fetch_add(1, Ordering::SeqCst);
                 self.snapshot_times.lock().unwrap().push(Instant::now());
                 let delay = *self.snapshot_delay.lock().unwrap();
-                self.answers.lock().unwrap().insert(lease.room.clone(), delay);
-                Duration::ZERO
+                if self.sent_late.load(Ordering::SeqCst) {
+                    delay
+                } else {
+                    self.answers.lock().unwrap().insert(lease.room.clone(), delay);
+                    Duration::ZERO
+                }
             }
             Call::SubmitScore(_) => {
                 self.scores.fetch_add(1, Ordering::SeqCst);
@@ -333,7 +339,7 @@ async fn a_snapshot_refused_by_a_newer_epoch_stops_the_room() {
     let new = common::lease(&backend, &room, "w2").await;
     assert!(new.epoch > old.epoch);
     let (_, data) = backend.load_snapshot(&room).await.unwrap().unwrap();
-    backend.save_snapshot(&new, data.clone()).await.unwrap();
+    backend.save_snapshot(SnapshotSave { lease: new.clone(), seq: 1, data: data.clone() }).await.unwrap();
 
     // The room learns it at its next snapshot, at 2.1 s (the birth's, at
     // the first tick, set the beat), and stops at its next tick.
@@ -347,12 +353,16 @@ async fn a_snapshot_refused_by_a_newer_epoch_stops_the_room() {
 
 /// A background snapshot still under way at a hand-over, slower than the
 /// final one, cannot land after it: the snapshot left in the store is the
-/// final one (the tick the room stopped at). Both ways: the background
-/// one answers within the wait (1 s), or does not and is aborted (10 s).
+/// final one (the tick the room stopped at). Either way: the background
+/// one answers within the wait (1 s), or does not and is given up (10 s);
+/// and whether it was written at once and answered late, or held up on
+/// its way and written late (the store then refuses it as outdated).
 #[tokio::test(start_paused = true)]
 async fn a_slow_background_snapshot_never_lands_after_the_final_one() {
-    for delay in [Duration::from_secs(1), Duration::from_secs(10)] {
+    for (delay, sent_late) in [(1, false), (10, false), (1, true), (10, true)] {
+        let delay = Duration::from_secs(delay);
         let (memory, slow, room, running) = snapshotting("late").await;
+        slow.sent_late.store(sent_late, Ordering::SeqCst);
         let mut out = memory.subscribe_output(&room).await.unwrap();
         slow.snapshots_take(delay);
         Slow::next_call(&slow.snapshots).await;
@@ -366,7 +376,11 @@ async fn a_slow_background_snapshot_never_lands_after_the_final_one() {
 
         tokio::time::sleep(delay * 2).await;
         let (_, snapshot) = stored_snapshot(&memory, &room).await.unwrap();
-        assert_eq!(snapshot.game.tick(), last, "an older snapshot landed after the final one ({delay:?})");
+        assert_eq!(
+            snapshot.game.tick(),
+            last,
+            "an older snapshot landed after the final one ({delay:?}, sent late: {sent_late})"
+        );
     }
 }
 

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use snakepit_bus::{Backend, PlayerId, RoomId, ScoreEntry, SnapshotWrite};
+use snakepit_bus::{Backend, PlayerId, RoomId, ScoreEntry, SnapshotSave, SnapshotWrite};
 use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::{Instant, timeout};
@@ -90,7 +90,8 @@ impl Effects {
     /// not written).
     fn snapshot_outcome(&self, written: Option<Written>, epoch: u64) -> Outcome {
         match written.flatten() {
-            Some(SnapshotWrite::Saved) => Outcome::SnapshotSaved,
+            // Outdated: a later snapshot of the room's is stored.
+            Some(SnapshotWrite::Saved | SnapshotWrite::Outdated) => Outcome::SnapshotSaved,
             Some(SnapshotWrite::Lost) => Outcome::SnapshotRefused(epoch),
             Some(SnapshotWrite::Missing) => {
                 debug!(room = %self.room, "snapshot not saved: nobody holds the lease");
@@ -244,6 +245,13 @@ impl<B: Backend> Room<B> {
         }
     }
 
+    /// The room's state, to write under its lease as its next snapshot.
+    fn snapshot_save(&mut self) -> Option<SnapshotSave> {
+        let data = self.snapshot()?.into();
+        self.snapshot_seq += 1;
+        Some(SnapshotSave { lease: self.lease.borrow().clone(), seq: self.snapshot_seq, data })
+    }
+
     /// Writes a snapshot in the background. Refused because another owner
     /// holds the room: the room stops. Not written for any other reason:
     /// the room goes on, and saves again next time (a lease that vanished
@@ -258,10 +266,9 @@ impl<B: Backend> Room<B> {
         self.dirty = false;
         self.urgent = false;
         self.chores.snapshot_started(Instant::now());
-        let Some(bytes) = self.snapshot() else { return };
-        let lease = self.lease.borrow().clone();
-        let epoch = lease.epoch;
-        let written = self.env.snapshots.save(lease, bytes.into());
+        let Some(save) = self.snapshot_save() else { return };
+        let epoch = save.lease.epoch;
+        let written = self.env.snapshots.save(save);
         self.effects.snapshot_sent(written, epoch);
     }
 
@@ -282,9 +289,8 @@ impl<B: Backend> Room<B> {
                 return exit;
             }
         }
-        let Some(bytes) = self.snapshot() else { return RoomExit::HandedOver };
-        let lease = self.lease.borrow().clone();
-        match self.env.backend.save_snapshot(&lease, bytes.into()).await {
+        let Some(save) = self.snapshot_save() else { return RoomExit::HandedOver };
+        match self.env.backend.save_snapshot(save).await {
             Ok(SnapshotWrite::Saved) => {}
             Ok(outcome) => warn!(room = %self.id, ?outcome, "final snapshot not saved"),
             Err(e) => warn!(room = %self.id, error = %e, "final snapshot not saved"),

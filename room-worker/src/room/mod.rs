@@ -73,6 +73,9 @@ pub struct Room<B> {
     empty_since: Option<Instant>,
     /// Something changed since the last snapshot.
     dirty: bool,
+    /// Snapshots written so far (each under the current lease is fenced
+    /// from landing over a later one).
+    snapshot_seq: u64,
     /// A score, a birth or a death since the last snapshot: a player would
     /// see it undone if the process died now, so the next snapshot goes
     /// out at once rather than at the interval.
@@ -162,6 +165,7 @@ impl<B: Backend> Room<B> {
             writer: FrameWriter::default(),
             empty_since: None,
             dirty: true,
+            snapshot_seq: 0,
             urgent: false,
             alive_reported: 0,
             hold_until: None,
