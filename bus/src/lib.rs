@@ -10,6 +10,7 @@
 //! `redis-server` serve the tests of the crates above.
 
 pub mod backend;
+pub mod batches;
 #[cfg(feature = "test-support")]
 pub mod contract;
 pub mod envelope;

@@ -380,6 +380,40 @@ impl RedisBackend {
         groups.into_iter().collect()
     }
 
+    /// Calls `script` once per slot of `keys` (once in all on a single
+    /// Redis), all at once; `args` adds each call's keys and arguments for
+    /// its members (their index among `keys`, and the key). Each key's
+    /// answer, in the order of `keys`: `None` where its slot did not answer
+    /// (its shard is away). An error only if no slot answered.
+    async fn script_per_slot(
+        &self,
+        script: &Script,
+        keys: impl Iterator<Item = String>,
+        args: impl Fn(&mut redis::ScriptInvocation<'_>, &[(usize, String)]),
+    ) -> Result<Vec<Option<i64>>, BusError> {
+        let groups = self.by_slot(keys);
+        let calls = join_all(groups.iter().map(|(_, members)| {
+            let mut call = script.prepare_invoke();
+            args(&mut call, members);
+            let mut conn = self.conn();
+            async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
+        }))
+        .await;
+        if let Some(Err(e)) = calls.iter().find(|c| c.is_err())
+            && calls.iter().all(Result::is_err)
+        {
+            return Err(BusError::Unavailable(e.to_string()));
+        }
+        let mut answers = vec![None; groups.iter().map(|(_, members)| members.len()).sum()];
+        for ((_, members), answered) in groups.iter().zip(calls) {
+            let Ok(answered) = answered else { continue };
+            for (&(i, _), a) in members.iter().zip(answered) {
+                answers[i] = Some(a);
+            }
+        }
+        Ok(answers)
+    }
+
     /// `PUBLISH`, or `SPUBLISH` (sharded) on a cluster.
     fn publish_command(&self) -> &'static str {
         if self.is_cluster() { "SPUBLISH" } else { "PUBLISH" }
@@ -702,37 +736,25 @@ impl Ownership for RedisBackend {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
-        // One script call per slot (one in all on a single Redis), at once.
-        let groups = self.by_slot(leases.iter().map(|l| self.keys.lease(&l.room)));
-        let calls = join_all(groups.iter().map(|(_, members)| {
-            let mut call = RENEW_LEASES.prepare_invoke();
-            call.arg(ttl.as_millis() as u64);
-            for &(i, ref key) in members {
-                call.key(key).arg(lease_value(&leases[i]));
-            }
-            let mut conn = self.conn();
-            async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
-        }))
-        .await;
+        let answers = self
+            .script_per_slot(&RENEW_LEASES, leases.iter().map(|l| self.keys.lease(&l.room)), |call, members| {
+                call.arg(ttl.as_millis() as u64);
+                for &(i, ref key) in members {
+                    call.key(key).arg(lease_value(&leases[i]));
+                }
+            })
+            .await?;
         // A slot that did not answer (its shard is away) leaves its leases
         // unknown; the others are renewed all the same.
-        if let Some(Err(e)) = calls.iter().find(|c| c.is_err())
-            && calls.iter().all(Result::is_err)
-        {
-            return Err(BusError::Unavailable(e.to_string()));
-        }
-        let mut states = vec![LeaseState::Unknown; leases.len()];
-        for ((_, members), held) in groups.iter().zip(calls) {
-            let Ok(held) = held else { continue };
-            for (&(i, _), h) in members.iter().zip(held) {
-                states[i] = match h {
-                    1 => LeaseState::Held,
-                    0 => LeaseState::Lost,
-                    _ => LeaseState::Missing,
-                };
-            }
-        }
-        Ok(states)
+        Ok(answers
+            .into_iter()
+            .map(|a| match a {
+                Some(1) => LeaseState::Held,
+                Some(0) => LeaseState::Lost,
+                Some(_) => LeaseState::Missing,
+                None => LeaseState::Unknown,
+            })
+            .collect())
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), BusError> {
@@ -757,41 +779,28 @@ impl Ownership for RedisBackend {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        // One script call per slot (one in all on a single Redis), at once.
-        let groups = self.by_slot(writes.iter().map(|w| self.keys.lease(&w.lease.room)));
-        let calls = join_all(groups.iter().map(|(_, members)| {
-            let mut call = SAVE_SNAPSHOTS.prepare_invoke();
-            call.arg(SNAPSHOT_TTL_MS);
-            for &(i, ref key) in members {
-                let SnapshotSave { lease, seq, data } = &writes[i];
-                call.key(key).key(self.keys.snapshot(&lease.room));
-                call.arg(lease_value(lease)).arg(lease.epoch).arg(seq).arg(data.as_ref());
-            }
-            let mut conn = self.conn();
-            async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
-        }))
-        .await;
+        let answers = self
+            .script_per_slot(&SAVE_SNAPSHOTS, writes.iter().map(|w| self.keys.lease(&w.lease.room)), |call, members| {
+                call.arg(SNAPSHOT_TTL_MS);
+                for &(i, ref key) in members {
+                    let SnapshotSave { lease, seq, data } = &writes[i];
+                    call.key(key).key(self.keys.snapshot(&lease.room));
+                    call.arg(lease_value(lease)).arg(lease.epoch).arg(seq).arg(data.as_ref());
+                }
+            })
+            .await?;
         // A slot that did not answer (its shard is away) leaves its
         // snapshots unwritten as far as anyone knows; the others stand.
-        if let Some(Err(e)) = calls.iter().find(|c| c.is_err())
-            && calls.iter().all(Result::is_err)
-        {
-            return Err(BusError::Unavailable(e.to_string()));
-        }
-        let mut outcomes = vec![None; writes.len()];
-        for ((_, members), saved) in groups.iter().zip(calls) {
-            let Ok(saved) = saved else { continue };
-            for (&(i, _), s) in members.iter().zip(saved) {
-                outcomes[i] = match s {
-                    1 => Some(SnapshotWrite::Saved),
-                    2 => Some(SnapshotWrite::Outdated),
-                    -1 => Some(SnapshotWrite::Missing),
-                    0 => Some(SnapshotWrite::Lost),
-                    _ => None,
-                };
-            }
-        }
-        Ok(outcomes)
+        Ok(answers
+            .into_iter()
+            .map(|a| match a? {
+                1 => Some(SnapshotWrite::Saved),
+                2 => Some(SnapshotWrite::Outdated),
+                -1 => Some(SnapshotWrite::Missing),
+                0 => Some(SnapshotWrite::Lost),
+                _ => None,
+            })
+            .collect())
     }
 
     async fn load_snapshot(&self, room: &RoomId) -> Result<Option<(u64, Bytes)>, BusError> {

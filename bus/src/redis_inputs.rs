@@ -19,11 +19,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::timeout;
 
 use crate::backend::BusError;
 use crate::redis_backend::publish_cmd;
@@ -84,47 +82,17 @@ impl InputBatcher {
     }
 }
 
-async fn run<C: Fn() -> Commands + Sync>(
-    mut rx: mpsc::Receiver<Pending>,
-    conn: C,
-    command: &'static str,
-    cluster: bool,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut inflight = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            biased;
-            Some(()) = inflight.next(), if !inflight.is_empty() => {}
-            // No cap on the pipelines under way: one for a frozen shard
-            // must not hold up the others' (they end with the response
-            // timeout), and what is under way is bounded by the
-            // publishers, each waiting for its input.
-            got = rx.recv_many(&mut batch, BATCH) => {
-                if got == 0 {
-                    break;
-                }
-                // What comes within the linger goes along; pipelines under
-                // way are answered meanwhile.
-                let linger = sleep_until(Instant::now() + LINGER);
-                tokio::pin!(linger);
-                while batch.len() < BATCH {
-                    let room = BATCH - batch.len();
-                    tokio::select! {
-                        biased;
-                        Some(()) = inflight.next(), if !inflight.is_empty() => {}
-                        got = rx.recv_many(&mut batch, room) => if got == 0 { break },
-                        () = &mut linger => break,
-                    }
-                }
-                for (pipe, waiting) in pipelines(&mut batch, command, cluster) {
-                    let mut conn = conn();
-                    inflight.push(async move { answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await) });
-                }
-            }
-        }
-    }
-    while inflight.next().await.is_some() {}
+async fn run<C: Fn() -> Commands + Sync>(rx: mpsc::Receiver<Pending>, conn: C, command: &'static str, cluster: bool) {
+    crate::batches::serve(rx, BATCH, Some(LINGER), |batch| {
+        pipelines(batch, command, cluster)
+            .into_iter()
+            .map(|(pipe, waiting)| {
+                let mut conn = conn();
+                async move { answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await) }
+            })
+            .collect()
+    })
+    .await;
 }
 
 /// The batch's inputs as pipelines, one per slot (one in all on a single

@@ -20,8 +20,6 @@
 
 use std::collections::HashMap;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use snakepit_bus::{Ownership, SnapshotSave, SnapshotWrite};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
@@ -75,30 +73,17 @@ impl SnapshotWriter {
     }
 }
 
-async fn run<B: Ownership>(backend: B, mut rx: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut inflight = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            biased;
-            Some(()) = inflight.next(), if !inflight.is_empty() => {}
-            got = rx.recv_many(&mut batch, BATCH) => {
-                if got == 0 {
-                    break;
-                }
-                // By part of the store; a room that gave up on its
-                // snapshot wants it left unwritten.
-                let mut parts: HashMap<u16, Vec<Job>> = HashMap::new();
-                for job in batch.drain(..).filter(|job| !job.reply.is_closed()) {
-                    parts.entry(backend.snapshot_part(&job.save.lease.room)).or_default().push(job);
-                }
-                for jobs in parts.into_values() {
-                    inflight.push(write(backend.clone(), jobs));
-                }
-            }
+async fn run<B: Ownership>(backend: B, rx: mpsc::Receiver<Job>) {
+    snakepit_bus::batches::serve(rx, BATCH, None, |batch| {
+        // By part of the store; a room that gave up on its snapshot wants
+        // it left unwritten.
+        let mut parts: HashMap<u16, Vec<Job>> = HashMap::new();
+        for job in batch.drain(..).filter(|job| !job.reply.is_closed()) {
+            parts.entry(backend.snapshot_part(&job.save.lease.room)).or_default().push(job);
         }
-    }
-    while inflight.next().await.is_some() {}
+        parts.into_values().map(|jobs| write(backend.clone(), jobs)).collect()
+    })
+    .await;
 }
 
 /// Writes one part's batch and tells each room what became of its
