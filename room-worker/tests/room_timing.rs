@@ -316,6 +316,27 @@ async fn a_lost_lease_stops_the_room_at_once_and_nothing_lands_after() {
     assert_eq!(stored_tick(&memory, &room).await, saved, "a snapshot landed after the lease was lost");
 }
 
+/// A snapshot held up on its way (sent late) while the room moves to
+/// another worker, which writes its own: the room stops when its lease is
+/// lost, and its late snapshot, landing after, is refused by the lease:
+/// the new owner's snapshot stays.
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_held_up_on_its_way_never_lands_over_the_new_owners() {
+    let (memory, slow, room, running) = snapshotting("moved").await;
+    slow.sent_late.store(true, Ordering::SeqCst);
+    slow.snapshots_take(Duration::from_secs(1));
+    Slow::next_call(&slow.snapshots).await;
+    let old = running.lease.borrow().clone();
+    memory.release_lease(&old).await.unwrap();
+    let new = common::lease(&memory, &room, "w2").await;
+    let (_, data) = memory.load_snapshot(&room).await.unwrap().unwrap();
+    memory.save_snapshot(SnapshotSave { lease: new.clone(), seq: 1, data: data.clone() }).await.unwrap();
+    running.control.lost.cancel();
+    assert_eq!(running.task.await.unwrap(), RoomExit::LeaseLost);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(memory.load_snapshot(&room).await.unwrap(), Some((new.epoch, data)), "the late snapshot landed");
+}
+
 /// A snapshot refused because a newer epoch holds the room stops the room,
 /// at the first snapshot after the takeover, and its successor's snapshot
 /// stays as it wrote it.
@@ -356,7 +377,9 @@ async fn a_snapshot_refused_by_a_newer_epoch_stops_the_room() {
 /// final one (the tick the room stopped at). Either way: the background
 /// one answers within the wait (1 s), or does not and is given up (10 s);
 /// and whether it was written at once and answered late, or held up on
-/// its way and written late (the store then refuses it as outdated).
+/// its way and written late (the store then refuses it as outdated: the
+/// case of 10 s sent late is the one that needs that fence; given up after
+/// 3 s, it lands after the final one).
 #[tokio::test(start_paused = true)]
 async fn a_slow_background_snapshot_never_lands_after_the_final_one() {
     for (delay, sent_late) in [(1, false), (10, false), (1, true), (10, true)] {

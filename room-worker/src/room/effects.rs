@@ -90,8 +90,15 @@ impl Effects {
     /// not written).
     fn snapshot_outcome(&self, written: Option<Written>, epoch: u64) -> Outcome {
         match written.flatten() {
-            // Outdated: a later snapshot of the room's is stored.
-            Some(SnapshotWrite::Saved | SnapshotWrite::Outdated) => Outcome::SnapshotSaved,
+            Some(SnapshotWrite::Saved) => Outcome::SnapshotSaved,
+            // A later snapshot of this lease is stored, though the room
+            // has one under way at a time and gives up any it stops
+            // waiting for: its count is behind the store's. Loud, and the
+            // changes are still to be saved.
+            Some(SnapshotWrite::Outdated) => {
+                warn!(room = %self.room, epoch, "snapshot refused as outdated: a later one of this lease is stored");
+                Outcome::SnapshotNotSaved
+            }
             Some(SnapshotWrite::Lost) => Outcome::SnapshotRefused(epoch),
             Some(SnapshotWrite::Missing) => {
                 debug!(room = %self.room, "snapshot not saved: nobody holds the lease");
