@@ -180,7 +180,8 @@ impl Effects {
     }
 
     /// Aborts the effects of `kinds`. A snapshot is given up: left out if
-    /// the writer has not sent it yet (one sent is fenced by the lease).
+    /// the writer has not sent it yet (one sent is fenced in the store by
+    /// the lease and by its place among the lease's snapshots).
     fn abort(&mut self, kinds: &[Kind]) {
         if kinds.contains(&Kind::Snapshot) {
             self.snapshot = None;
