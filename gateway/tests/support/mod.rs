@@ -322,11 +322,22 @@ impl Client {
     }
 
     /// Steers `id` until at least ten free cells lie ahead, so the snake
-    /// survives a while with nobody steering it.
+    /// survives a while with nobody steering it (joining again should it
+    /// die). A crowded field, or a client behind the server on a loaded
+    /// machine (its turns decided on stale frames), may offer no such run
+    /// for a while: after 100 ticks, seven cells do, after 200, five.
     pub async fn head_for_open_space(&mut self, id: &str) {
-        for _ in 0..100 {
+        for tick in 0..300 {
             self.steer_tick(id).await;
-            if self.view.run_ahead(id) >= 10 {
+            if self.view.head(id).is_none() {
+                continue;
+            }
+            let wanted = match tick {
+                0..100 => 10,
+                100..200 => 7,
+                _ => 5,
+            };
+            if self.view.run_ahead(id) >= wanted {
                 return;
             }
             let (key, _) = self.view.perpendicular_turn(id);
