@@ -27,8 +27,8 @@ use tracing::{error, warn};
 /// Snapshots waiting, across all rooms of a worker.
 const QUEUE: usize = 8192;
 /// Snapshots taken from the queue at once: a single Redis runs each part's
-/// as one script, which holds up its other clients while it runs (64 full
-/// rooms' snapshots are about 200 KB).
+/// as one script, which holds up its other clients while it runs: a batch
+/// is kept to a few dozen rooms' snapshots.
 const BATCH: usize = 64;
 
 /// What became of a snapshot: `None` if it was not written (the store did
