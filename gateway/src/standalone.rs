@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::TryFutureExt;
 use prometheus::Registry;
 use snakepit_bus::MemoryBackend;
 use snakepit_room_worker::room::RoomConfig;
-use snakepit_room_worker::{Host, HostConfig, WorkerMetrics};
+use snakepit_room_worker::{Host, HostConfig, HostFailed, WorkerMetrics};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,8 @@ pub enum StandaloneError {
     Metrics(#[from] prometheus::Error),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
+    #[error("rooms: {0}")]
+    Rooms(#[from] HostFailed),
 }
 
 /// Serves the whole game on `listener` until `shutdown`.
@@ -85,16 +88,23 @@ pub async fn serve_with_registry(
         worker_metrics,
     );
     let rooms_stop = CancellationToken::new();
-    let rooms = tokio::spawn(host.run(rooms_stop.clone()));
+    // Rooms that fail (see `Host::run`) stop the whole process: a game
+    // server without its game.
+    let stop_all = shutdown.clone();
+    let rooms = tokio::spawn(host.run(rooms_stop.clone()).inspect_err(move |_| stop_all.cancel()));
     // Drained like a cluster gateway: its players' snakes park, and they
     // may resume on this process once it is back (the rooms are gone by
     // then, but the client starts over by itself).
     let served = crate::run(listener, state, shutdown, config.drain).await;
     rooms_stop.cancel();
-    let _ = tokio::time::timeout(config.drain.grace, rooms).await;
+    let rooms = tokio::time::timeout(config.drain.grace, rooms).await;
     // The rooms have stopped: the last game's scores are in the store.
     if let Some(scores) = scores {
         scores.finish().await;
     }
-    Ok(served?)
+    served?;
+    match rooms {
+        Ok(Ok(Err(failed))) => Err(failed.into()),
+        _ => Ok(()),
+    }
 }

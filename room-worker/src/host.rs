@@ -27,19 +27,25 @@
 //! the room is taken over from its last good one.
 //!
 //! On shutdown it withdraws, lets every room write a final snapshot,
-//! releases the leases and tells the other workers, which take over.
+//! releases the leases and tells the other workers, which take over. It
+//! does the same, and then reports a failure, if one of the tasks its rooms
+//! need (the publisher, the snapshot writer) ends: rooms that can no longer
+//! publish or save would otherwise run on, holding their leases, with no
+//! player seeing them and nobody taking them over.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use snakepit_bus::{Backend, Lease, LeaseState, Notice, RoomId, Subscription};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::claim::{Claimed, Claimer};
 use crate::gateways::Gateways;
@@ -48,7 +54,7 @@ use crate::publisher::Publisher;
 use crate::rendezvous;
 use crate::room::{RoomConfig, RoomControl, RoomEnv, RoomExit, TickGrid};
 use crate::snapshot_writer::SnapshotWriter;
-use crate::supervise::{Panicked, supervise};
+use crate::supervise::{Helper, Panicked, supervise};
 
 /// Claims under way at once: enough to take over a dead worker's rooms in
 /// a few rounds, few enough not to flood the backend meanwhile.
@@ -79,6 +85,18 @@ struct Running {
 /// How a room task ended: it returned, or it panicked.
 type RoomEnd = (RoomId, Result<RoomExit, Panicked>);
 
+/// A task the rooms need, by name, resolving when it ends.
+type Named = std::pin::Pin<Box<dyn std::future::Future<Output = (&'static str, Result<(), Panicked>)> + Send>>;
+
+/// The host stopped on its own: a task its rooms need ended. Its rooms
+/// were handed over; the process should exit (and be restarted).
+#[derive(Debug, thiserror::Error)]
+#[error("the worker's {task} stopped ({})", .panic.as_ref().map_or("it returned", |p| p.message.as_str()))]
+pub struct HostFailed {
+    pub task: &'static str,
+    pub panic: Option<Panicked>,
+}
+
 pub struct Host<B> {
     backend: B,
     config: HostConfig,
@@ -88,6 +106,9 @@ pub struct Host<B> {
     env: Arc<RoomEnv<B>>,
     rooms: HashMap<RoomId, Running>,
     tracker: TaskTracker,
+    /// The publisher and the snapshot writer: while the host runs, their
+    /// end is a failure (see the module's docs).
+    helpers: FuturesUnordered<Named>,
     ended_tx: mpsc::UnboundedSender<RoomEnd>,
     ended_rx: mpsc::UnboundedReceiver<RoomEnd>,
     /// Rooms to claim, fullest first, from the last directory scan.
@@ -124,12 +145,18 @@ impl<B: Backend> Host<B> {
     pub fn new(backend: B, config: HostConfig, metrics: WorkerMetrics) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let gateways = Gateways::default();
+        let (publisher, published) = Publisher::spawn(backend.clone(), metrics.clone());
+        let (snapshots, written) = SnapshotWriter::spawn(backend.clone());
+        let helpers = FuturesUnordered::new();
+        for (name, task) in [("publisher", published), ("snapshot writer", written)] {
+            helpers.push(named(name, task));
+        }
         let env = Arc::new(RoomEnv {
             backend: backend.clone(),
             config: config.room.clone(),
             metrics: metrics.clone(),
-            publisher: Publisher::spawn(backend.clone(), metrics.clone()),
-            snapshots: SnapshotWriter::spawn(backend.clone()),
+            publisher,
+            snapshots,
             gateways: gateways.clone(),
             ticks: TickGrid::new(),
         });
@@ -140,6 +167,7 @@ impl<B: Backend> Host<B> {
             env,
             rooms: HashMap::new(),
             tracker: TaskTracker::new(),
+            helpers,
             ended_tx,
             ended_rx,
             to_claim: VecDeque::new(),
@@ -163,8 +191,10 @@ impl<B: Backend> Host<B> {
         self.announced.clone()
     }
 
-    /// Runs until `shutdown`, then hands every room over.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Runs until `shutdown`, then hands every room over. Hands them over
+    /// too, and fails, if a task the rooms need ends first.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), HostFailed> {
+        let mut failed = None;
         let mut notices = None;
         let mut rounds = tokio::time::interval(self.config.round_every);
         rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -191,6 +221,12 @@ impl<B: Backend> Host<B> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                Some((task, end)) = self.helpers.next() => {
+                    let failure = HostFailed { task, panic: end.err() };
+                    error!(error = %failure, "handing every room over and stopping");
+                    failed = Some(failure);
+                    break;
+                }
                 _ = rounds.tick() => self.round().await,
                 Some((room, end)) = self.ended_rx.recv() => match end {
                     Ok(exit) => self.ended(room, exit).await,
@@ -212,6 +248,7 @@ impl<B: Backend> Host<B> {
             }
         }
         self.hand_over().await;
+        failed.map_or(Ok(()), Err)
     }
 
     async fn round(&mut self) {
@@ -576,4 +613,8 @@ impl<B: Backend> Host<B> {
         }
         info!("host stopped");
     }
+}
+
+fn named(name: &'static str, task: Helper) -> Named {
+    Box::pin(async move { (name, task.await) })
 }

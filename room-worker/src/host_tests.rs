@@ -97,7 +97,7 @@ async fn a_large_failover_never_lets_the_survivors_leases_lapse() {
         assert!(lapsed.is_empty(), "{} leases lapsed, such as {:?}", lapsed.len(), lapsed.first());
     }
     stop.cancel();
-    host.await.unwrap();
+    host.await.unwrap().unwrap();
 }
 
 /// Rooms that rendezvous hashing gives this worker but whose lease a live
@@ -129,7 +129,7 @@ async fn sticky_rooms_cost_no_acquire_per_round() {
     assert_eq!(acquired.iter().filter(|r| sticky.contains(r)).count(), 0, "acquires of held rooms");
     assert_eq!(acquired.len(), free.len());
     stop.cancel();
-    host.await.unwrap();
+    host.await.unwrap().unwrap();
 }
 
 /// Panics the first time a room retires itself: a room task that panics
@@ -145,6 +145,64 @@ impl Hook for PanicOnce {
         }
         async { Ok(()) }
     }
+}
+
+/// Panics the first snapshot write: the snapshot writer's, as rooms write
+/// their first snapshots through it.
+#[derive(Clone, Default)]
+struct PanicFirstSnapshot(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Hook for PanicFirstSnapshot {
+    fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send {
+        if matches!(call, Call::SaveSnapshot(_)) && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("the snapshot writer's call panicked");
+        }
+        async { Ok(()) }
+    }
+}
+
+/// A worker whose snapshot writer dies cannot keep its rooms safe: it must
+/// not run them on, holding their leases with nothing saved. It hands
+/// every room over with a final snapshot (written by the room itself),
+/// withdraws, and fails; the other worker takes every room over from
+/// those snapshots.
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_snapshot_writer_dies_hands_its_rooms_over_and_fails() {
+    let memory = MemoryBackend::new();
+    let with_snapshots = |worker| {
+        let mut config = config(worker);
+        config.room.snapshot_every = Some(Duration::from_millis(500));
+        config
+    };
+    let stop = CancellationToken::new();
+    let (a, b) = (
+        Host::new(Intercepted::new(memory.clone(), PanicFirstSnapshot::default()), with_snapshots("a"), metrics()),
+        Host::new(memory.clone(), with_snapshots("b"), metrics()),
+    );
+    let (a_announced, b_announced) = (a.announced(), b.announced());
+    let (a, b) = (tokio::spawn(a.run(stop.clone())), tokio::spawn(b.run(stop.clone())));
+    a_announced.cancelled().await;
+    b_announced.cancelled().await;
+    // New rooms: rendezvous gives some to each; `a`'s writer dies on its
+    // rooms' first snapshots.
+    let rooms: Vec<RoomId> = (0..20).map(|i| room(&format!("sw-{i}"))).collect();
+    let live = ["a".to_string(), "b".to_string()];
+    assert!(rooms.iter().any(|r| rendezvous::owner(r, &live) == Some("a")));
+    for r in &rooms {
+        memory.ensure_room(r, 10).await.unwrap();
+        memory.publish_notice(Notice::RoomCreated(r.clone())).await.unwrap();
+    }
+    let failed = tokio::time::timeout(Duration::from_secs(30), a).await.expect("a stops by itself").unwrap();
+    let failed = failed.expect_err("a's run fails");
+    assert_eq!(failed.task, "snapshot writer");
+    assert!(failed.panic.unwrap().message.contains("the snapshot writer's call panicked"));
+    assert!(!memory.live_workers().await.unwrap().contains(&"a".to_string()), "a withdrew");
+    eventually(Duration::from_secs(2), "b runs every room again", || holds_all(&memory, "b", &rooms)).await;
+    for r in &rooms {
+        assert!(memory.load_snapshot(r).await.unwrap().is_some(), "{r} has no snapshot");
+    }
+    stop.cancel();
+    b.await.unwrap().unwrap();
 }
 
 /// A room task that panics: the host must hear of it and let the room go,
@@ -181,7 +239,7 @@ async fn a_panicked_room_is_released_and_taken_over() {
     assert!(epochs[1] > epochs[0] && epochs[0] > old.epoch, "{epochs:?}");
     assert!(m.room_panics.get() >= 1);
     stop.cancel();
-    host.await.unwrap();
+    host.await.unwrap().unwrap();
 }
 
 /// Counts the snapshot writes.
@@ -244,7 +302,7 @@ async fn a_room_writes_again_what_the_store_lost() {
     })
     .await;
     stop.cancel();
-    host.await.unwrap();
+    host.await.unwrap().unwrap();
 }
 
 /// The rooms of each worker, by their lease.
@@ -259,7 +317,7 @@ async fn held_by(b: &MemoryBackend, rooms: &[RoomId], worker: &str) -> Vec<RoomI
 async fn a_and_b_share(
     prefix: &str,
     n: usize,
-) -> (MemoryBackend, Vec<RoomId>, CancellationToken, WorkerMetrics, JoinHandle<()>, JoinHandle<()>) {
+) -> (MemoryBackend, Vec<RoomId>, CancellationToken, WorkerMetrics, JoinHandle<Result<(), crate::HostFailed>>, JoinHandle<Result<(), crate::HostFailed>>) {
     let memory = MemoryBackend::new();
     let rooms: Vec<RoomId> = (0..n).map(|i| room(&format!("{prefix}-{i}"))).collect();
     for r in &rooms {
@@ -297,7 +355,7 @@ async fn a_gone_workers_rooms_are_taken_over_before_its_leases_run_out() {
     assert_eq!(m.workers_gone.get(), 1);
     assert!(!memory.live_workers().await.unwrap().contains(&"b".to_string()), "withdrawn");
     stop.cancel();
-    a.await.unwrap();
+    a.await.unwrap().unwrap();
 }
 
 /// A worker dies and its replacement starts at once (as a new pod would):
@@ -324,8 +382,8 @@ async fn a_replacement_takes_its_share_of_a_gone_workers_rooms_at_once() {
     assert!(took < Duration::from_secs(1), "{} rooms reached the replacement after {took:?}", for_c.len());
     assert!(held_by(&memory, &rooms, "b").await.is_empty());
     stop.cancel();
-    a.await.unwrap();
-    c.await.unwrap();
+    a.await.unwrap().unwrap();
+    c.await.unwrap().unwrap();
 }
 
 /// The store restarts (the host's own subscription link breaks) and a live
@@ -351,7 +409,7 @@ async fn a_link_break_makes_nobody_gone() {
     assert_eq!(m.workers_gone.get(), 0, "a live worker was taken for dead after a link break");
     assert!(memory.live_workers().await.unwrap().contains(&"c".to_string()), "c was withdrawn");
     stop.cancel();
-    a.await.unwrap();
+    a.await.unwrap().unwrap();
 }
 
 /// A burst of new rooms, each with its notice, queued before the host
@@ -378,5 +436,5 @@ async fn a_burst_of_new_rooms_costs_a_few_directory_reads() {
     let listed = backend.hook.log().listed - before;
     assert!(listed <= 10, "{listed} reads of the directory for 200 new rooms");
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
 }

@@ -18,7 +18,7 @@ pub mod snapshot;
 pub mod snapshot_writer;
 pub mod supervise;
 
-pub use host::{Host, HostConfig};
+pub use host::{Host, HostConfig, HostFailed};
 pub use metrics::WorkerMetrics;
 
 pub use snakepit_game::{Game, GameSettings, RoomConfig};

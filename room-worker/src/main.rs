@@ -123,12 +123,22 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(
         axum::serve(listener, app(http)).with_graceful_shutdown(http_stop.clone().cancelled_owned()).into_future(),
     );
-    let host_task = tokio::spawn(host.run(shutdown.clone()));
-    shutdown.cancelled().await;
-    if tokio::time::timeout(grace, host_task).await.is_err() {
-        tracing::warn!("rooms not handed over within the grace period");
-    }
+    let mut host_task = tokio::spawn(host.run(shutdown.clone()));
+    // The host ends by itself only when it failed (its rooms handed over):
+    // the process exits with an error, to be restarted.
+    let ended = tokio::select! {
+        ended = &mut host_task => Some(ended),
+        () = shutdown.cancelled() => tokio::time::timeout(grace, host_task).await.ok(),
+    };
     http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
-    Ok(())
+    match ended {
+        None => {
+            tracing::warn!("rooms not handed over within the grace period");
+            Ok(())
+        }
+        Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(failed))) => Err(failed.into()),
+        Some(Err(e)) => Err(anyhow::anyhow!("the host task ended: {e}")),
+    }
 }

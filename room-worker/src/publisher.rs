@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::metrics::WorkerMetrics;
+use crate::supervise::{Helper, helper};
 
 /// Frames waiting for the bus, across all rooms of a worker.
 const QUEUE: usize = 8192;
@@ -30,10 +31,10 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the publishing task; it ends when every `Publisher` is gone.
-    pub fn spawn<B: Bus>(bus: B, metrics: WorkerMetrics) -> Self {
+    pub fn spawn<B: Bus>(bus: B, metrics: WorkerMetrics) -> (Self, Helper) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(bus, rx, metrics.clone()));
-        Self { tx, metrics }
+        let task = helper(run(bus, rx, metrics.clone()));
+        (Self { tx, metrics }, task)
     }
 
     /// Queues a frame; never waits.

@@ -24,6 +24,8 @@ use snakepit_bus::{Ownership, SnapshotSave, SnapshotWrite};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
+use crate::supervise::{Helper, helper};
+
 /// Snapshots waiting, across all rooms of a worker.
 const QUEUE: usize = 8192;
 /// Snapshots taken from the queue at once: a single Redis runs each part's
@@ -48,10 +50,10 @@ pub struct SnapshotWriter {
 impl SnapshotWriter {
     /// Starts the writing task; it ends when every `SnapshotWriter` is
     /// gone and the writes under way are answered.
-    pub fn spawn<B: Ownership>(backend: B) -> Self {
+    pub fn spawn<B: Ownership>(backend: B) -> (Self, Helper) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(backend, rx));
-        Self { tx }
+        let task = helper(run(backend, rx));
+        (Self { tx }, task)
     }
 
     /// Queues a snapshot; never waits. What became of it comes on the
@@ -137,7 +139,7 @@ mod tests {
         let backend = MemoryBackend::new();
         let (kept, dropped) = (lease(&backend, "kept").await, lease(&backend, "dropped").await);
         // The writer's task has not run yet (one thread): both are queued.
-        let writer = SnapshotWriter::spawn(backend.clone());
+        let (writer, _task) = SnapshotWriter::spawn(backend.clone());
         let written = writer.save(save(&kept, b"kept"));
         drop(writer.save(save(&dropped, b"dropped")));
         assert_eq!(written.await.unwrap(), Some(SnapshotWrite::Saved));

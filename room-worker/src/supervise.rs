@@ -3,11 +3,23 @@
 //! its lease, so that nobody ever took the room over.
 
 use std::future::Future;
+use std::pin::Pin;
 
 /// A supervised task panicked (or was cancelled by the runtime).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Panicked {
     pub message: String,
+}
+
+/// A worker-wide task its rooms need while they run (the publisher, the
+/// snapshot writer), supervised: it resolves only if the task ends, which
+/// it does not while anyone can hand it work, so its end is a failure of
+/// the worker (see `Host::run`).
+pub type Helper = Pin<Box<dyn Future<Output = Result<(), Panicked>> + Send>>;
+
+/// Starts `task` as a [`Helper`].
+pub fn helper(task: impl Future<Output = ()> + Send + 'static) -> Helper {
+    Box::pin(supervise(task))
 }
 
 /// Runs `task` in its own task, started at once, and returns its output,

@@ -46,7 +46,7 @@ async fn stopped(port: u16) {
 async fn a_silent_shard_holds_up_only_its_own_rooms_snapshots() {
     let cluster = TestRedisCluster::start();
     let backend = RedisBackend::connect_cluster(&cluster.urls(), PREFIX).await.expect("connect to the cluster");
-    let writer = SnapshotWriter::spawn(backend.clone());
+    let (writer, _task) = SnapshotWriter::spawn(backend.clone());
     // Three rooms on each master, their leases held.
     let mut leases = Vec::new();
     for master in cluster.masters() {

@@ -61,14 +61,14 @@ pub async fn start<B: Backend>(
 ) -> Running {
     let seed = if snapshot.is_some() { 8 } else { 7 };
     let (lease_tx, lease_rx) = watch::channel(lease);
-    let publisher = Publisher::spawn(backend.clone(), metrics.clone());
+    let (publisher, _published) = Publisher::spawn(backend.clone(), metrics.clone());
     let gateways = Gateways::default();
     let env = RoomEnv {
         backend: backend.clone(),
         config,
         metrics,
         publisher,
-        snapshots: SnapshotWriter::spawn(backend.clone()),
+        snapshots: SnapshotWriter::spawn(backend.clone()).0,
         gateways: gateways.clone(),
         ticks: TickGrid::new(),
     };
