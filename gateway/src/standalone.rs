@@ -41,9 +41,12 @@ pub enum StandaloneError {
     Io(#[from] std::io::Error),
     #[error("rooms: {0}")]
     Rooms(#[from] HostFailed),
+    #[error("the rooms' task ended: {0}")]
+    RoomsTask(String),
 }
 
-/// Serves the whole game on `listener` until `shutdown`.
+/// Serves the whole game on `listener` until `shutdown`, or until its
+/// rooms fail (a task they need ended: [`StandaloneError::Rooms`]).
 pub async fn serve(
     listener: TcpListener,
     config: StandaloneConfig,
@@ -88,23 +91,25 @@ pub async fn serve_with_registry(
         worker_metrics,
     );
     let rooms_stop = CancellationToken::new();
-    // Rooms that fail (see `Host::run`) stop the whole process: a game
-    // server without its game.
-    let stop_all = shutdown.clone();
-    let rooms = tokio::spawn(host.run(rooms_stop.clone()).inspect_err(move |_| stop_all.cancel()));
+    // Rooms that fail (see `Host::run`) stop the whole process, a game
+    // server without its game: the gateway drains as on `shutdown` (a
+    // token of its own, so that the caller's stays theirs).
+    let serving = shutdown.child_token();
+    let failing = serving.clone();
+    let rooms = tokio::spawn(host.run(rooms_stop.clone()).inspect_err(move |_| failing.cancel()));
     // Drained like a cluster gateway: its players' snakes park, and they
     // may resume on this process once it is back (the rooms are gone by
     // then, but the client starts over by itself).
-    let served = crate::run(listener, state, shutdown, config.drain).await;
+    let served = crate::run(listener, state, serving, config.drain).await;
     rooms_stop.cancel();
     let rooms = tokio::time::timeout(config.drain.grace, rooms).await;
     // The rooms have stopped: the last game's scores are in the store.
     if let Some(scores) = scores {
         scores.finish().await;
     }
-    served?;
     match rooms {
         Ok(Ok(Err(failed))) => Err(failed.into()),
-        _ => Ok(()),
+        Ok(Err(e)) => Err(StandaloneError::RoomsTask(e.to_string())),
+        _ => Ok(served?),
     }
 }

@@ -317,7 +317,14 @@ async fn held_by(b: &MemoryBackend, rooms: &[RoomId], worker: &str) -> Vec<RoomI
 async fn a_and_b_share(
     prefix: &str,
     n: usize,
-) -> (MemoryBackend, Vec<RoomId>, CancellationToken, WorkerMetrics, JoinHandle<Result<(), crate::HostFailed>>, JoinHandle<Result<(), crate::HostFailed>>) {
+) -> (
+    MemoryBackend,
+    Vec<RoomId>,
+    CancellationToken,
+    WorkerMetrics,
+    JoinHandle<Result<(), crate::HostFailed>>,
+    JoinHandle<Result<(), crate::HostFailed>>,
+) {
     let memory = MemoryBackend::new();
     let rooms: Vec<RoomId> = (0..n).map(|i| room(&format!("{prefix}-{i}"))).collect();
     for r in &rooms {
