@@ -18,8 +18,9 @@ use tokio::time::{Instant, sleep_until};
 /// Serves `rx` until every sender is gone and the writes under way are
 /// done. Each batch holds at most `max` items, and waits up to `linger`
 /// after its first for others to go with it; `write` empties the batch
-/// into the writes to start (one per part of the store, say).
-pub async fn serve<T, F, W>(mut rx: mpsc::Receiver<T>, max: usize, linger: Option<Duration>, mut write: W)
+/// into the writes to start (one per part of the store, say). `rx` is
+/// borrowed: a caller that catches a panic serves it again.
+pub async fn serve<T, F, W>(rx: &mut mpsc::Receiver<T>, max: usize, linger: Option<Duration>, mut write: W)
 where
     W: FnMut(&mut Vec<T>) -> Vec<F>,
     F: Future<Output = ()>,

@@ -17,11 +17,15 @@
 //! sends the next, which keeps its inputs in order.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
+use tracing::error;
 
 use crate::backend::BusError;
 use crate::redis_backend::publish_cmd;
@@ -82,17 +86,31 @@ impl InputBatcher {
     }
 }
 
-async fn run<C: Fn() -> Commands + Sync>(rx: mpsc::Receiver<Pending>, conn: C, command: &'static str, cluster: bool) {
-    crate::batches::serve(rx, BATCH, Some(LINGER), |batch| {
-        pipelines(batch, command, cluster)
-            .into_iter()
-            .map(|(pipe, waiting)| {
-                let mut conn = conn();
-                async move { answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await) }
-            })
-            .collect()
-    })
-    .await;
+/// Serves the queue until the last handle is gone. A panic (none is
+/// known) answers the inputs under way as failed, and serving starts
+/// again on the same queue: a gateway whose inputs all failed would look
+/// healthy while nobody could steer.
+async fn run<C: Fn() -> Commands + Sync>(
+    mut rx: mpsc::Receiver<Pending>,
+    conn: C,
+    command: &'static str,
+    cluster: bool,
+) {
+    loop {
+        let serving = crate::batches::serve(&mut rx, BATCH, Some(LINGER), |batch| {
+            pipelines(batch, command, cluster)
+                .into_iter()
+                .map(|(pipe, waiting)| {
+                    let mut conn = conn();
+                    async move { answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await) }
+                })
+                .collect()
+        });
+        match AssertUnwindSafe(serving).catch_unwind().await {
+            Ok(()) => return,
+            Err(_) => error!("the input publisher panicked; serving again (the inputs under way failed)"),
+        }
+    }
 }
 
 /// The batch's inputs as pipelines, one per slot (one in all on a single
@@ -136,5 +154,43 @@ fn answer(waiting: Vec<Answer>, replies: redis::RedisResult<Vec<Value>>) {
                 let _ = done.send(Err(BusError::Unavailable(e.to_string())));
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "test-support"))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::test_redis::TestRedis;
+
+    /// The batcher's task panics on its first batch (here: getting the
+    /// connection): that batch's input fails, and the next is published,
+    /// on the same handle.
+    #[tokio::test]
+    async fn a_panic_fails_the_inputs_under_way_and_serving_goes_on() {
+        let redis = TestRedis::start();
+        let client = redis::Client::open(redis.url()).unwrap();
+        let manager = client.get_connection_manager().await.unwrap();
+        let panicked = Arc::new(AtomicBool::new(false));
+        let once = panicked.clone();
+        let batcher = InputBatcher::spawn(
+            move || {
+                if !once.swap(true, Ordering::SeqCst) {
+                    panic!("the first batch panics");
+                }
+                Commands::Single(manager.clone())
+            },
+            "PUBLISH",
+            false,
+        );
+        let first = batcher.publish("inputs".into(), b"one".to_vec()).await;
+        assert!(first.is_err(), "{first:?}");
+        assert!(panicked.load(Ordering::SeqCst));
+        // Nobody subscribes: Redis says 0 receivers.
+        assert_eq!(batcher.publish("inputs".into(), b"two".to_vec()).await.unwrap(), 0);
     }
 }

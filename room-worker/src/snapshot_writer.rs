@@ -75,8 +75,8 @@ impl SnapshotWriter {
     }
 }
 
-async fn run<B: Ownership>(backend: B, rx: mpsc::Receiver<Job>) {
-    snakepit_bus::batches::serve(rx, BATCH, None, |batch| {
+async fn run<B: Ownership>(backend: B, mut rx: mpsc::Receiver<Job>) {
+    snakepit_bus::batches::serve(&mut rx, BATCH, None, |batch| {
         // By part of the store; a room that gave up on its snapshot wants
         // it left unwritten.
         let mut parts: HashMap<u16, Vec<Job>> = HashMap::new();
