@@ -132,30 +132,36 @@ async fn sticky_rooms_cost_no_acquire_per_round() {
     host.await.unwrap().unwrap();
 }
 
-/// Panics the first time a room retires itself: a room task that panics
-/// in its own loop. (A broken snapshot used to do it, but snapshots are
-/// checked as they are read now.)
-#[derive(Clone, Default)]
-struct PanicOnce(std::sync::Arc<std::sync::atomic::AtomicBool>);
+/// Panics the first call of one kind: `PanicOnce::retire()`, the first
+/// time a room retires itself (a room task that panics in its own loop; a
+/// broken snapshot used to do it, but snapshots are checked as they are
+/// read now); `PanicOnce::snapshot()`, the first snapshot write (the
+/// snapshot writer's, as rooms write their first snapshots through it).
+#[derive(Clone)]
+struct PanicOnce {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    snapshot: bool,
+}
 
-impl Hook for PanicOnce {
-    fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send {
-        if matches!(call, Call::RetireRoom(_)) && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            panic!("a room's own call panicked");
-        }
-        async { Ok(()) }
+impl PanicOnce {
+    fn retire() -> Self {
+        Self { done: Default::default(), snapshot: false }
+    }
+
+    fn snapshot() -> Self {
+        Self { done: Default::default(), snapshot: true }
     }
 }
 
-/// Panics the first snapshot write: the snapshot writer's, as rooms write
-/// their first snapshots through it.
-#[derive(Clone, Default)]
-struct PanicFirstSnapshot(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl Hook for PanicFirstSnapshot {
+impl Hook for PanicOnce {
     fn before(&self, call: Call<'_>) -> impl Future<Output = Result<(), BusError>> + Send {
-        if matches!(call, Call::SaveSnapshot(_)) && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            panic!("the snapshot writer's call panicked");
+        let chosen = match call {
+            Call::SaveSnapshot(_) => self.snapshot,
+            Call::RetireRoom(_) => !self.snapshot,
+            _ => false,
+        };
+        if chosen && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("the first {} panicked", if self.snapshot { "snapshot write" } else { "retirement" });
         }
         async { Ok(()) }
     }
@@ -176,7 +182,7 @@ async fn a_worker_whose_snapshot_writer_dies_hands_its_rooms_over_and_fails() {
     };
     let stop = CancellationToken::new();
     let (a, b) = (
-        Host::new(Intercepted::new(memory.clone(), PanicFirstSnapshot::default()), with_snapshots("a"), metrics()),
+        Host::new(Intercepted::new(memory.clone(), PanicOnce::snapshot()), with_snapshots("a"), metrics()),
         Host::new(memory.clone(), with_snapshots("b"), metrics()),
     );
     let (a_announced, b_announced) = (a.announced(), b.announced());
@@ -195,7 +201,7 @@ async fn a_worker_whose_snapshot_writer_dies_hands_its_rooms_over_and_fails() {
     let failed = tokio::time::timeout(Duration::from_secs(30), a).await.expect("a stops by itself").unwrap();
     let failed = failed.expect_err("a's run fails");
     assert_eq!(failed.task, "snapshot writer");
-    assert!(failed.panic.unwrap().message.contains("the snapshot writer's call panicked"));
+    assert!(failed.panic.unwrap().message.contains("the first snapshot write panicked"));
     assert!(!memory.live_workers().await.unwrap().contains(&"a".to_string()), "a withdrew");
     eventually(Duration::from_secs(2), "b runs every room again", || holds_all(&memory, "b", &rooms)).await;
     for r in &rooms {
@@ -211,7 +217,7 @@ async fn a_worker_whose_snapshot_writer_dies_hands_its_rooms_over_and_fails() {
 #[tokio::test(start_paused = true)]
 async fn a_panicked_room_is_released_and_taken_over() {
     let memory = MemoryBackend::new();
-    let backend = Intercepted::new(memory.clone(), PanicOnce::default());
+    let backend = Intercepted::new(memory.clone(), PanicOnce::retire());
     let r = room("broken");
     let old = memory.acquire_lease(&r, "old", LEASE_TTL, 0).await.unwrap().unwrap();
     memory.release_lease(&old).await.unwrap();
