@@ -76,11 +76,13 @@ impl InputBatcher {
     /// subscribers received it. An input whose publisher stopped waiting
     /// (after [`PATIENCE`]) and that was not sent yet is not sent.
     pub(crate) async fn publish(&self, channel: String, bytes: Vec<u8>) -> Result<usize, BusError> {
-        let stopped = || BusError::Unavailable("the input publisher stopped".into());
         let (done, outcome) = oneshot::channel();
         let waited = timeout(PATIENCE, async {
+            let stopped = || BusError::Unavailable("the input publisher stopped".into());
             self.tx.send(Pending { channel, bytes, done }).await.map_err(|_| stopped())?;
-            outcome.await.map_err(|_| stopped())?
+            outcome
+                .await
+                .map_err(|_| BusError::Unavailable("the input was dropped: the input publisher panicked".into()))?
         });
         waited.await.unwrap_or_else(|_| Err(BusError::Unavailable("no answer from Redis in time".into())))
     }
@@ -108,7 +110,14 @@ async fn run<C: Fn() -> Commands + Sync>(
         });
         match AssertUnwindSafe(serving).catch_unwind().await {
             Ok(()) => return,
-            Err(_) => error!("the input publisher panicked; serving again (the inputs under way failed)"),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!(panic = %message, "the input publisher panicked; serving again (the inputs under way failed)");
+            }
         }
     }
 }
@@ -188,7 +197,7 @@ mod tests {
             false,
         );
         let first = batcher.publish("inputs".into(), b"one".to_vec()).await;
-        assert!(first.is_err(), "{first:?}");
+        assert!(first.as_ref().is_err_and(|e| e.to_string().contains("panicked")), "{first:?}");
         assert!(panicked.load(Ordering::SeqCst));
         // Nobody subscribes: Redis says 0 receivers.
         assert_eq!(batcher.publish("inputs".into(), b"two".to_vec()).await.unwrap(), 0);
