@@ -19,6 +19,7 @@ pub mod handler;
 pub mod intercept;
 pub mod keys;
 pub mod memory;
+pub mod panic_message;
 mod pubsub_router;
 pub mod queue;
 pub mod redis_backend;

@@ -21,13 +21,13 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 use tracing::error;
 
 use crate::backend::BusError;
+use crate::panic_message::panic_message;
 use crate::redis_backend::publish_cmd;
 use crate::redis_commands::Commands;
 use crate::redis_shards::slot_of;
@@ -110,14 +110,10 @@ async fn run<C: Fn() -> Commands + Sync>(
         });
         match AssertUnwindSafe(serving).catch_unwind().await {
             Ok(()) => return,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                error!(panic = %message, "the input publisher panicked; serving again (the inputs under way failed)");
-            }
+            Err(panic) => error!(
+                panic = %panic_message(panic.as_ref()),
+                "the input publisher panicked; serving again (the inputs under way failed)"
+            ),
         }
     }
 }

@@ -85,9 +85,6 @@ struct Running {
 /// How a room task ended: it returned, or it panicked.
 type RoomEnd = (RoomId, Result<RoomExit, Panicked>);
 
-/// A task the rooms need, by name, resolving when it ends.
-type Named = std::pin::Pin<Box<dyn std::future::Future<Output = (&'static str, Result<(), Panicked>)> + Send>>;
-
 /// The host stopped on its own: a task its rooms need ended. Its rooms
 /// were handed over; the process should exit (and be restarted).
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +105,7 @@ pub struct Host<B> {
     tracker: TaskTracker,
     /// The publisher and the snapshot writer: while the host runs, their
     /// end is a failure (see the module's docs).
-    helpers: FuturesUnordered<Named>,
+    helpers: FuturesUnordered<Helper>,
     ended_tx: mpsc::UnboundedSender<RoomEnd>,
     ended_rx: mpsc::UnboundedReceiver<RoomEnd>,
     /// Rooms to claim, fullest first, from the last directory scan.
@@ -147,10 +144,7 @@ impl<B: Backend> Host<B> {
         let gateways = Gateways::default();
         let (publisher, published) = Publisher::spawn(backend.clone(), metrics.clone());
         let (snapshots, written) = SnapshotWriter::spawn(backend.clone());
-        let helpers = FuturesUnordered::new();
-        for (name, task) in [("publisher", published), ("snapshot writer", written)] {
-            helpers.push(named(name, task));
-        }
+        let helpers: FuturesUnordered<Helper> = [published, written].into_iter().collect();
         let env = Arc::new(RoomEnv {
             backend: backend.clone(),
             config: config.room.clone(),
@@ -613,8 +607,4 @@ impl<B: Backend> Host<B> {
         }
         info!("host stopped");
     }
-}
-
-fn named(name: &'static str, task: Helper) -> Named {
-    Box::pin(async move { (name, task.await) })
 }

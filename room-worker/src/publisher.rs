@@ -33,7 +33,7 @@ impl Publisher {
     /// Starts the publishing task; it ends when every `Publisher` is gone.
     pub fn spawn<B: Bus>(bus: B, metrics: WorkerMetrics) -> (Self, Helper) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = helper(run(bus, rx, metrics.clone()));
+        let task = helper("publisher", run(bus, rx, metrics.clone()));
         (Self { tx, metrics }, task)
     }
 

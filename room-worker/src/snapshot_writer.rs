@@ -52,7 +52,7 @@ impl SnapshotWriter {
     /// gone and the writes under way are answered.
     pub fn spawn<B: Ownership>(backend: B) -> (Self, Helper) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = helper(run(backend, rx));
+        let task = helper("snapshot writer", run(backend, rx));
         (Self { tx }, task)
     }
 

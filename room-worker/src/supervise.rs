@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use snakepit_bus::panic_message::panic_message;
+
 /// A supervised task panicked (or was cancelled by the runtime).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Panicked {
@@ -12,14 +14,15 @@ pub struct Panicked {
 }
 
 /// A worker-wide task its rooms need while they run (the publisher, the
-/// snapshot writer), supervised: it resolves only if the task ends, which
-/// it does not while anyone can hand it work, so its end is a failure of
-/// the worker (see `Host::run`).
-pub type Helper = Pin<Box<dyn Future<Output = Result<(), Panicked>> + Send>>;
+/// snapshot writer), supervised, by name: it resolves only if the task
+/// ends, which it does not while anyone can hand it work, so its end is a
+/// failure of the worker (see `Host::run`).
+pub type Helper = Pin<Box<dyn Future<Output = (&'static str, Result<(), Panicked>)> + Send>>;
 
-/// Starts `task` as a [`Helper`].
-pub fn helper(task: impl Future<Output = ()> + Send + 'static) -> Helper {
-    Box::pin(supervise(task))
+/// Starts `task` as the [`Helper`] `name`.
+pub fn helper(name: &'static str, task: impl Future<Output = ()> + Send + 'static) -> Helper {
+    let ended = supervise(task);
+    Box::pin(async move { (name, ended.await) })
 }
 
 /// Runs `task` in its own task, started at once, and returns its output,
@@ -32,16 +35,7 @@ pub fn supervise<T: Send + 'static>(
     let handle = tokio::spawn(task);
     async move {
         handle.await.map_err(|e| {
-            let message = if e.is_panic() {
-                let payload = e.into_panic();
-                payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic with a non-string payload".to_owned())
-            } else {
-                "cancelled".to_owned()
-            };
+            let message = if e.is_panic() { panic_message(e.into_panic().as_ref()) } else { "cancelled".to_owned() };
             Panicked { message }
         })
     }
