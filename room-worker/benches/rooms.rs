@@ -28,6 +28,11 @@ use snakepit_room_worker::{GameSettings, Host, HostConfig, RoomConfig, WorkerMet
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
+/// The worker's allocator (see `main.rs`): the memory a room takes is
+/// measured with it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Ticks between two key presses of a player.
 const TURN_EVERY: u64 = 4;
 const CLOCKWISE: [Direction; 4] = [Direction::Right, Direction::Down, Direction::Left, Direction::Up];

@@ -18,6 +18,9 @@ use snakepit_service::telemetry::{LogFormat, init_logging};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Snakepit room worker: claims rooms through leases in Redis, steps them at
 /// a fixed tick and publishes their frames.
 #[derive(Debug, Parser)]
