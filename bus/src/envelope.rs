@@ -3,6 +3,7 @@
 //! inside an [`OutFrame`] is encoded once, by the room.
 
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use snakepit_protocol::client::Direction;
@@ -114,4 +115,74 @@ pub enum Notice {
     RoomCreated(RoomId),
     /// A worker stopped and released its rooms: take them over.
     RoomsReleased,
+}
+
+/// The messages of a payload that holds several, one after the other (a
+/// gateway's inputs for one room, sent together): each is handed to `take`
+/// in turn, until it says its subscriber is gone (`Ok(false)`). A malformed
+/// one is an error; those before it were handed over.
+pub fn decode_each<T: DeserializeOwned>(
+    payload: &[u8],
+    mut take: impl FnMut(T) -> bool,
+) -> Result<bool, rmp_serde::decode::Error> {
+    let mut rest = payload;
+    while !rest.is_empty() {
+        // Reading from a slice moves it past what was read.
+        if !take(rmp_serde::from_read(&mut rest)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn input(kind: InputKind) -> RoomInput {
+        RoomInput { player: PlayerId(7), conn: ConnId::random(), kind }
+    }
+
+    /// Inputs sent together come out whole and in order; a malformed tail
+    /// is an error after those before it; a subscriber gone stops it.
+    #[test]
+    fn several_messages_one_after_the_other_decode_in_order() {
+        let sent = [input(InputKind::Join), input(InputKind::Turn(Direction::Up)), input(InputKind::Leave)];
+        let mut payload = Vec::new();
+        for i in &sent {
+            payload.extend(rmp_serde::to_vec(i).unwrap());
+        }
+        let mut got = Vec::new();
+        assert!(
+            decode_each::<RoomInput>(&payload, |i| {
+                got.push(i);
+                true
+            })
+            .unwrap()
+        );
+        assert_eq!(got, sent);
+
+        let one = rmp_serde::to_vec(&sent[0]).unwrap();
+        let mut torn = one.clone();
+        torn.extend_from_slice(&one[..one.len() - 1]);
+        let mut count = 0;
+        assert!(
+            decode_each::<RoomInput>(&torn, |_| {
+                count += 1;
+                true
+            })
+            .is_err()
+        );
+        assert_eq!(count, 1, "the whole input before the torn one");
+
+        let mut count = 0;
+        let stopped = decode_each::<RoomInput>(&payload, |_| {
+            count += 1;
+            false
+        });
+        assert!(!stopped.unwrap());
+        assert_eq!(count, 1);
+    }
 }

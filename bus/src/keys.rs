@@ -38,6 +38,12 @@ impl Keys {
         format!("{}:room:{{{}}}:in", self.prefix, room)
     }
 
+    /// Pub/sub: inputs for a room that a gateway gathered and sends as one
+    /// message (see `redis_inputs`); same slot as [`Keys::room_in`].
+    pub fn room_in_batch(&self, room: &RoomId) -> String {
+        format!("{}:room:{{{}}}:in-batch", self.prefix, room)
+    }
+
     /// Pub/sub: frames of a room (the owner publishes, gateways subscribe).
     pub fn room_out(&self, room: &RoomId) -> String {
         let mut channel = String::new();
@@ -165,5 +171,6 @@ mod tests {
         }
         assert_eq!(slot_of(k.lease(&r).as_bytes()), slot_of(k.snapshot(&r).as_bytes()));
         assert_eq!(slot_of(k.lease(&r).as_bytes()), slot_of(k.room_out(&r).as_bytes()));
+        assert_eq!(slot_of(k.room_in(&r).as_bytes()), slot_of(k.room_in_batch(&r).as_bytes()));
     }
 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use crate::backend::Subscription;
+use crate::envelope::decode_each;
 use crate::handler::Handler;
 use crate::queue;
 
@@ -32,6 +33,22 @@ pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subs
         !tx.is_closed() && decoded(payload, |msg| !matches!(tx.try_send(msg), Err(queue::SendError::Closed)))
     });
     (route, Subscription::new(rx))
+}
+
+/// A subscriber of `T` messages on two channels, one queue: one message
+/// each on the first route, and on the second several, one after the other
+/// (a gateway's inputs for one room sent together, see
+/// [`crate::redis_inputs`]).
+pub(crate) fn deliver_one_or_many_to<T: DeserializeOwned + Send + 'static>() -> (Route, Route, Subscription<T>) {
+    let (tx, rx) = queue::channel::<T>(SUBSCRIBER_QUEUE);
+    let many = tx.clone();
+    let one: Route = Box::new(move |payload: &[u8]| {
+        !tx.is_closed() && decoded(payload, |msg| !matches!(tx.try_send(msg), Err(queue::SendError::Closed)))
+    });
+    let many: Route = Box::new(move |payload: &[u8]| {
+        !many.is_closed() && each_decoded(payload, |msg| !matches!(many.try_send(msg), Err(queue::SendError::Closed)))
+    });
+    (one, many, Subscription::new(rx))
 }
 
 /// A subscriber that takes its `T` messages where they are delivered.
@@ -53,6 +70,15 @@ fn decoded<T: DeserializeOwned>(payload: &[u8], take: impl FnOnce(T) -> bool) ->
             true
         }
     }
+}
+
+/// [`decoded`] for a payload of several messages one after the other: each
+/// is handed over in turn. A malformed one drops it and the rest.
+fn each_decoded<T: DeserializeOwned>(payload: &[u8], take: impl FnMut(T) -> bool) -> bool {
+    decode_each(payload, take).unwrap_or_else(|e| {
+        warn!(error = %e, "malformed message on the bus");
+        true
+    })
 }
 
 /// The first subscribe of a channel, until the server confirmed it: if its

@@ -40,7 +40,7 @@ use crate::backend::{
 use crate::envelope::{Notice, OutFrame, RoomInput};
 use crate::handler::Handler;
 use crate::keys::Keys;
-use crate::pubsub_router::{Route as BusRoute, deliver_to, deliver_with};
+use crate::pubsub_router::{Route as BusRoute, deliver_one_or_many_to, deliver_to, deliver_with};
 pub use crate::redis_commands::Topology;
 use crate::redis_commands::{ClusterCommands, Commands};
 use crate::redis_inputs::InputBatcher;
@@ -152,6 +152,19 @@ impl Subs {
     ) -> Result<Subscription<T>, BusError> {
         let (deliver, subscription) = deliver_to::<T>();
         self.subscribe_route(channel, deliver).await?;
+        Ok(subscription)
+    }
+
+    /// Messages of `T` one by one on `one` and several together on
+    /// `many`, in one subscription (see [`deliver_one_or_many_to`]).
+    async fn subscribe_one_or_many<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        one: String,
+        many: String,
+    ) -> Result<Subscription<T>, BusError> {
+        let (deliver_one, deliver_many, subscription) = deliver_one_or_many_to::<T>();
+        self.subscribe_route(one, deliver_one).await?;
+        self.subscribe_route(many, deliver_many).await?;
         Ok(subscription)
     }
 
@@ -453,11 +466,12 @@ fn encode_into<T: Serialize>(bytes: &mut Vec<u8>, msg: &T) -> Result<(), BusErro
 
 impl Bus for RedisBackend {
     async fn publish_input(&self, room: &RoomId, input: RoomInput) -> Result<usize, BusError> {
-        self.inputs.publish(self.keys.room_in(room), encode(&input)?).await
+        self.inputs.publish(self.keys.room_in(room), self.keys.room_in_batch(room), encode(&input)?).await
     }
 
     async fn subscribe_input(&self, room: &RoomId) -> Result<Subscription<RoomInput>, BusError> {
-        self.subs.subscribe(self.keys.room_in(room)).await
+        // Inputs one by one, and those a gateway gathered for the room.
+        self.subs.subscribe_one_or_many(self.keys.room_in(room), self.keys.room_in_batch(room)).await
     }
 
     async fn publish_output(&self, room: &RoomId, frame: OutFrame) -> Result<usize, BusError> {

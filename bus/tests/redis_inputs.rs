@@ -83,3 +83,68 @@ async fn a_refused_input_fails_alone() {
         tokio::time::timeout(Duration::from_secs(2), sub.recv()).await.expect("delivered").unwrap();
     }
 }
+
+/// Publishes one input for `room` from each of `count` players at once
+/// (one batch): the answers, each the subscribers that received it.
+async fn at_once(backend: &RedisBackend, room: &RoomId, count: usize) -> (Vec<RoomInput>, Vec<usize>) {
+    let inputs: Vec<RoomInput> = (0..count).map(|_| input()).collect();
+    let answers = futures_util::future::join_all(inputs.iter().map(|i| backend.publish_input(room, i.clone()))).await;
+    (inputs, answers.into_iter().map(|a| a.unwrap()).collect())
+}
+
+/// PUBLISH commands Redis has run since the last `CONFIG RESETSTAT`.
+async fn publishes(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// A room's inputs that go out in the same batch reach its subscriber as
+/// one message, each input whole and answered as delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_inputs_of_one_batch_go_as_one_message() {
+    let redis = TestRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let (gateway, worker) = (
+        RedisBackend::connect(&redis.url(), "in3").await.unwrap(),
+        RedisBackend::connect(&redis.url(), "in3").await.unwrap(),
+    );
+    let room = RoomId::parse("full").unwrap();
+    let mut sub = worker.subscribe_input(&room).await.unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut admin).await.unwrap();
+    let (sent, answers) = at_once(&gateway, &room, 10).await;
+    assert_eq!(answers, vec![1; 10], "each input's subscribers");
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        got.push(tokio::time::timeout(Duration::from_secs(2), sub.recv()).await.expect("an input").unwrap());
+    }
+    for input in &sent {
+        assert!(got.contains(input), "{input:?} was not received whole");
+    }
+    let published = publishes(&mut admin).await;
+    assert!(published < 5, "{published} PUBLISH commands for 10 inputs of one room");
+}
+
+/// A worker of an earlier release subscribes only to a room's channel for
+/// single inputs: a batch of inputs that no subscriber took goes again one
+/// by one, and each input reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_worker_gets_every_input_one_by_one() {
+    use futures_util::StreamExt;
+    let redis = TestRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let gateway = RedisBackend::connect(&redis.url(), "in4").await.unwrap();
+    let room = RoomId::parse("older").unwrap();
+    let mut earlier = client.get_async_pubsub().await.unwrap();
+    earlier.subscribe("in4:room:{older}:in").await.unwrap();
+    let (sent, answers) = at_once(&gateway, &room, 10).await;
+    assert_eq!(answers, vec![1; 10], "each input's subscribers");
+    let mut messages = earlier.on_message();
+    for _ in 0..sent.len() {
+        let msg = tokio::time::timeout(Duration::from_secs(2), messages.next()).await.expect("an input").unwrap();
+        let input: RoomInput = rmp_serde::from_slice(msg.get_payload_bytes()).expect("one input per message");
+        assert!(sent.contains(&input), "{input:?} was not sent");
+    }
+}
