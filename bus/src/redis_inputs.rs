@@ -22,8 +22,12 @@
 //! inputs one after the other, each as it would go alone. A full room's
 //! worker received about three messages where one does now, and parsing
 //! and routing each was a tenth of its time. A worker of an earlier release
-//! subscribes only to the single channel: a batch that no subscriber took
-//! goes again one input at a time, so rolling in needs no order.
+//! subscribes only to the single channel, so this release rolls in workers
+//! first (docs/deploy.md). Should a gateway still meet such a worker, a
+//! batch that no subscriber took goes again one input at a time; that
+//! covers most of it, not all: a worker whose room has just moved counts as
+//! a subscriber of its batch channel until it unsubscribes (within a
+//! second), as does a pattern subscriber that matches it.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -132,8 +136,12 @@ async fn run<C: Fn() -> Commands + Sync>(
                     let mut conn = conn();
                     async move {
                         let untaken = answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await);
+                        // Sent again only to publishers still waiting: one
+                        // that gave up may have sent its connection's next
+                        // input since, which this one must not follow.
+                        let untaken = untaken.into_iter().filter(|p| !p.done.is_closed());
                         // One room's inputs, one slot: one pipeline.
-                        for (pipe, waiting) in pipelines(untaken.into_iter(), command, cluster, false) {
+                        for (pipe, waiting) in pipelines(untaken, command, cluster, false) {
                             answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await);
                         }
                     }

@@ -148,3 +148,35 @@ async fn an_earlier_worker_gets_every_input_one_by_one() {
         assert!(sent.contains(&input), "{input:?} was not sent");
     }
 }
+
+/// A batch that no subscriber took goes again only for the publishers
+/// still waiting: one that gave up (Redis was slow) may have sent its
+/// connection's next input since, which the input it gave up on must not
+/// follow. Here Redis is paused, both publishers of a batch give up, and
+/// the connection's next input is the only one an earlier worker gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_taken_by_nobody_goes_again_only_for_those_still_waiting() {
+    use futures_util::StreamExt;
+    use snakepit_protocol::client::Direction;
+    let redis = TestRedis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let gateway = RedisBackend::connect(&redis.url(), "in5").await.unwrap();
+    let room = RoomId::parse("older").unwrap();
+    let mut earlier = client.get_async_pubsub().await.unwrap();
+    earlier.subscribe("in5:room:{older}:in").await.unwrap();
+    let (player, conn) = (PlayerId::random(), ConnId::random());
+    let turn = |d| RoomInput { player, conn, kind: InputKind::Turn(d) };
+    let (first, second) = (turn(Direction::Up), turn(Direction::Left));
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(400).arg("ALL").query_async(&mut admin).await.unwrap();
+    let give_up = |i: RoomInput| tokio::time::timeout(Duration::from_millis(50), gateway.publish_input(&room, i));
+    let (a, b) = tokio::join!(give_up(first.clone()), give_up(input()));
+    assert!(a.is_err() && b.is_err(), "both publishers gave up");
+    assert_eq!(gateway.publish_input(&room, second.clone()).await.unwrap(), 1);
+    let mut messages = earlier.on_message();
+    let mut got = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(1000), messages.next()).await {
+        got.push(rmp_serde::from_slice::<RoomInput>(msg.get_payload_bytes()).unwrap());
+    }
+    assert_eq!(got, vec![second], "only the input whose publisher waited");
+}
