@@ -29,10 +29,7 @@ pub(crate) type Route = Box<dyn Fn(&[u8]) -> bool + Send>;
 /// A subscriber of `T` messages, and the route that feeds it.
 pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subscription<T>) {
     let (tx, rx) = queue::channel::<T>(SUBSCRIBER_QUEUE);
-    let route: Route = Box::new(move |payload: &[u8]| {
-        !tx.is_closed() && decoded(payload, |msg| !matches!(tx.try_send(msg), Err(queue::SendError::Closed)))
-    });
-    (route, Subscription::new(rx))
+    (one_each(tx), Subscription::new(rx))
 }
 
 /// A subscriber of `T` messages on two channels, one queue: one message
@@ -42,13 +39,19 @@ pub(crate) fn deliver_to<T: DeserializeOwned + Send + 'static>() -> (Route, Subs
 pub(crate) fn deliver_one_or_many_to<T: DeserializeOwned + Send + 'static>() -> (Route, Route, Subscription<T>) {
     let (tx, rx) = queue::channel::<T>(SUBSCRIBER_QUEUE);
     let many = tx.clone();
-    let one: Route = Box::new(move |payload: &[u8]| {
-        !tx.is_closed() && decoded(payload, |msg| !matches!(tx.try_send(msg), Err(queue::SendError::Closed)))
-    });
-    let many: Route = Box::new(move |payload: &[u8]| {
-        !many.is_closed() && each_decoded(payload, |msg| !matches!(many.try_send(msg), Err(queue::SendError::Closed)))
-    });
-    (one, many, Subscription::new(rx))
+    let many: Route =
+        Box::new(move |payload: &[u8]| !many.is_closed() && each_decoded(payload, |msg| queued(&many, msg)));
+    (one_each(tx), many, Subscription::new(rx))
+}
+
+/// The route of one message per payload into `tx`.
+fn one_each<T: DeserializeOwned + Send + 'static>(tx: queue::Sender<T>) -> Route {
+    Box::new(move |payload: &[u8]| !tx.is_closed() && decoded(payload, |msg| queued(&tx, msg)))
+}
+
+/// Queues `msg` (a full queue loses it); false if the subscriber is gone.
+fn queued<T>(tx: &queue::Sender<T>, msg: T) -> bool {
+    !matches!(tx.try_send(msg), Err(queue::SendError::Closed))
 }
 
 /// A subscriber that takes its `T` messages where they are delivered.

@@ -129,19 +129,17 @@ async fn run<C: Fn() -> Commands + Sync>(
 ) {
     loop {
         let serving = crate::batches::serve(&mut rx, BATCH, Some(LINGER), |batch| {
-            let live = batch.drain(..).filter(|p| !p.done.is_closed());
-            pipelines(live, command, cluster, true)
+            pipelines(batch.drain(..), command, cluster, true)
                 .into_iter()
                 .map(|(pipe, waiting)| {
                     let mut conn = conn();
                     async move {
                         let untaken = answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await);
-                        // Sent again only to publishers still waiting: one
-                        // that gave up may have sent its connection's next
-                        // input since, which this one must not follow.
-                        let untaken = untaken.into_iter().filter(|p| !p.done.is_closed());
-                        // One room's inputs, one slot: one pipeline.
-                        for (pipe, waiting) in pipelines(untaken, command, cluster, false) {
+                        // One room's inputs, one slot: one pipeline. Those
+                        // whose publisher gave up meanwhile are left out:
+                        // it may have sent its connection's next input
+                        // since, which this one must not follow.
+                        for (pipe, waiting) in pipelines(untaken.into_iter(), command, cluster, false) {
                             answer(waiting, pipe.query_async::<Vec<Value>>(&mut conn).await);
                         }
                     }
@@ -160,7 +158,8 @@ async fn run<C: Fn() -> Commands + Sync>(
 
 /// The batch's inputs as pipelines, one per slot (one in all on a single
 /// Redis), each with the publishers waiting for its commands, in order.
-/// `together`: a room's inputs go as one message on its batch channel.
+/// Inputs whose publisher stopped waiting are left out. `together`: a
+/// room's inputs go as one message on its batch channel.
 fn pipelines(
     batch: impl Iterator<Item = Pending>,
     command: &str,
@@ -168,11 +167,11 @@ fn pipelines(
     together: bool,
 ) -> Vec<(redis::Pipeline, Vec<Waiting>)> {
     let mut by_room: HashMap<String, Vec<Pending>> = HashMap::new();
-    for p in batch {
+    for p in batch.filter(|p| !p.done.is_closed()) {
         by_room.entry(p.channel.clone()).or_default().push(p);
     }
     let mut by_slot: HashMap<u16, (redis::Pipeline, Vec<Waiting>)> = HashMap::new();
-    for (channel, mut inputs) in by_room {
+    for (channel, inputs) in by_room {
         let slot = if cluster { slot_of(channel.as_bytes()) } else { 0 };
         let (pipe, waiting) = by_slot.entry(slot).or_insert_with(|| {
             let mut pipe = redis::pipe();
@@ -190,7 +189,7 @@ fn pipelines(
             waiting.push(Waiting::Together(inputs));
             continue;
         }
-        for p in inputs.drain(..) {
+        for p in inputs {
             pipe.add_command(publish_cmd(command, &p.channel, &p.bytes));
             waiting.push(Waiting::One(p.done));
         }
